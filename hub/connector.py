@@ -1,0 +1,148 @@
+"""The connector contract and the entry-point registry (SPEC section 7).
+
+A connector type is a class registered under the entry-point group
+``triad.connectors``. It reads batches of raw records (exactly as the system
+gives them: no type inference) with a JSON-able cursor, and writes changes
+already mapped to the system's field names.
+"""
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Iterator
+
+from hub.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "triad.connectors"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What a connector needs to know to read or write one entity.
+
+    Per-entity differences are data: the system's object name, key and
+    change-timestamp field all come from the mapping file.
+    """
+
+    entity: str
+    source: str                      # the system's object / form / table / file name
+    key: str                         # the system's primary key field
+    updated_at: str | None           # the change-timestamp (cursor) field, if any
+    timezone: str = "UTC"            # for source timestamps without an offset
+    batch_size: int = 1000
+    run_started_at: datetime | None = None   # the cursor never moves past this
+    fields: tuple[str, ...] = ()     # source fields the mapping reads (for $select / FieldKeys / SELECT)
+    options: dict[str, Any] = field(default_factory=dict)  # connector-specific per-entity options
+
+
+@dataclass
+class Batch:
+    """One page of raw records and the stream position after it.
+
+    ``cursor`` is committed in the same transaction as the batch's data, so a
+    crash re-reads at most this batch. ``deleted`` lists source ids the system
+    reports as deleted (or deactivated) since the previous cursor.
+    """
+
+    records: list[dict[str, Any]]
+    cursor: Any = None
+    deleted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WriteChange:
+    """One outbound change: values are in the system's field names (mapped outbound)."""
+
+    change_id: str                   # idempotency key: the same change is never applied twice
+    record_id: str                   # canonical (Triad) id
+    source_id: str | None            # the system's id from xref; None means create
+    values: dict[str, Any]
+    delete: bool = False
+
+
+@dataclass
+class WriteResult:
+    change_id: str
+    ok: bool
+    source_id: str | None = None     # the system's id (new for creates)
+    error: str | None = None
+    retriable: bool = False
+    retry_after: float | None = None
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    detail: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Connector(ABC):
+    """Base class of every connector type.
+
+    Subclasses set ``type_name`` and ``entities`` and implement ``check``,
+    ``read`` and ``write``. ``options`` is the connector's block of
+    ``triad.yaml`` (secrets wrapped in :class:`hub.config.Secret`).
+    """
+
+    type_name: ClassVar[str] = ""
+    entities: ClassVar[tuple[str, ...]] = ("customer", "order", "contract", "payment")
+    directions: ClassVar[tuple[str, ...]] = ("in", "out", "both")
+    supports_deletes: ClassVar[bool] = False
+
+    def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
+        self.name = name
+        self.options = options
+        self.base_dir = base_dir
+
+    @abstractmethod
+    def check(self) -> CheckResult:
+        """Reach the system and prove the credentials work. Never raises for an unreachable system."""
+
+    @abstractmethod
+    def read(self, stream: StreamSpec, cursor: Any) -> Iterator[Batch]:
+        """Yield batches of raw records changed at or after ``cursor`` (all when None)."""
+
+    @abstractmethod
+    def write(self, stream: StreamSpec, changes: list[WriteChange]) -> list[WriteResult]:
+        """Apply changes; one result per change, per-record failures reported, not raised."""
+
+    def close(self) -> None:
+        """Release sessions and handles."""
+
+
+def load_registry() -> dict[str, type[Connector]]:
+    """All connector types installed under the ``triad.connectors`` entry point group.
+
+    Raises:
+        ConfigError: two installed distributions register the same type name.
+    """
+    registry: dict[str, type[Connector]] = {}
+    origins: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"{ep.value} ({ep.dist.name if ep.dist else '?'})"
+        if ep.name in registry or ep.name in origins:
+            if origins.get(ep.name) == origin:
+                continue  # the same distribution seen twice on sys.path (editable installs)
+            raise ConfigError(
+                f"connector type '{ep.name}' is registered twice: {origins[ep.name]} and {origin}")
+        origins[ep.name] = origin
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not hide the others
+            log.warning("cannot load connector type %s from %s: %s", ep.name, ep.value, exc)
+            continue
+        registry[ep.name] = cls
+    return registry
+
+
+def known_types() -> list[str]:
+    """Type names for error messages: the built-in list first, then installed plugins."""
+    builtin = ["file", "sql", "salesforce", "sap", "kingdee", "yonyou", "dingtalk", "feishu", "rest", "singer"]
+    extra = sorted(n for n in (ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)) if n not in builtin)
+    return builtin + extra

@@ -1,0 +1,306 @@
+"""The compiled mapping: source record <-> canonical values, both directions.
+
+A :class:`Mapping` is built once from a checked :class:`~hub.mapping_model.MappingPlan`;
+each field becomes one small closure with its options bound, so mapping a
+record does no spec look-ups, no regex compilation and no validation-model work.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from hub.errors import MappingError
+from hub.mapping_model import FieldPlan, MappingPlan
+from hub.mapping_types import datetime_parser, formatter_for, parser_for, to_bool, to_string
+from hub.mapping_yaml import scalar_key
+
+Reader = Callable[[dict], Any]
+Writer = Callable[[Any, dict], None]
+
+
+@dataclass(slots=True)
+class MappedRecord:
+    """One source record in canonical terms.
+
+    ``refs`` names the referenced entity of each reference field that has a
+    value; the value itself is still the *source* id, resolved later through xref.
+    """
+
+    source_id: str
+    source_ts: datetime | None
+    values: dict[str, Any]
+    refs: dict[str, str]
+    deleted: bool = False
+
+
+def _getter(path: tuple[str, ...]) -> Reader:
+    """Read a (dotted) source path; a missing step gives None."""
+    if len(path) == 1:
+        key = path[0]
+        return lambda raw: raw.get(key)
+    first, rest, literal = path[0], path[1:], ".".join(path)
+
+    def get_path(raw: dict) -> Any:
+        value = raw.get(first)
+        if value is None:
+            # flat result sets name nested fields with the dotted path itself (Kingdee FieldKeys)
+            return raw.get(literal)
+        for part in rest:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(part)
+            if value is None:
+                return None
+        return value
+    return get_path
+
+
+def _setter(path: tuple[str, ...]) -> Writer:
+    """Write a (dotted) path into an outbound dict, creating nested dicts."""
+    if len(path) == 1:
+        key = path[0]
+
+        def set_key(value: Any, out: dict) -> None:
+            out[key] = value
+        return set_key
+    parents, last = path[:-1], path[-1]
+
+    def set_path(value: Any, out: dict) -> None:
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return set_path
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _compile_reader(plan: FieldPlan, tz: Any) -> Reader:
+    """One closure per field: read, blank -> None, transforms, values map, type, default."""
+    name = plan.name
+    source_text = ".".join(plan.source)
+    get = _getter(plan.source)
+    default = plan.default
+    if plan.type == "list":
+        return _compile_lines(plan, tz, get)
+    parse = parser_for(plan.type, tz)
+    transforms = plan.transforms
+    values = plan.values
+    folded = {k.casefold(): v for k, v in values.items()} if values is not None else None
+
+    if not transforms and values is None and plan.type == "string":
+        # the common case, kept short: rename a text field
+        def read_text(raw: dict) -> Any:
+            value = get(raw)
+            if value.__class__ is str:
+                if value and not value.isspace():
+                    return value
+                return default
+            if value is None:
+                return default
+            try:
+                return to_string(value)
+            except ValueError as exc:
+                raise MappingError(f"{name}: {exc} (from {source_text})", field=name) from None
+        return read_text
+
+    def read(raw: dict) -> Any:
+        value = get(raw)
+        if value is None or (value.__class__ is str and (not value or value.isspace())):
+            return default
+        try:
+            if transforms:
+                value = to_string(value)
+                for func in transforms:
+                    value = func(value)
+                    if not value:
+                        return default
+            if values is not None:
+                key = scalar_key(value)
+                if key in values:
+                    return values[key]
+                key = key.strip().casefold()
+                if key in folded:
+                    return folded[key]
+                raise MappingError(f"{name}: unknown value {_describe(value)} from {source_text}; "
+                                   f"known: {', '.join(values)}", field=name)
+            return parse(value)
+        except MappingError as exc:
+            if exc.field == name:
+                raise
+            raise MappingError(f"{name}: {exc.message} (from {source_text})", field=name) from None
+        except ValueError as exc:
+            raise MappingError(f"{name}: {exc} (from {source_text})", field=name) from None
+    return read
+
+
+def _compile_lines(plan: FieldPlan, tz: Any, get: Reader) -> Reader:
+    """Each element of a source list through the nested field map."""
+    name, source_text = plan.name, ".".join(plan.source)
+    readers = [(child.name, _compile_reader(child, tz)) for child in plan.each or ()]
+
+    def read_lines(raw: dict) -> Any:
+        items = get(raw)
+        if items is None or items == "":
+            return None
+        if isinstance(items, str):      # a file cell holding JSON
+            try:
+                items = json.loads(items)
+            except ValueError:
+                raise MappingError(f"{name}: not a list of lines (from {source_text})", field=name) from None
+        if not isinstance(items, list):
+            raise MappingError(f"{name}: expected a list of lines, got {type(items).__name__} "
+                               f"(from {source_text})", field=name)
+        out = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise MappingError(f"{name}[{i}]: a line must be a map", field=name)
+            try:
+                out.append({child: reader(item) for child, reader in readers})
+            except MappingError as exc:
+                raise MappingError(f"{name}[{i}].{exc.message}", field=name) from None
+        return out
+    return read_lines
+
+
+def _compile_writer(plan: FieldPlan, tz: Any) -> Callable[[Any, dict], None]:
+    """One closure per writable field: canonical value -> the system's field (and format)."""
+    name = plan.name
+    put = _setter(plan.target)
+    if plan.type == "list":
+        children = [(c.name, _compile_writer(c, tz)) for c in plan.each or () if not c.readonly]
+
+        def write_lines(lines: Any, out: dict) -> None:
+            if lines is None:
+                put(None, out)
+                return
+            rows = []
+            for line in lines:
+                row: dict = {}
+                for child, writer in children:
+                    if child in line:
+                        writer(line[child], row)
+                rows.append(row)
+            put(rows, out)
+        return write_lines
+    outbound = plan.outbound_values
+    fmt = formatter_for(plan.type, tz)
+
+    def write(value: Any, out: dict) -> None:
+        if value is None:
+            put(None, out)
+            return
+        if outbound is not None:
+            try:
+                put(outbound[value], out)
+            except (KeyError, TypeError):
+                raise MappingError(f"{name}: no source value for {_describe(value)}; "
+                                   f"known: {', '.join(map(str, outbound))}", field=name) from None
+            return
+        try:
+            put(fmt(value), out)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise MappingError(f"{name}: cannot write {_describe(value)} as {plan.type}: {exc}",
+                               field=name) from None
+    return write
+
+
+class Mapping:
+    """A loaded mapping file for one (system, entity) pair; use :func:`hub.mapping.load_mapping`."""
+
+    def __init__(self, plan: MappingPlan) -> None:
+        self.plan = plan
+        self.file = plan.file
+        self.entity = plan.entity.name
+        self.source = plan.source
+        self.key = ".".join(plan.key)
+        self.updated_at = ".".join(plan.updated_at) if plan.updated_at else None
+        self.timezone = plan.timezone
+        self.options = plan.options
+        self.ref_fields: dict[str, str] = {p.name: p.ref for p in plan.fields if p.ref}
+        self.writable_fields: tuple[str, ...] = tuple(p.name for p in plan.fields if not p.readonly)
+        self._readers = tuple((p.name, _compile_reader(p, plan.tz)) for p in plan.fields)
+        self._writers = {p.name: _compile_writer(p, plan.tz) for p in plan.fields if not p.readonly}
+        self._ref_items = tuple(self.ref_fields.items())
+        self._get_key = _getter(plan.key)
+        self._get_ts = _getter(plan.updated_at) if plan.updated_at else None
+        self._parse_ts = datetime_parser(plan.tz)
+        self._deleted = self._compile_deleted()
+
+    def __repr__(self) -> str:
+        return f"<Mapping {self.file} ({self.source} -> {self.entity})>"
+
+    def _compile_deleted(self) -> Callable[[dict], bool] | None:
+        plan = self.plan
+        if plan.deleted_from is None:
+            return None
+        get, flagged = _getter(plan.deleted_from), plan.deleted_values
+        source_text = ".".join(plan.deleted_from)
+
+        def is_deleted(raw: dict) -> bool:
+            value = get(raw)
+            if value is None or value == "":
+                return False
+            if flagged is not None:
+                return scalar_key(value) in flagged
+            try:
+                return to_bool(value)
+            except ValueError as exc:
+                raise MappingError(f"deleted: {exc} (from {source_text})", field="deleted") from None
+        return is_deleted
+
+    def source_fields(self) -> list[str]:
+        """Top-level source field names this mapping reads (for SELECT / $select / FieldKeys)."""
+        return list(dict.fromkeys(p.split(".")[0] for p in self.source_paths()))
+
+    def source_paths(self) -> list[str]:
+        """Full source paths this mapping reads, dotted paths kept (``Owner.Name``)."""
+        plan = self.plan
+        paths = [plan.key, plan.updated_at, plan.deleted_from, *(p.source for p in plan.fields)]
+        return list(dict.fromkeys(".".join(p) for p in paths if p))
+
+    def to_canonical(self, raw: dict) -> MappedRecord:
+        """Map one raw source record to canonical values.
+
+        Raises:
+            MappingError: a value does not fit its field (``field`` names it), or the key is missing.
+        """
+        key = self._get_key(raw)
+        if key is None or key == "":
+            raise MappingError(f"record has no {self.key} (the key of {self.source})", field=None)
+        values = {name: read(raw) for name, read in self._readers}
+        ts = None
+        if self._get_ts is not None:
+            ts_raw = self._get_ts(raw)
+            if ts_raw is not None and ts_raw != "":
+                try:
+                    ts = self._parse_ts(ts_raw)
+                except ValueError as exc:
+                    raise MappingError(f"updated_at: {exc} (from {self.updated_at})",
+                                       field="updated_at") from None
+        refs = {f: e for f, e in self._ref_items if values[f] is not None} if self._ref_items else {}
+        deleted = self._deleted(raw) if self._deleted is not None else False
+        return MappedRecord(key if key.__class__ is str else to_string(key), ts, values, refs, deleted)
+
+    def to_source(self, values: dict[str, Any], fields: Iterable[str] | None = None) -> dict[str, Any]:
+        """Map canonical values back to the system's field names, formatted as it expects.
+
+        Readonly fields are skipped; reference fields are only renamed (pass the
+        target system's ids); only fields present in ``values`` (and in ``fields``, if given) are written.
+
+        Raises:
+            MappingError: a value has no source form (unknown value in a value map, wrong type).
+        """
+        wanted = set(fields) if fields is not None else None
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            writer = self._writers.get(name)
+            if writer is None or (wanted is not None and name not in wanted):
+                continue
+            writer(value, out)
+        return out

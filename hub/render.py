@@ -1,0 +1,76 @@
+"""Output for the CLI: one JSON document with --json, tables and hints on a terminal.
+
+Only the CLI calls this module; the hub never prints.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Iterable, Sequence
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, (datetime, date)):
+        return o.isoformat()
+    if isinstance(o, Decimal):
+        return str(o)
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, default=_default, ensure_ascii=False, indent=2)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(dumps(data) + "\n")
+
+
+def console():  # noqa: ANN201 - rich imported lazily to keep `triad --help` fast
+    from rich.console import Console
+    return Console(soft_wrap=False)
+
+
+def cell(v: Any, width: int = 60) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (dict, list)):
+        v = json.dumps(v, default=_default, ensure_ascii=False)
+    elif isinstance(v, datetime):
+        v = v.strftime("%Y-%m-%d %H:%M:%S")
+    s = str(v)
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    n = 0
+    for r in rows:
+        t.add_row(*[cell(v) for v in r])
+        n += 1
+    if n == 0:
+        console().print(f"[dim]{title + ': ' if title else ''}nothing to show[/dim]")
+    else:
+        console().print(t)
+
+
+def kv(title: str | None, pairs: Iterable[tuple[str, Any]]) -> None:
+    table(title, ["key", "value"], pairs)
+
+
+def say(text: str) -> None:
+    console().print(text, highlight=False)
+
+
+def hint(text: str) -> None:
+    console().print(f"[dim]→ {text}[/dim]", highlight=False)
+
+
+def error(text: str) -> None:
+    sys.stderr.write(f"error: {text}\n")

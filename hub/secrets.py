@@ -1,0 +1,93 @@
+"""Secrets in config: typed, never printed, never stored.
+
+Values under keys that look secret (password, secret, token, api key ...)
+are wrapped in :class:`Secret` when the config is loaded. ``str()`` and
+``repr()`` give ``***``; connectors call :func:`reveal` at the point of use.
+A logging filter masks every loaded secret value wherever it appears.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|app[_-]?secret|private[_-]?key|signing[_-]?key|credential)",
+                        re.IGNORECASE)
+MASK = "***"
+
+
+class Secret:
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = str(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return MASK
+
+    __repr__ = __str__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def reveal(value: Any) -> Any:
+    """The plain value of a Secret (anything else is returned unchanged)."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def wrap_secrets(data: Any, key: str = "") -> Any:
+    """Wrap values under secret-looking keys, recursively."""
+    if isinstance(data, dict):
+        return {k: wrap_secrets(v, str(k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [wrap_secrets(v, key) for v in data]
+    if isinstance(data, (str, int)) and not isinstance(data, bool) and key and SECRET_KEY.search(key):
+        return Secret(str(data)) if str(data) else data
+    return data
+
+
+def redact(data: Any) -> Any:
+    """A printable copy: every Secret becomes ``***``."""
+    if isinstance(data, dict):
+        return {k: redact(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [redact(v) for v in data]
+    if isinstance(data, Secret):
+        return MASK
+    return data
+
+
+def secret_values(data: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(data, dict):
+        for v in data.values():
+            found |= secret_values(v)
+    elif isinstance(data, list):
+        for v in data:
+            found |= secret_values(v)
+    elif isinstance(data, Secret) and len(data.reveal()) >= 3:
+        found.add(data.reveal())
+    return found
+
+
+class RedactingFilter(logging.Filter):
+    """Masks known secret values in every log record that passes through a handler."""
+
+    def __init__(self, values: set[str]) -> None:
+        super().__init__()
+        self.values = sorted(values, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.values:
+            msg = record.getMessage()
+            for v in self.values:
+                msg = msg.replace(v, MASK)
+            record.msg, record.args = msg, ()
+        return True

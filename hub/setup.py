@@ -1,0 +1,78 @@
+"""`triad init` and `triad config validate`: a working project in one command, and a full check of it."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hub.config import TriadConfig, load_config
+from hub.errors import ConfigError, TriadError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = PACKAGE_ROOT / "config" / "triad.example.yaml"
+SAMPLES = PACKAGE_ROOT / "config" / "samples"
+
+
+def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
+    """Write triad.yaml, mappings/ and sample exports into DIRECTORY and migrate the store.
+
+    Raises:
+        TriadError: triad.yaml exists already and ``force`` is not set.
+    """
+    from hub.store import make_engine, upgrade
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    cfg_path = root / "triad.yaml"
+    if cfg_path.exists() and not force:
+        raise TriadError(f"{cfg_path} exists already (use --force to overwrite it)")
+    shutil.copyfile(TEMPLATE, cfg_path)
+    if SAMPLES.is_dir():
+        for src in SAMPLES.rglob("*"):
+            if src.is_file() and src.name != "__init__.py":
+                dest = root / src.relative_to(SAMPLES)
+                if force or not dest.exists():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, dest)
+    (root / "mappings").mkdir(exist_ok=True)
+    cfg = load_config(str(cfg_path))
+    engine = make_engine(cfg.store.url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    return {"directory": str(root.resolve()), "config": str(cfg_path), "store": cfg.store.url}
+
+
+def validate_all(cfg: TriadConfig) -> dict[str, Any]:
+    """Every problem in the config and the mappings it uses (empty list when all is well)."""
+    from hub.connector import load_registry
+    from hub.mapping import find_mapping, validate_mapping_file
+    problems: list[str] = []
+    connectors = []
+    registry = load_registry()
+    for name, c in cfg.connectors.items():
+        connectors.append({"name": name, "type": c.type, "direction": c.direction, "entities": list(c.entities)})
+        if c.type not in registry:
+            problems.append(f"connectors.{name}.type: type '{c.type}' is known but not installed here")
+            continue
+        cls = registry[c.type]
+        for entity, binding in c.entities.items():
+            if entity not in cls.entities:
+                problems.append(f"connectors.{name}.entities.{entity}: the {c.type} connector does not offer "
+                                f"{entity}; it offers {', '.join(cls.entities)}")
+                continue
+            try:
+                path = find_mapping(c.type, entity, binding.mapping, str(cfg.base_dir))
+            except ConfigError as exc:
+                problems.append(f"connectors.{name}.entities.{entity}.mapping: {exc}")
+                continue
+            problems += [str(i) for i in validate_mapping_file(str(path), entity)]
+    return {"problems": problems, "connectors": connectors}
+
+
+def load_and_validate(path: str | None) -> TriadConfig:
+    cfg = load_config(path)
+    report = validate_all(cfg)
+    if report["problems"]:
+        raise ConfigError("\n".join(report["problems"]))
+    return cfg

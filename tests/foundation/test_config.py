@@ -1,0 +1,80 @@
+"""Config errors name the file, the key path and what was expected; secrets never show."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from hub.config import load_config, parse_config
+from hub.errors import ConfigError
+
+
+def err(text: str) -> str:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, "conf/triad.yaml")
+    return str(exc.value)
+
+
+def test_unknown_connector_type_names_key_and_known_types():
+    msg = err("connectors: {erp: {type: sapp}}")
+    assert msg.startswith("conf/triad.yaml: connectors.erp.type: unknown type 'sapp'; known: file, sql, salesforce")
+    assert "singer" in msg
+
+
+def test_bad_yaml_names_its_line():
+    msg = err("store:\n  url: x\nconnectors: [a,\n  b: c\n")
+    assert "conf/triad.yaml: line " in msg and "invalid YAML" in msg
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("connectors: {erp: {direction: in}}", "connectors.erp.type: required key is missing"),
+    ("connectors: {erp: {type: file, batch_size: lots}}", "connectors.erp.batch_size:"),
+    ("stor: {url: x}", "stor: unknown key"),
+    ("connectors: {erp: {type: file, entities: {client: {}}}}", "unknown entity 'client'"),
+    ("survivorship: {customer: {default: newest}}", "survivorship.customer.default:"),
+    ("connectors: {erp: {type: file}}\nsurvivorship: {customer: {fields: {credit_limit: {owner: sap}}}}",
+     "survivorship.customer.fields.credit_limit.owner: unknown connector 'sap'"),
+    ("schedules: [{connector: erp, every: often}]", "schedules[0]"),
+    ("users: {bob: [wizard]}", "users.bob[0]: unknown role 'wizard'"),
+])
+def test_errors_name_the_key_path(text, expected):
+    assert expected in err(text)
+
+
+def test_interpolation_and_defaults(monkeypatch):
+    monkeypatch.setenv("SF_URL", "https://example.test")
+    cfg = parse_config("connectors: {crm: {type: salesforce, base_url: '${SF_URL}', api: '${SF_API:-60.0}'}}")
+    assert cfg.connectors["crm"].options == {"base_url": "https://example.test", "api": "60.0"}
+
+
+def test_missing_variable_is_an_error(monkeypatch):
+    monkeypatch.delenv("NOPE_NOT_SET", raising=False)
+    assert "connectors.crm.base_url: environment variable NOPE_NOT_SET is not set" in err(
+        "connectors: {crm: {type: salesforce, base_url: '${NOPE_NOT_SET}'}}")
+
+
+def test_database_url_env_overrides(monkeypatch):
+    monkeypatch.setenv("TRIAD_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    assert parse_config("store: {url: 'sqlite:///x.db'}").store.url == "postgresql+psycopg://u@h/db"
+
+
+def test_config_is_found_through_env(monkeypatch, tmp_path):
+    p = tmp_path / "elsewhere.yaml"
+    p.write_text("store: {url: 'sqlite:///data/hub.db'}\n")
+    monkeypatch.setenv("TRIAD_CONFIG", str(p))
+    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
+    cfg = load_config()
+    assert cfg.path == p.resolve()
+    assert cfg.store.url == f"sqlite:///{tmp_path / 'data' / 'hub.db'}"  # relative to the config file
+
+
+def test_secrets_are_masked_in_printable_config_and_logs(monkeypatch, caplog):
+    monkeypatch.setenv("SF_SECRET", "hunter2-very-secret")
+    cfg = parse_config("connectors: {crm: {type: salesforce, auth: {client_id: abc, client_secret: '${SF_SECRET}'}}}")
+    printable = str(cfg.printable())
+    assert "hunter2" not in printable and "***" in printable
+    from hub.context import install_redaction
+    install_redaction(cfg)
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("triad.test").info("token call with %s", "hunter2-very-secret")
+    assert "hunter2" not in caplog.text
