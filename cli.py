@@ -235,5 +235,842 @@ def status(ctx: Context) -> None:
     emit(ctx, data, human)
 
 
+def _who(ctx: Context):  # noqa: ANN202 - hub.rbac.Principal
+    from hub.rbac import principal
+    return principal(ctx.engine(), ctx.config(), ctx.user)
+
+
+def _parts(ctx: Context):  # noqa: ANN202 - hub.streams.Parts
+    from hub.streams import Parts
+    return Parts(ctx.config())
+
+
+# --- connectors and mappings ------------------------------------------------------------------------
+
+@main.group()
+def connectors() -> None:
+    """Configured connectors and installed connector types."""
+
+
+@connectors.command("list")
+@reporting
+@pass_ctx
+def connectors_list(ctx: Context) -> None:
+    """List configured connectors and every installed connector type.
+
+    \b
+    Example:
+      triad connectors list --json
+    """
+    from hub import render
+    from hub.connector import load_registry
+    registry = load_registry()
+    cfg = ctx.config(required=False)
+    data = {"connectors": [{"name": n, "type": c.type, "direction": c.direction, "entities": list(c.entities),
+                            "installed": c.type in registry} for n, c in cfg.connectors.items()],
+            "types": [{"type": t, "class": f"{cls.__module__}.{cls.__name__}", "entities": list(cls.entities)}
+                      for t, cls in sorted(registry.items())]}
+
+    def human() -> None:
+        render.table("configured", ["name", "type", "direction", "entities"],
+                     [(c["name"], c["type"], c["direction"], ", ".join(c["entities"])) for c in data["connectors"]])
+        render.table("installed types", ["type", "entities", "class"],
+                     [(t["type"], ", ".join(t["entities"]), t["class"]) for t in data["types"]])
+    emit(ctx, data, human)
+
+
+@connectors.command("check")
+@click.argument("name")
+@reporting
+@pass_ctx
+def connectors_check(ctx: Context, name: str) -> None:
+    """Reach a connector's system and prove its credentials work (exit 1 if not).
+
+    \b
+    Example:
+      triad connectors check crm
+    """
+    from hub import render
+    parts = _parts(ctx)
+    try:
+        result = parts.connector(name).check()
+    finally:
+        parts.close()
+    data = {"name": name, "ok": result.ok, "detail": result.detail, "info": result.info}
+    emit(ctx, data, lambda: render.say(("[green]ok[/green] " if result.ok else "[red]failed[/red] ") + f"{name}: {result.detail}"))
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.group()
+def mappings() -> None:
+    """Check mapping files and preview what they make of real records."""
+
+
+@mappings.command("validate")
+@click.argument("files", nargs=-1, type=click.Path())
+@click.option("--entity", help="The entity of FILES (else taken from the file name, e.g. customer.yaml).")
+@reporting
+@pass_ctx
+def mappings_validate(ctx: Context, files: tuple[str, ...], entity: str | None) -> None:
+    """Validate the mappings the config uses (or FILES); every problem with file and line.
+
+    \b
+    Examples:
+      triad mappings validate
+      triad mappings validate mappings/crm_customer.yaml --entity customer
+    """
+    from pathlib import Path
+
+    from hub import render
+    from hub.mapping import find_mapping, validate_mapping_file
+    targets: list[tuple[str, str]] = []
+    if files:
+        for f in files:
+            ent = entity or Path(f).stem.split("_")[-1]
+            targets.append((f, ent))
+    else:
+        cfg = ctx.config()
+        for name, c in cfg.connectors.items():
+            for ent, binding in c.entities.items():
+                targets.append((str(find_mapping(c.type, ent, binding.mapping, str(cfg.base_dir))), ent))
+    problems, checked = [], []
+    for path, ent in targets:
+        issues = validate_mapping_file(path, ent)
+        checked.append({"file": path, "entity": ent, "ok": not issues})
+        problems += [str(i) for i in issues]
+    data = {"ok": not problems, "files": checked, "problems": problems}
+
+    def human() -> None:
+        for c in checked:
+            render.say(("[green]ok[/green]     " if c["ok"] else "[red]failed[/red] ") + f"{c['file']} ({c['entity']})")
+        for p in problems:
+            render.error(p)
+    emit(ctx, data, human)
+    if problems:
+        sys.exit(1)
+
+
+@mappings.command("preview")
+@click.argument("connector")
+@click.argument("entity")
+@click.option("--limit", default=5, show_default=True, help="How many source records to show.")
+@reporting
+@pass_ctx
+def mappings_preview(ctx: Context, connector: str, entity: str, limit: int) -> None:
+    """Read a few records from CONNECTOR and show raw -> canonical side by side. Writes nothing.
+
+    \b
+    Example:
+      triad mappings preview crm customer --limit 3
+    """
+    from hub import render
+    from hub.mapping import preview
+    from hub.types import utcnow
+    parts = _parts(ctx)
+    try:
+        spec = parts.stream_spec(connector, entity, utcnow())
+        raws: list[dict] = []
+        for batch in parts.connector(connector).read(spec, None):
+            raws += batch.records
+            if len(raws) >= limit:
+                break
+        rows = preview(parts.mapping(connector, entity), raws[:limit])
+    finally:
+        parts.close()
+    data = {"connector": connector, "entity": entity, "records": rows}
+
+    def human() -> None:
+        for n, r in enumerate(rows, 1):
+            if "error" in r:
+                render.table(f"#{n}: cannot map ({r['error']})", ["source field", "value"], r["raw"].items())
+            else:
+                render.table(f"#{n}: {r['source_id']}", ["canonical field", "value"], r["canonical"].items())
+    emit(ctx, data, human)
+
+
+# --- sync ------------------------------------------------------------------------------------------
+
+@main.group()
+def sync() -> None:
+    """Read systems into the golden store, and push changes back out."""
+
+
+@sync.command("run")
+@click.option("--connector", "-c", "connector_names", multiple=True, help="Only this connector (repeatable).")
+@click.option("--entity", "-e", "entity_names", multiple=True, help="Only this entity (repeatable).")
+@click.option("--full", is_flag=True, help="Ignore the saved cursors and read everything again.")
+@click.option("--dry-run", is_flag=True, help="Compute and report everything, write nothing.")
+@reporting
+@pass_ctx
+def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple[str, ...], full: bool,
+             dry_run: bool) -> None:
+    """Read every inbound stream (connector x entity) batch by batch into the golden store.
+
+    Each batch commits together with the stream's cursor: an interrupted run resumes
+    where it stopped, and records read again change nothing. Exit 1 if a stream failed.
+
+    \b
+    Examples:
+      triad sync run
+      triad sync run --connector crm --entity customer --dry-run
+    """
+    from hub import render
+    from hub.rbac import require
+    from hub.sync import run_sync
+    engine = ctx.engine()
+    require(engine, _who(ctx), "admin", target="sync run")
+    parts = _parts(ctx)
+    progress = None
+    bar = None
+    if not ctx.as_json and sys.stderr.isatty():
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True)
+        task = bar.add_task("starting")
+        bar.start()
+
+        def progress(name: str, entity: str, counts: dict) -> None:  # noqa: F811
+            bar.update(task, description=f"{name}/{entity}: {counts['read']} read, {counts['created']} created, "
+                                         f"{counts['updated']} updated")
+    try:
+        reports = run_sync(engine, parts, connectors=connector_names, entities=entity_names, full=full,
+                           dry_run=dry_run, user=ctx.user, progress=progress)
+    finally:
+        if bar:
+            bar.stop()
+        parts.close()
+    data = {"runs": [r.as_dict() for r in reports], "dry_run": dry_run}
+
+    def human() -> None:
+        cols = ["connector", "entity", "status", "read", "created", "updated", "unchanged", "linked",
+                "quarantined", "conflicts", "queued"]
+        render.table("dry run (nothing written)" if dry_run else "sync", cols,
+                     [[r.as_dict()[c] for c in cols] for r in reports])
+        for r in reports:
+            if r.error:
+                render.error(f"{r.connector}/{r.entity}: {r.error}")
+        tot = {k: sum(r.counts[k] for r in reports) for k in ("conflicts", "quarantined", "queued")}
+        if tot["conflicts"]:
+            render.hint("conflicts: triad conflicts list")
+        if tot["quarantined"]:
+            render.hint("parked rows: triad quarantine list")
+        if tot["queued"]:
+            render.hint("changes for other systems: triad sync push")
+    emit(ctx, data, human)
+    if any(r.status == "error" for r in reports):
+        sys.exit(1)
+
+
+@sync.command("push")
+@click.option("--connector", "-c", "connector_names", multiple=True, help="Only this connector (repeatable).")
+@reporting
+@pass_ctx
+def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
+    """Drain the outbox: write queued changes to each system, creating and linking unknown records.
+
+    \b
+    Example:
+      triad sync push --connector crm
+    """
+    from hub import render
+    from hub.push import push
+    from hub.rbac import require
+    engine = ctx.engine()
+    require(engine, _who(ctx), "admin", target="sync push")
+    parts = _parts(ctx)
+    try:
+        reports = push(engine, parts, connector_names)
+    finally:
+        parts.close()
+    data = {"pushes": [r.as_dict() for r in reports]}
+
+    def human() -> None:
+        cols = ["connector", "entity", "status", "written", "created", "failed", "dead", "deferred"]
+        render.table("push", cols, [[r.as_dict()[c] for c in cols] for r in reports])
+        for r in reports:
+            if r.error:
+                render.error(f"{r.connector}/{r.entity}: {r.error}")
+        if any(r.counts["dead"] for r in reports):
+            render.hint("failed for good: triad outbox list --status dead")
+    emit(ctx, data, human)
+    if any(r.status == "error" or r.counts["dead"] for r in reports):
+        sys.exit(1)
+
+
+@main.group()
+def runs() -> None:
+    """Past sync runs and their figures."""
+
+
+@runs.command("list")
+@click.option("--limit", default=20, show_default=True)
+@reporting
+@pass_ctx
+def runs_list(ctx: Context, limit: int) -> None:
+    """The latest runs, newest first.
+
+    \b
+    Example:
+      triad runs list --limit 5
+    """
+    from hub import render
+    from hub.runs import list_runs
+    rows = list_runs(ctx.engine(), limit)
+    emit(ctx, {"runs": rows}, lambda: render.table("runs", ["id", "kind", "connector", "entity", "status", "started", "read", "created", "updated", "quarantined"],
+                                                   [(r["id"], r["kind"], r["connector"], r["entity"], r["status"], r["started_at"], r["read"], r["created"], r["updated"], r["quarantined"]) for r in rows]))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@reporting
+@pass_ctx
+def runs_show(ctx: Context, run_id: str) -> None:
+    """One run: its figures, cursor and error.
+
+    \b
+    Example:
+      triad runs show 01J9Z...
+    """
+    from hub import render
+    from hub.runs import show_run
+    r = show_run(ctx.engine(), run_id)
+    emit(ctx, r, lambda: render.kv(f"run {run_id}", r.items()))
+
+
+# --- records ---------------------------------------------------------------------------------------
+
+@main.group()
+def records() -> None:
+    """Golden records: list, inspect, trace."""
+
+
+@records.command("list")
+@click.argument("entity")
+@click.option("--where", multiple=True, metavar="FIELD=VALUE", help="Filter on a field (repeatable).")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--offset", default=0, show_default=True, help="Skip this many (paging).")
+@reporting
+@pass_ctx
+def records_list(ctx: Context, entity: str, where: tuple[str, ...], limit: int, offset: int) -> None:
+    """List golden records of ENTITY with their ids in every system.
+
+    \b
+    Examples:
+      triad records list customer --where country=CN --limit 10
+      triad records list order --where status=confirmed --json
+    """
+    from hub import render
+    from hub.canonical import entity as entity_def
+    from hub.rbac import require
+    from hub.records import list_records
+    entity_def(entity)
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "read", entity)
+    rows = list_records(engine, entity, where, limit, offset, who.denied_fields(entity))
+
+    def human() -> None:
+        keys = [k for k in ("code", "order_no", "contract_no", "payment_no", "approval_no", "name", "status", "tax_id", "email", "phone", "total_amount", "amount") if rows and k in rows[0]["fields"]][:6]
+        render.table(f"{entity} ({len(rows)} shown)", ["id", *keys, "xrefs"],
+                     [(r["id"], *[r["fields"].get(k) for k in keys],
+                       "; ".join(f"{s}:{','.join(ids)}" for s, ids in r["xrefs"].items())) for r in rows])
+        if len(rows) == limit:
+            render.hint(f"more: --offset {offset + limit}")
+    emit(ctx, {"records": rows}, human)
+
+
+@records.command("show")
+@click.argument("entity")
+@click.argument("record_id")
+@reporting
+@pass_ctx
+def records_show(ctx: Context, entity: str, record_id: str) -> None:
+    """One golden record: fields with provenance, every system's values, xrefs, history, open items.
+
+    \b
+    Example:
+      triad records show customer 01J9Z...
+    """
+    from hub import render
+    from hub.canonical import entity as entity_def
+    from hub.rbac import require
+    from hub.records import show_record
+    entity_def(entity)
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "read", entity)
+    r = show_record(engine, entity, record_id, who.denied_fields(entity))
+
+    def human() -> None:
+        systems = sorted(r["sources"])
+        rows = []
+        for f, v in r["fields"].items():
+            p = r["provenance"].get(f, {})
+            src = []
+            for s in systems:
+                vals = [sv["values"].get(f) for sv in r["sources"][s].values()]
+                src.append(", ".join(str(x) for x in vals if x is not None))
+            rows.append((f, v, f"{p.get('system', '')} {p.get('at') or ''}".strip(), *src))
+        render.table(f"{entity} {record_id}" + (f" (deleted in {', '.join(r['deleted_in'])})" if r["deleted_in"] else ""),
+                     ["field", "golden", "from", *systems], rows)
+        render.table("xrefs", ["system", "source ids"], [(s, ", ".join(ids)) for s, ids in r["xrefs"].items()])
+        render.table("history (newest first)", ["at", "field", "old", "new", "by", "why"],
+                     [(h["at"], h["field"], h["old"], h["new"], h["user"] or h["system"], h["reason"]) for h in r["history"][:20]])
+        if r["conflicts"]:
+            render.table("conflicts", ["id", "field", "status", "rule", "values"],
+                         [(c["id"], c["field"], c["status"], c["rule"], c["values"]) for c in r["conflicts"]])
+        if r["quarantine"]:
+            render.table("quarantined versions", ["id", "connector", "kind", "status"],
+                         [(q["id"], q["connector"], q["kind"], q["status"]) for q in r["quarantine"]])
+    emit(ctx, r, human)
+
+
+@records.command("history")
+@click.argument("entity")
+@click.argument("record_id")
+@click.option("--field", "field_name", help="Only this field.")
+@reporting
+@pass_ctx
+def records_history(ctx: Context, entity: str, record_id: str, field_name: str | None) -> None:
+    """Every change of a record (or of one field): old, new, who or which system, when.
+
+    \b
+    Example:
+      triad records history customer 01J9Z... --field phone
+    """
+    from hub import render
+    from hub.rbac import require
+    from hub.records import history
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "read", entity, field_name)
+    denied = who.denied_fields(entity)
+    rows = [h for h in history(engine, entity, record_id, field_name) if h["field"] not in denied]
+    emit(ctx, {"history": rows}, lambda: render.table(f"history of {entity} {record_id}", ["at", "field", "old", "new", "by", "why"],
+                                                      [(h["at"], h["field"], h["old"], h["new"], h["user"] or h["system"], h["reason"]) for h in rows]))
+
+
+# --- conflicts -------------------------------------------------------------------------------------
+
+@main.group()
+def conflicts() -> None:
+    """Concurrent changes the rules settled (auto) or left for a steward (open)."""
+
+
+@conflicts.command("list")
+@click.option("--status", type=click.Choice(["open", "resolved", "auto"]), help="Only this status.")
+@click.option("--entity", help="Only this entity.")
+@click.option("--field", "field_name", help="Only this field.")
+@click.option("--system", help="Only conflicts involving this system.")
+@click.option("--older-than", help="Only conflicts older than this (30m, 12h, 7d).")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--offset", default=0, show_default=True)
+@reporting
+@pass_ctx
+def conflicts_list(ctx: Context, status: str | None, entity: str | None, field_name: str | None,
+                   system: str | None, older_than: str | None, limit: int, offset: int) -> None:
+    """List conflicts with both values and the golden one.
+
+    \b
+    Examples:
+      triad conflicts list --status open
+      triad conflicts list --entity customer --field phone --system erp --json
+    """
+    from hub import render
+    from hub.conflicts import list_conflicts, parse_age
+    engine = ctx.engine()
+    who = _who(ctx)
+    from hub.rbac import require
+    require(engine, who, "read", entity)
+    allowed = who.allowed_entities("read")
+    rows = list_conflicts(engine, status=status, entity=entity, field=field_name, system=system,
+                          older_than=parse_age(older_than), limit=limit, offset=offset,
+                          entities=None if who.single_user else allowed)
+    rows = [r for r in rows if r["field"] not in who.denied_fields(r["entity"])]
+    emit(ctx, {"conflicts": rows}, lambda: (
+        render.table("conflicts", ["id", "entity", "record", "field", "status", "rule", "values", "golden"],
+                     [(r["id"], r["entity"], r["record_id"], r["field"], r["status"], r["rule"], r["values"], r["golden"]) for r in rows]),
+        render.hint("resolve: triad conflicts resolve ID --take SYSTEM | --value V | --keep") if any(r["status"] == "open" for r in rows) else None))
+
+
+@conflicts.command("show")
+@click.argument("conflict_id")
+@reporting
+@pass_ctx
+def conflicts_show(ctx: Context, conflict_id: str) -> None:
+    """One conflict: each system's value and timestamp, the golden value, the rule, the record.
+
+    \b
+    Example:
+      triad conflicts show 01J9Z...
+    """
+    from hub import render
+    from hub.conflicts import show_conflict
+    from hub.rbac import require
+    engine = ctx.engine()
+    c = show_conflict(engine, conflict_id)
+    require(engine, _who(ctx), "read", c["entity"], c["field"])
+
+    def human() -> None:
+        render.kv(f"conflict {conflict_id}", [("record", f"{c['entity']} {c['record_id']}"), ("field", c["field"]),
+                                              ("status", c["status"]), ("rule", c["rule"]), ("winner", c["winner"]),
+                                              ("golden now", c["current_golden"])])
+        render.table("values", ["system", "value", "source time"],
+                     [(s, v, (c["timestamps"] or {}).get(s)) for s, v in (c["values"] or {}).items()])
+        render.hint(f"triad conflicts resolve {conflict_id} --take {next(iter(c['values'] or {'SYSTEM': 0}))}")
+    emit(ctx, c, human)
+
+
+@conflicts.command("resolve")
+@click.argument("conflict_ids", nargs=-1)
+@click.option("--take", metavar="SYSTEM", help="Make this system's value golden.")
+@click.option("--value", metavar="VALUE", help="Make this value golden.")
+@click.option("--keep", is_flag=True, help="Keep the golden value as it is.")
+@click.option("--note", help="Why (kept in the audit log).")
+@click.option("--all", "all_open", is_flag=True, help="Every open conflict matching --entity/--field/--system.")
+@click.option("--entity", help="With --all: only this entity.")
+@click.option("--field", "field_name", help="With --all: only this field.")
+@click.option("--system", help="With --all: only conflicts involving this system.")
+@click.option("--yes", is_flag=True, help="With --all: do not ask for confirmation.")
+@reporting
+@pass_ctx
+def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | None, value: str | None, keep: bool,
+                      note: str | None, all_open: bool, entity: str | None, field_name: str | None,
+                      system: str | None, yes: bool) -> None:
+    """Resolve conflicts: the chosen value becomes golden, goes to history and to every system.
+
+    \b
+    Examples:
+      triad conflicts resolve 01J9Z... --take crm --note "customer confirmed by phone"
+      triad conflicts resolve --all --entity customer --field phone --take erp --yes
+    """
+    from hub import render
+    from hub.conflicts import get_conflict, list_conflicts, resolve
+    from hub.errors import UsageError
+    from hub.rbac import require
+    from hub.streams import Parts
+    engine = ctx.engine()
+    who = _who(ctx)
+    if all_open == bool(conflict_ids):
+        raise UsageError("give conflict ids, or --all with filters")
+    if all_open:
+        targets = list_conflicts(engine, status="open", entity=entity, field=field_name, system=system, limit=100000)
+        if not targets:
+            emit(ctx, {"resolved": []}, lambda: render.say("no open conflicts match"))
+            return
+        if not yes:
+            if ctx.as_json or not sys.stdin.isatty():
+                raise UsageError(f"{len(targets)} conflicts match; add --yes to resolve them all")
+            render.table("to resolve", ["id", "entity", "field", "values"],
+                         [(t["id"], t["entity"], t["field"], t["values"]) for t in targets[:20]])
+            click.confirm(f"Resolve these {len(targets)} conflicts?", abort=True)
+        ids = [t["id"] for t in targets]
+    else:
+        ids = list(conflict_ids)
+    parts = Parts(ctx.config())
+    done = []
+    for cid in ids:
+        with engine.connect() as conn:
+            c = get_conflict(conn, cid)
+        require(engine, who, "resolve", c["entity"], c["field"], target=f"conflict:{cid}")
+        with engine.begin() as conn:
+            done.append(resolve(conn, cid, user=who.name, out_systems=parts.out_systems(c["entity"]), take=take,
+                                value=value, keep=keep, note=note))
+    emit(ctx, {"resolved": done}, lambda: (
+        render.table("resolved", ["id", "entity", "field", "old", "new", "queued"],
+                     [(d["id"], d["entity"], d["field"], d["old"], d["new"], d["queued"]) for d in done]),
+        render.hint("send the decisions to the systems: triad sync push")))
+
+
+# --- quarantine ------------------------------------------------------------------------------------
+
+@main.group()
+def quarantine() -> None:
+    """Rows parked by mapping errors, failed expectations or unresolved references."""
+
+
+@quarantine.command("list")
+@click.option("--status", type=click.Choice(["parked", "resolved", "dropped"]), default="parked", show_default=True)
+@click.option("--connector", help="Only this connector.")
+@click.option("--entity", help="Only this entity.")
+@click.option("--limit", default=100, show_default=True)
+@reporting
+@pass_ctx
+def quarantine_list(ctx: Context, status: str, connector: str | None, entity: str | None, limit: int) -> None:
+    """List parked rows with their reasons.
+
+    \b
+    Example:
+      triad quarantine list --connector erp --json
+    """
+    from hub import render
+    from hub.quarantine_admin import list_items
+    from hub.rbac import require
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "read", entity)
+    rows = [r for r in list_items(engine, status=status, connector=connector, entity=entity, limit=limit)
+            if who.single_user or r["entity"] in who.allowed_entities("read")]
+    emit(ctx, {"items": rows}, lambda: (
+        render.table(f"quarantine ({status})", ["id", "connector", "entity", "source id", "kind", "reasons"],
+                     [(r["id"], r["connector"], r["entity"], r["source_id"], r["kind"],
+                       "; ".join(x.get("message") or f"{x.get('expectation')} {x.get('column')}={x.get('value')}" for x in r["reasons"])) for r in rows]),
+        render.hint("after fixing a mapping: triad quarantine retry") if rows and status == "parked" else None))
+
+
+@quarantine.command("show")
+@click.argument("item_id")
+@reporting
+@pass_ctx
+def quarantine_show(ctx: Context, item_id: str) -> None:
+    """One parked row: the raw payload as received and every reason.
+
+    \b
+    Example:
+      triad quarantine show 01J9Z...
+    """
+    from hub import render
+    from hub.quarantine_admin import get_item
+    from hub.rbac import require
+    engine = ctx.engine()
+    item = get_item(engine, item_id)
+    require(engine, _who(ctx), "read", item["entity"])
+    emit(ctx, item, lambda: (render.kv(f"quarantine {item_id}", [(k, item[k]) for k in ("connector", "entity", "source_id", "kind", "status", "attempts", "created_at")]),
+                             render.table("reasons", ["reason", "field", "detail"], [(x.get("reason"), x.get("field") or x.get("column"), x.get("message") or f"{x.get('expectation')}: {x.get('value')}") for x in item["reasons"]]),
+                             render.table("raw payload", ["field", "value"], item["raw"].items())))
+
+
+@quarantine.command("retry")
+@click.argument("item_ids", nargs=-1)
+@reporting
+@pass_ctx
+def quarantine_retry(ctx: Context, item_ids: tuple[str, ...]) -> None:
+    """Re-run parked rows (all, or the given ids) through the current mapping and rules.
+
+    \b
+    Examples:
+      triad quarantine retry
+      triad quarantine retry 01J9Z... 01J9Y...
+    """
+    from hub import audit, render
+    from hub.rbac import require
+    from hub.sync import retry_quarantine
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "retry", target="quarantine retry")
+    parts = _parts(ctx)
+    try:
+        reports = retry_quarantine(engine, parts, list(item_ids), user=who.name)
+    finally:
+        parts.close()
+    with engine.begin() as conn:
+        audit.record(conn, who.name, "quarantine.retry", ",".join(item_ids) or "all",
+                     after=[r.as_dict() for r in reports])
+    emit(ctx, {"runs": [r.as_dict() for r in reports]}, lambda: render.table(
+        "retried", ["connector", "entity", "status", "created", "updated", "linked", "quarantined"],
+        [(r.connector, r.entity, r.status, r.counts["created"], r.counts["updated"], r.counts["linked"], r.counts["quarantined"]) for r in reports]))
+    if any(r.status == "error" for r in reports):
+        sys.exit(1)
+
+
+@quarantine.command("drop")
+@click.argument("item_id")
+@click.option("--note", help="Why (kept in the audit log).")
+@reporting
+@pass_ctx
+def quarantine_drop(ctx: Context, item_id: str, note: str | None) -> None:
+    """Give up on a parked row: it is kept as 'dropped' (nothing is deleted) and no longer retried.
+
+    \b
+    Example:
+      triad quarantine drop 01J9Z... --note "test record"
+    """
+    from hub import render
+    from hub.quarantine_admin import drop_item
+    from hub.rbac import require
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "retry", target=f"quarantine:{item_id}")
+    item = drop_item(engine, item_id, who.name, note)
+    emit(ctx, {"dropped": item}, lambda: render.say(f"dropped {item_id}"))
+
+
+# --- outbox ----------------------------------------------------------------------------------------
+
+@main.group()
+def outbox() -> None:
+    """Changes waiting to be written to systems (and those that failed for good)."""
+
+
+@outbox.command("list")
+@click.option("--status", type=click.Choice(["pending", "done", "dead", "dropped"]), help="Only this status.")
+@click.option("--connector", help="Only this connector.")
+@click.option("--limit", default=100, show_default=True)
+@reporting
+@pass_ctx
+def outbox_list(ctx: Context, status: str | None, connector: str | None, limit: int) -> None:
+    """List outbox items with their fields, attempts and last error.
+
+    \b
+    Example:
+      triad outbox list --status dead
+    """
+    from hub import render
+    from hub.outbox import list_items
+    from hub.rbac import require
+    engine = ctx.engine()
+    require(engine, _who(ctx), "read")
+    rows = list_items(engine, status=status, connector=connector, limit=limit)
+    emit(ctx, {"items": rows}, lambda: render.table("outbox", ["id", "connector", "entity", "record", "status", "attempts", "fields", "last error"],
+                                                    [(r["id"], r["connector"], r["entity"], r["record_id"], r["status"], r["attempts"], r["fields"], r["last_error"]) for r in rows]))
+
+
+@outbox.command("retry")
+@click.argument("item_id")
+@reporting
+@pass_ctx
+def outbox_retry(ctx: Context, item_id: str) -> None:
+    """Put a dead item back in the queue, due now, with a fresh attempt count.
+
+    \b
+    Example:
+      triad outbox retry 01J9Z... && triad sync push
+    """
+    from hub import audit, render
+    from hub.outbox import retry
+    from hub.rbac import require
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "retry", target=f"outbox:{item_id}")
+    with engine.begin() as conn:
+        before = retry(conn, item_id)
+        audit.record(conn, who.name, "outbox.retry", f"outbox:{item_id}", before={"status": before["status"]},
+                     after={"status": "pending"})
+    emit(ctx, {"retried": item_id}, lambda: render.say(f"{item_id} queued again"))
+
+
+@outbox.command("drop")
+@click.argument("item_id")
+@click.option("--note", help="Why (kept in the audit log).")
+@reporting
+@pass_ctx
+def outbox_drop(ctx: Context, item_id: str, note: str | None) -> None:
+    """Give up on an item; it stays visible as 'dropped'.
+
+    \b
+    Example:
+      triad outbox drop 01J9Z... --note "record deleted in the CRM"
+    """
+    from hub import audit, render
+    from hub.outbox import drop
+    from hub.rbac import require
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "retry", target=f"outbox:{item_id}")
+    with engine.begin() as conn:
+        before = drop(conn, item_id)
+        audit.record(conn, who.name, "outbox.drop", f"outbox:{item_id}", before={"status": before["status"]},
+                     after={"status": "dropped"}, note=note)
+    emit(ctx, {"dropped": item_id}, lambda: render.say(f"{item_id} dropped"))
+
+
+# --- audit -----------------------------------------------------------------------------------------
+
+@main.group()
+def audit() -> None:
+    """Every steward and admin action, chained by hash."""
+
+
+@audit.command("list")
+@click.option("--user", "by_user", help="Only this user's actions.")
+@click.option("--since", help="ISO time or an age like 24h.")
+@click.option("--limit", default=100, show_default=True)
+@reporting
+@pass_ctx
+def audit_list(ctx: Context, by_user: str | None, since: str | None, limit: int) -> None:
+    """List audit entries, newest first.
+
+    \b
+    Example:
+      triad audit list --user bob --since 7d
+    """
+    from hub import audit as audit_log, render
+    from hub.conflicts import since as parse_since
+    from hub.rbac import require
+    engine = ctx.engine()
+    require(engine, _who(ctx), "admin", target="audit list")
+    rows = audit_log.list_entries(engine, user=by_user, since=parse_since(since), limit=limit)
+    emit(ctx, {"entries": rows}, lambda: render.table("audit", ["seq", "at", "user", "action", "target", "outcome", "note"],
+                                                      [(r["seq"], r["at"], r["user"], r["action"], r["target"], r["outcome"], r["note"]) for r in rows]))
+
+
+@audit.command("verify")
+@reporting
+@pass_ctx
+def audit_verify(ctx: Context) -> None:
+    """Check the hash chain; exit 1 if any entry was altered or removed.
+
+    \b
+    Example:
+      triad audit verify
+    """
+    from hub import audit as audit_log, render
+    result = audit_log.verify(ctx.engine())
+    emit(ctx, result, lambda: render.say(("[green]ok[/green]: " if result["ok"] else "[red]broken[/red]: ") + f"{result['entries']} entries, {result['detail']}"))
+    if not result["ok"]:
+        sys.exit(1)
+
+
+# --- simulators ------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("system")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, help="0 picks a free port.")
+@click.option("--seed", default=42, show_default=True, help="Same seed, same data.")
+@click.option("--records", default=100, show_default=True, help="How many records per main object.")
+@click.option("--fail-rate", default=0.0, show_default=True, help="Share of requests answered 503.")
+@click.option("--rate-limit-rate", default=0.0, show_default=True, help="Share of requests answered 429.")
+@click.option("--truncate-rate", default=0.0, show_default=True, help="Share of bodies cut short.")
+@click.option("--latency-ms", default=0, show_default=True, help="Added to every request.")
+@click.option("--request-budget", type=int, help="API calls before the vendor's limit error.")
+@click.option("--token-ttl", type=float, help="Seconds before issued tokens expire.")
+@click.option("--state", type=click.Path(dir_okay=False), help="Keep the data in this JSON file across restarts.")
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a self-signed certificate (path on line 2).")
+@click.option("--client-id", default="triad-client", show_default=True)
+@click.option("--client-secret", default="triad-secret", show_default=True)
+@click.option("--username", default="demo@triad.local", show_default=True)
+@click.option("--password", default="triad-pass", show_default=True)
+@click.option("--acct-id", default="triad-acct", show_default=True, help="Kingdee account set.")
+def simulate(system: str, host: str, port: int, seed: int, records: int, fail_rate: float, rate_limit_rate: float,
+             truncate_rate: float, latency_ms: int, request_budget: int | None, token_ttl: float | None,
+             state: str | None, tls: bool, client_id: str, client_secret: str, username: str, password: str,
+             acct_id: str) -> None:
+    """Serve a vendor simulator (salesforce, sap, kingdee, yonyou, ...) speaking the real wire format.
+
+    The first line on stdout is `listening on <base url>`; with --tls the second
+    is the certificate path. Serves until killed.
+
+    \b
+    Example:
+      triad simulate salesforce --port 8701 --records 500 --fail-rate 0.05
+    """
+    from connectors.simkit import SimOptions, SimServer, load_simulator
+    factory = load_simulator(system)
+    opts = SimOptions(seed=seed, records=records, fail_rate=fail_rate, rate_limit_rate=rate_limit_rate,
+                      truncate_rate=truncate_rate, latency_ms=latency_ms, request_budget=request_budget,
+                      token_ttl=token_ttl, state=state, client_id=client_id, client_secret=client_secret,
+                      user=username, password=password, acct_id=acct_id)
+    server = SimServer(factory(opts), host=host, port=port, tls=tls)
+    click.echo(f"listening on {server.base_url}")
+    if server.cert_path:
+        click.echo(f"certificate {server.cert_path}")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

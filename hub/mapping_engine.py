@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
+from hub.connector import StreamSpec
 from hub.errors import MappingError
 from hub.mapping_model import FieldPlan, MappingPlan
 from hub.mapping_types import datetime_parser, formatter_for, parser_for, to_bool, to_string
@@ -80,6 +81,37 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _canonical_parser(plan: FieldPlan, tz: Any) -> Callable[[Any], Any]:
+    """Source value -> canonical type, reading it first as the mapping's `type:` if that differs."""
+    parse = parser_for(plan.type, tz)
+    if not plan.source_type or plan.source_type == plan.type:
+        return parse
+    read_as = parser_for(plan.source_type, tz)
+    if plan.source_type == "datetime" and plan.type == "date":
+        return lambda value: read_as(value).astimezone(tz).date()    # the local calendar day
+    return lambda value: parse(read_as(value))
+
+
+def _source_converter(plan: FieldPlan, tz: Any) -> Callable[[Any], Any]:
+    """Canonical value -> the system's representation (its `type:` if given), formatted."""
+    kind = plan.source_type or plan.type
+    fmt = formatter_for(kind, tz)
+    if kind == plan.type:
+        return fmt
+    if plan.type == "datetime" and kind == "date":
+        return lambda value: fmt(value.astimezone(tz).date())
+    convert = parser_for(kind, tz)
+    return lambda value: fmt(convert(value))
+
+
+def _plain_key(plan: FieldPlan) -> str | None:
+    """The source key of a field that is a plain rename of one top-level text value."""
+    if (len(plan.source) == 1 and plan.type == "string" and not plan.source_type and not plan.transforms
+            and plan.values is None):
+        return plan.source[0]
+    return None
+
+
 def _compile_reader(plan: FieldPlan, tz: Any) -> Reader:
     """One closure per field: read, blank -> None, transforms, values map, type, default."""
     name = plan.name
@@ -88,12 +120,16 @@ def _compile_reader(plan: FieldPlan, tz: Any) -> Reader:
     default = plan.default
     if plan.type == "list":
         return _compile_lines(plan, tz, get)
-    parse = parser_for(plan.type, tz)
+    parse = _canonical_parser(plan, tz)
+    # `type:` says how to read the source value; a values map then looks up what was read
+    read_as = parser_for(plan.source_type, tz) if plan.source_type else None
     transforms = plan.transforms
     values = plan.values
     folded = {k.casefold(): v for k, v in values.items()} if values is not None else None
+    # a values map that lists "" (SAP's blank flag) maps blanks too; otherwise blank means no value
+    blank = values[""] if values is not None and "" in values else default
 
-    if not transforms and values is None and plan.type == "string":
+    if not transforms and values is None and parse is to_string:
         # the common case, kept short: rename a text field
         def read_text(raw: dict) -> Any:
             value = get(raw)
@@ -111,8 +147,10 @@ def _compile_reader(plan: FieldPlan, tz: Any) -> Reader:
 
     def read(raw: dict) -> Any:
         value = get(raw)
-        if value is None or (value.__class__ is str and (not value or value.isspace())):
+        if value is None:
             return default
+        if value.__class__ is str and (not value or value.isspace()):
+            return blank
         try:
             if transforms:
                 value = to_string(value)
@@ -121,7 +159,7 @@ def _compile_reader(plan: FieldPlan, tz: Any) -> Reader:
                     if not value:
                         return default
             if values is not None:
-                key = scalar_key(value)
+                key = scalar_key(read_as(value) if read_as is not None else value)
                 if key in values:
                     return values[key]
                 key = key.strip().casefold()
@@ -189,7 +227,7 @@ def _compile_writer(plan: FieldPlan, tz: Any) -> Callable[[Any, dict], None]:
             put(rows, out)
         return write_lines
     outbound = plan.outbound_values
-    fmt = formatter_for(plan.type, tz)
+    fmt = _source_converter(plan, tz)
 
     def write(value: Any, out: dict) -> None:
         if value is None:
@@ -205,7 +243,8 @@ def _compile_writer(plan: FieldPlan, tz: Any) -> Callable[[Any, dict], None]:
         try:
             put(fmt(value), out)
         except (TypeError, ValueError, AttributeError) as exc:
-            raise MappingError(f"{name}: cannot write {_describe(value)} as {plan.type}: {exc}",
+            raise MappingError(f"{name}: cannot write {_describe(value)} as {plan.source_type or plan.type}: "
+                               f"{exc}",
                                field=name) from None
     return write
 
@@ -224,7 +263,9 @@ class Mapping:
         self.options = plan.options
         self.ref_fields: dict[str, str] = {p.name: p.ref for p in plan.fields if p.ref}
         self.writable_fields: tuple[str, ...] = tuple(p.name for p in plan.fields if not p.readonly)
-        self._readers = tuple((p.name, _compile_reader(p, plan.tz)) for p in plan.fields)
+        # (field, top-level source key of a plain text field or None, reader): plain text fields
+        # are read inline by to_canonical, saving a call per field; the reader handles the rest
+        self._readers = tuple((p.name, _plain_key(p), _compile_reader(p, plan.tz)) for p in plan.fields)
         self._writers = {p.name: _compile_writer(p, plan.tz) for p in plan.fields if not p.readonly}
         self._ref_items = tuple(self.ref_fields.items())
         self._get_key = _getter(plan.key)
@@ -247,12 +288,23 @@ class Mapping:
             if value is None or value == "":
                 return False
             if flagged is not None:
-                return scalar_key(value) in flagged
+                return scalar_key(value).casefold() in flagged
             try:
                 return to_bool(value)
             except ValueError as exc:
                 raise MappingError(f"deleted: {exc} (from {source_text})", field="deleted") from None
         return is_deleted
+
+    def stream_spec(self, **extra: Any) -> StreamSpec:
+        """The connector's view of this mapping: object, key, cursor field, time zone, fields read.
+
+        Args:
+            **extra: other StreamSpec fields (batch_size, run_started_at); ``options`` is merged
+                over the mapping's own ``options``.
+        """
+        options = {**self.options, **extra.pop("options", {})}
+        return StreamSpec(entity=self.entity, source=self.source, key=self.key, updated_at=self.updated_at,
+                          timezone=self.timezone, fields=tuple(self.source_paths()), options=options, **extra)
 
     def source_fields(self) -> list[str]:
         """Top-level source field names this mapping reads (for SELECT / $select / FieldKeys)."""
@@ -273,7 +325,15 @@ class Mapping:
         key = self._get_key(raw)
         if key is None or key == "":
             raise MappingError(f"record has no {self.key} (the key of {self.source})", field=None)
-        values = {name: read(raw) for name, read in self._readers}
+        values = {}
+        get = raw.get
+        for name, plain, read in self._readers:
+            if plain is not None:
+                value = get(plain)
+                if value.__class__ is str and value and not value.isspace():
+                    values[name] = value
+                    continue
+            values[name] = read(raw)
         ts = None
         if self._get_ts is not None:
             ts_raw = self._get_ts(raw)

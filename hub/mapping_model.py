@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hub.canonical import ENTITIES, ORDER_LINE_FIELDS, TYPES, EntityDef
 from hub.mapping_types import parser_for, zone
-from hub.mapping_yaml import LineMap, MappingIssue, Path_, format_path, parse_yaml, scalar_key
+from hub.mapping_yaml import LineMap, MappingIssue, KeyPath, format_path, parse_yaml, scalar_key
 from hub.transforms import TransformFunc, get_transform
 
 # canonical list fields and the fields of one element
@@ -85,7 +85,9 @@ class FieldPlan:
     type: str                                   # canonical type; "list" for each-lines
     source: tuple[str, ...]                     # `from` split on dots
     target: tuple[str, ...]                     # outbound path (`to:` or `from`)
+    source_type: str | None = None              # `type:` as written: how the source value is read
     transforms: tuple[TransformFunc, ...] = ()
+    transform_names: tuple[str, ...] = ()       # as written, e.g. ('strip', 'phone_e164:US')
     values: dict[str, Any] | None = None        # str(source value) -> canonical value
     outbound_values: dict[Any, Any] | None = None  # canonical value -> source value
     readonly: bool = False
@@ -119,16 +121,19 @@ class _Issues:
         self.lines = lines
         self.items: list[MappingIssue] = []
 
-    def add(self, path: Path_, message: str) -> None:
-        self.items.append(MappingIssue(self.file, self.lines.line(path), format_path(path), message))
+    def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
+        line = line if line is not None else self.lines.line(path)
+        self.items.append(MappingIssue(self.file, line, format_path(path), message))
 
-    def add_pydantic(self, prefix: Path_, exc: ValidationError, known: list[str]) -> None:
+    def add_pydantic(self, prefix: KeyPath, exc: ValidationError, known: list[str]) -> None:
         for err in exc.errors():
             loc = (*prefix, *err["loc"])
             if err["type"] == "extra_forbidden":
                 message = f"unknown key '{loc[-1]}'; known: {', '.join(known)}"
             elif err["type"] == "missing":
                 message = f"required key '{loc[-1]}' is missing"
+            elif err["type"] in ("model_type", "model_attributes_type"):
+                message = f"expected a source field name or a map with {', '.join(known)}"
             else:
                 message = err["msg"]
             self.add(loc, message)
@@ -139,6 +144,9 @@ def _split(path_text: str) -> tuple[str, ...]:
 
 
 _FIELD_KEYS = ["from", "type", "transform", "values", "readonly", "to", "ref", "each", "default"]
+# (source type, canonical type) pairs a value converts between both ways; anything goes to/from string
+_COMPATIBLE = {(t, "string") for t in TYPES} | {("string", t) for t in TYPES} | {
+    ("int", "decimal"), ("decimal", "int"), ("date", "datetime"), ("datetime", "date")}
 _TOP_KEYS = ["source", "key", "updated_at", "timezone", "fields", "deleted", "options"]
 
 
@@ -149,7 +157,7 @@ def _convert(parse: Callable[[Any], Any], value: Any) -> Any:
 
 
 def _resolve_field(name: str, raw: Any, fields_def: dict[str, str], entity: EntityDef | None,
-                   path: Path_, tz: tzinfo, issues: _Issues) -> FieldPlan | None:
+                   path: KeyPath, tz: tzinfo, issues: _Issues) -> FieldPlan | None:
     """Check one field spec; report issues and return its plan (None when it cannot be used)."""
     if name not in fields_def:
         issues.add(path, f"unknown canonical field '{name}'; known: {', '.join(fields_def)}")
@@ -161,12 +169,14 @@ def _resolve_field(name: str, raw: Any, fields_def: dict[str, str], entity: Enti
         return None
     before = len(issues.items)
     ftype = fields_def[name]
-    if spec.type is not None and spec.type != ftype:
+    if spec.type is not None:
         if spec.type not in TYPES:
             issues.add((*path, "type"), f"unknown type '{spec.type}'; known: {', '.join(TYPES)}")
-        else:
-            issues.add((*path, "type"), f"type '{spec.type}' does not match the canonical type '{ftype}' "
-                                         f"of {name}")
+        elif ftype == "list":
+            issues.add((*path, "type"), f"{name} is a list of lines; give types inside `each`")
+        elif (spec.type, ftype) not in _COMPATIBLE and spec.type != ftype:
+            issues.add((*path, "type"), f"a {spec.type} source value cannot be stored in {name}, "
+                                         f"a {ftype} field")
     source_text = spec.from_ if spec.from_ is not None else name
     source = _split(source_text)
     if any(not part for part in source):
@@ -208,7 +218,7 @@ def _resolve_field(name: str, raw: Any, fields_def: dict[str, str], entity: Enti
     parse = parser_for(ftype, tz) if ftype in TYPES else None
     enum = entity.enums.get(name) if entity else None
 
-    def canonical(value: Any, vpath: Path_) -> Any:
+    def canonical(value: Any, vpath: KeyPath) -> Any:
         try:
             result = _convert(parse, value) if parse else value
         except ValueError as exc:
@@ -252,7 +262,9 @@ def _resolve_field(name: str, raw: Any, fields_def: dict[str, str], entity: Enti
     default = canonical(spec.default, (*path, "default")) if spec.default is not None else None
     if len(issues.items) > before:
         return None
-    return FieldPlan(name=name, type=ftype, source=source, target=target, transforms=tuple(transforms),
+    return FieldPlan(name=name, type=ftype, source_type=spec.type, source=source, target=target,
+                     transforms=tuple(transforms),
+                     transform_names=tuple(spec.transform),
                      values=values, outbound_values=outbound, readonly=spec.readonly, ref=spec.ref,
                      each=each, default=default)
 
@@ -276,8 +288,8 @@ def resolve_mapping(text: str, file: str, entity_name: str) -> tuple[MappingPlan
         problem = getattr(exc, "problem", None) or str(exc)
         return None, [MappingIssue(file, line, "", f"invalid YAML: {problem}")]
     issues = _Issues(file, doc.lines)
-    for path, message in doc.problems:
-        issues.add(path, message)
+    for path, message, line in doc.problems:
+        issues.add(path, message, line)
     entity = ENTITIES.get(entity_name)
     if entity is None:
         issues.add((), f"unknown entity '{entity_name}'; known: {', '.join(ENTITIES)}")
@@ -308,7 +320,7 @@ def resolve_mapping(text: str, file: str, entity_name: str) -> tuple[MappingPlan
                 plans.append(plan)
     deleted_values = None
     if spec is not None and spec.deleted is not None and spec.deleted.values is not None:
-        deleted_values = frozenset(scalar_key(v) for v in spec.deleted.values)
+        deleted_values = frozenset(scalar_key(v).casefold() for v in spec.deleted.values)
     if spec is None or tz is None or issues.items:
         return None, sorted(issues.items, key=lambda issue: issue.line)
     return MappingPlan(

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-Path_ = tuple  # a key path: str keys and int list indexes
+KeyPath = tuple  # a YAML key path: str keys and int list indexes
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class MappingIssue:
         return f"{self.file}:{self.line}: {where}{self.message}"
 
 
-def format_path(path: Path_) -> str:
+def format_path(path: KeyPath) -> str:
     """``('fields', 'phone', 'transform', 1)`` -> ``fields.phone.transform[1]``."""
     out = ""
     for part in path:
@@ -38,9 +38,9 @@ class LineMap:
     """Line numbers (1-based) of the keys and list items of one YAML document."""
 
     def __init__(self) -> None:
-        self.lines: dict[Path_, int] = {(): 1}
+        self.lines: dict[KeyPath, int] = {(): 1}
 
-    def line(self, path: Path_) -> int:
+    def line(self, path: KeyPath) -> int:
         """The line of ``path``, else of its nearest ancestor that was written in the file."""
         while path not in self.lines:
             path = path[:-1]
@@ -50,7 +50,7 @@ class LineMap:
 class YamlDocument:
     """A parsed YAML document with its line map and the problems found while parsing."""
 
-    def __init__(self, data: Any, lines: LineMap, problems: list[tuple[Path_, str]]) -> None:
+    def __init__(self, data: Any, lines: LineMap, problems: list[tuple[KeyPath, str, int]]) -> None:
         self.data = data
         self.lines = lines
         self.problems = problems
@@ -75,23 +75,23 @@ def parse_yaml(text: str) -> YamlDocument:
     """
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     lines = LineMap()
-    problems: list[tuple[Path_, str]] = []
+    problems: list[tuple[KeyPath, str, int]] = []   # (path, message, line)
     if node is None:
         return YamlDocument(None, lines, problems)
     constructor = yaml.SafeLoader("")
 
-    def build(n: yaml.Node, path: Path_) -> Any:
+    def build(n: yaml.Node, path: KeyPath) -> Any:
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in n.value:
                 key = build(key_node, path)
                 if isinstance(key, (dict, list)):
-                    problems.append((path, "a key must be a plain value"))
+                    problems.append((path, "a key must be a plain value", key_node.start_mark.line + 1))
                     continue
                 # values-map keys compare as strings: `true` and "true" are the same key
                 sub = (*path, scalar_key(key))
                 if sub in lines.lines:
-                    problems.append((sub, f"duplicate key '{sub[-1]}'"))
+                    problems.append((sub, f"duplicate key '{sub[-1]}'", key_node.start_mark.line + 1))
                 lines.lines.setdefault(sub, key_node.start_mark.line + 1)
                 out[key] = build(value_node, sub)
             return out

@@ -234,11 +234,13 @@ class MatchCandidate(Base):
 
 class Quarantine(Base):
     __tablename__ = "quarantine"
-    __table_args__ = (Index("ix_quarantine_stream", "connector", "entity", "status"),)
+    __table_args__ = (Index("ix_quarantine_stream", "connector", "entity", "status"),
+                      Index("ix_quarantine_source", "connector", "entity", "source_id"))
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     connector: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(16))
     source_id: Mapped[str | None] = mapped_column(String(255))
+    raw_hash: Mapped[str] = mapped_column(String(32))      # the same bad row read again is not parked twice
     kind: Mapped[str] = mapped_column(String(24))          # validation | mapping | unresolved_ref | read
     raw: Mapped[dict[str, Any]]
     reasons: Mapped[list[Any]]

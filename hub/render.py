@@ -31,7 +31,8 @@ def print_json(data: Any) -> None:
 
 def console():  # noqa: ANN201 - rich imported lazily to keep `triad --help` fast
     from rich.console import Console
-    return Console(soft_wrap=False)
+    # piped output (less, files, CI logs) gets a wide table instead of 80 folded columns
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
 def cell(v: Any, width: int = 60) -> str:

@@ -215,15 +215,16 @@ _COUNTRY_ALIASES = {
     "Laos": "LA", "Bolivia": "BO", "Venezuela": "VE", "Tanzania": "TZ", "Moldova": "MD",
     "Czech Republic": "CZ", "Holland": "NL", "德國": "DE", "日本国": "JP",
 }
-# Languages whose country names are recognised (from phonenumbers' locale table).
-_COUNTRY_LANGS = ("en", "zh", "ja", "ko", "de", "fr", "es", "it", "pt", "nl", "ru")
+# Languages whose country names are recognised (pycountry's gettext catalogues).
+_COUNTRY_LANGS = ("zh_CN", "zh_TW", "zh_HK", "ja", "ko", "de", "fr", "es", "it", "pt", "nl", "ru")
 
 
 @lru_cache(maxsize=1)
 def _country_table() -> dict[str, str]:
     """Casefolded name/code -> alpha-2; built once, on first use."""
+    import gettext
+
     import pycountry
-    from phonenumbers.geodata.locale import LOCALE_DATA
     table: dict[str, str] = {}
 
     def add(name: str | None, code: str) -> None:
@@ -241,12 +242,15 @@ def _country_table() -> dict[str, str]:
         for attr in ("name", "common_name", "official_name"):
             add(getattr(c, attr, None), c.alpha_2)
     for lang in _COUNTRY_LANGS:
-        for code, names in LOCALE_DATA.items():
-            name = names.get(lang, "")
-            while name.startswith("*"):              # '*xx': same as language xx
-                name = names.get(name[1:], "")
-            if len(code) == 2:
-                add(name, code)
+        try:
+            catalogue = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang])
+        except OSError:
+            continue
+        for c in countries:
+            for attr in ("name", "common_name", "official_name"):
+                name = getattr(c, attr, None)
+                if name:
+                    add(catalogue.gettext(name), c.alpha_2)
     return table
 
 

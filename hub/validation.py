@@ -79,9 +79,14 @@ class Validator:
         self.suite = suite
         self.entity = suite.entity
         fields = ENTITIES[suite.entity].fields
-        # every scalar canonical field is a column, so table-level expectations
-        # see the same shape whatever the batch holds; lines and other lists stay out
-        self.columns = tuple(name for name, typ in fields.items() if typ != "list")
+        scalar = tuple(name for name, typ in fields.items() if typ != "list")
+        used = {col for spec in suite.expectations for col in spec.columns}
+        # only the columns the suite reads (building a column costs ~5 ms per
+        # 50,000 rows); a table-level expectation (shape, row count) or a
+        # row_condition may read any column, so those get every scalar field
+        needs_all = any(not spec.columns or "row_condition" in spec.kwargs
+                        for spec in suite.expectations)
+        self.columns = scalar if needs_all else tuple(c for c in scalar if c in used)
         self._numeric = frozenset(c for c in self.columns if fields[c] in NUMERIC_TYPES)
         self._specs = {spec.index: spec for spec in suite.expectations}
         self._lock = threading.Lock()
@@ -143,15 +148,13 @@ class Validator:
         data = {}
         for col in self.columns:
             values = [row.get(col) for row in rows]
-            if col in self._numeric:
-                values = _as_floats(values)
-            data[col] = values
-        # object dtype keeps Decimal/date/str values as they are (pandas 3 would
-        # otherwise infer its string dtype); the default RangeIndex maps GE's
-        # unexpected indexes back to positions in ``rows``
-        frame = pd.DataFrame({c: pd.Series(v, dtype=float if isinstance(v, _Floats) else object)
-                              for c, v in data.items()})
-        return frame
+            floats = _as_floats(values) if col in self._numeric else None
+            # object dtype keeps Decimal/date/str values as they are (pandas 3
+            # would otherwise infer its string dtype)
+            data[col] = pd.Series(values, dtype=object) if floats is None \
+                else pd.Series(floats, dtype="float64")
+        # the default RangeIndex maps GE's unexpected indexes back to positions in ``rows``
+        return pd.DataFrame(data)
 
     def _collect(self, rows: list[dict[str, Any]], results: list[Any]) -> ValidationResult:
         row_failures: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -189,13 +192,9 @@ class Validator:
                                 table_failures=table_failures)
 
 
-class _Floats(list):
-    """Marks a column converted to floats."""
-
-
-def _as_floats(values: list[Any]) -> list[Any]:
-    """Decimal/int values as floats (None -> NaN); left as they are if any value is not a number."""
-    out = _Floats()
+def _as_floats(values: list[Any]) -> list[float] | None:
+    """Decimal/int values as floats (None -> NaN); None if any value is not a number."""
+    out: list[float] = []
     for value in values:
         if value is None:
             out.append(math.nan)
@@ -204,7 +203,7 @@ def _as_floats(values: list[Any]) -> list[Any]:
         else:
             # a stray non-number (a mapping bug): keep the raw objects so GE
             # reports it instead of this conversion failing the whole batch
-            return values
+            return None
     return out
 
 

@@ -205,6 +205,7 @@ def upgrade() -> None:
     sa.Column('connector', sa.String(length=64), nullable=False),
     sa.Column('entity', sa.String(length=16), nullable=False),
     sa.Column('source_id', sa.String(length=255), nullable=True),
+    sa.Column('raw_hash', sa.String(length=32), nullable=False),
     sa.Column('kind', sa.String(length=24), nullable=False),
     sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('reasons', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
@@ -216,6 +217,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quarantine'))
     )
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
+        batch_op.create_index('ix_quarantine_source', ['connector', 'entity', 'source_id'], unique=False)
         batch_op.create_index('ix_quarantine_stream', ['connector', 'entity', 'status'], unique=False)
 
     op.create_table('role',
@@ -440,6 +442,7 @@ def downgrade() -> None:
     op.drop_table('role')
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index('ix_quarantine_stream')
+        batch_op.drop_index('ix_quarantine_source')
 
     op.drop_table('quarantine')
     op.drop_table('principal')

@@ -1,0 +1,164 @@
+"""Conflict review: list, show, and resolve (one or in bulk) — a resolution becomes golden,
+is written to history and the audit log, and is queued to every system that takes the entity."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select, update
+
+from hub import audit, golden
+from hub.canonical import ENTITIES
+from hub.errors import NotFound, UsageError
+from hub.models import Conflict, FieldHistory
+from hub.outbox import OutboxQueue
+from hub.types import utcnow
+from hub.values import decode, encode
+
+
+def _row(c: Any) -> dict[str, Any]:
+    m = c._mapping if hasattr(c, "_mapping") else c
+    return {"id": m["id"], "entity": m["entity"], "record_id": m["record_id"], "field": m["field"],
+            "status": m["status"], "values": m["values"], "timestamps": m["timestamps"], "golden": m["golden"],
+            "rule": m["rule"], "winner": m["winner"], "note": m["note"], "created_at": m["created_at"],
+            "resolved_at": m["resolved_at"], "resolved_by": m["resolved_by"]}
+
+
+def _query(status: str | None, entity: str | None, field: str | None, system: str | None,
+           older_than: timedelta | None, entities: frozenset[str] | None, denied: frozenset[str]):  # noqa: ANN202
+    ct = Conflict.__table__
+    q = select(ct).order_by(ct.c.created_at, ct.c.id)
+    if status:
+        q = q.where(ct.c.status == status)
+    if entity:
+        q = q.where(ct.c.entity == entity)
+    if entities is not None:
+        q = q.where(ct.c.entity.in_(sorted(entities)))
+    if field:
+        q = q.where(ct.c.field == field)
+    if denied:
+        q = q.where(ct.c.field.not_in(sorted(denied)))
+    if older_than:
+        q = q.where(ct.c.created_at <= utcnow() - older_than)
+    return q, system
+
+
+def list_conflicts(engine: Engine, *, status: str | None = None, entity: str | None = None,
+                   field: str | None = None, system: str | None = None, older_than: timedelta | None = None,
+                   limit: int = 100, offset: int = 0, entities: frozenset[str] | None = None,
+                   denied: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    q, system = _query(status, entity, field, system, older_than, entities, denied)
+    with engine.connect() as conn:
+        rows = [_row(c) for c in conn.execute(q)]
+    if system:   # JSON key filtering is dialect-specific; the page is small, filter here
+        rows = [r for r in rows if system in (r["values"] or {})]
+    return rows[offset:offset + limit]
+
+
+def get_conflict(conn: Connection, conflict_id: str) -> dict[str, Any]:
+    ct = Conflict.__table__
+    c = conn.execute(select(ct).where(ct.c.id == conflict_id)).first()
+    if c is None:
+        raise NotFound(f"no conflict {conflict_id} (see `triad conflicts list`)")
+    return _row(c)
+
+
+def show_conflict(engine: Engine, conflict_id: str) -> dict[str, Any]:
+    """The conflict with its record's context: the golden record now and the field's recent history."""
+    with engine.connect() as conn:
+        c = get_conflict(conn, conflict_id)
+        rows = golden.load(conn, c["entity"], [c["record_id"]])
+        row = rows.get(c["record_id"])
+        ht = FieldHistory.__table__
+        hist = [{"at": h.at, "old": h.old, "new": h.new, "system": h.system, "user": h.user, "reason": h.reason}
+                for h in conn.execute(select(ht).where(ht.c.entity == c["entity"], ht.c.record_id == c["record_id"],
+                                                       ht.c.field == c["field"]).order_by(ht.c.seq.desc()).limit(10))]
+    c["current_golden"] = row.values.get(c["field"]) if row else None
+    c["record"] = row.values if row else None
+    c["field_history"] = hist
+    return c
+
+
+def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: bool) -> Any:
+    """The encoded value a resolution makes golden."""
+    given = [x for x in (take is not None, value is not None, keep) if x]
+    if len(given) != 1:
+        raise UsageError("give exactly one of --take SYSTEM, --value VALUE, --keep")
+    if take is not None:
+        values = c["values"] or {}
+        if take not in values:
+            raise UsageError(f"conflict {c['id']} has no value from '{take}'; it has: {', '.join(values)}")
+        return values[take]
+    if keep:
+        return c.get("current_golden", c["golden"])
+    type_name = ENTITIES[c["entity"]].fields.get(c["field"], "string")
+    try:
+        return encode(decode(value, type_name)) if value != "" else None
+    except (ValueError, ArithmeticError) as exc:
+        raise UsageError(f"--value {value!r} is not a valid {type_name} for {c['field']}: {exc}") from None
+
+
+def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple[str, ...], take: str | None = None,
+            value: str | None = None, keep: bool = False, note: str | None = None) -> dict[str, Any]:
+    """Resolve one conflict inside the caller's transaction; returns before/after for the report."""
+    c = get_conflict(conn, conflict_id)
+    if c["status"] == "resolved":
+        raise UsageError(f"conflict {conflict_id} was resolved already by {c['resolved_by']} at {c['resolved_at']}")
+    entity, rid, f = c["entity"], c["record_id"], c["field"]
+    rows = golden.load(conn, entity, [rid], lock=True)
+    row = rows.get(rid)
+    if row is None:
+        raise NotFound(f"the {entity} {rid} of conflict {conflict_id} no longer exists")
+    c["current_golden"] = row.values.get(f)
+    chosen = choose_value(c, take, value, keep)
+    now = utcnow()
+    old = row.values.get(f)
+    who = f"user:{user}"
+    if chosen != old:
+        row.values[f] = chosen
+        row.provenance = dict(row.provenance, **{f: [who, now.isoformat()]})
+        golden.update_changed(conn, entity, [(row, row.provenance)], now)
+        from sqlalchemy import insert
+        conn.execute(insert(FieldHistory.__table__), [{
+            "entity": entity, "record_id": rid, "field": f, "old": old, "new": chosen, "system": None,
+            "user": user, "run_id": None, "reason": "resolve", "at": now}])
+    queue = OutboxQueue(entity, None, now)
+    for target in out_systems:   # every system takes the decision, also the one whose value lost
+        queue.queue(target, rid, {f: chosen})
+    queued = queue.flush(conn)
+    ct = Conflict.__table__
+    conn.execute(update(ct).where(ct.c.entity == entity, ct.c.record_id == rid, ct.c.field == f,
+                                  ct.c.status.in_(["open"]) | (ct.c.id == conflict_id))
+                 .values(status="resolved", resolved_at=now, resolved_by=user, note=note,
+                         winner=take or ("golden" if keep else who)))
+    audit.record(conn, user, "conflict.resolve", f"conflict:{conflict_id}",
+                 before={"field": f, "golden": old, "values": c["values"]}, after={"golden": chosen}, note=note)
+    return {"id": conflict_id, "entity": entity, "record_id": rid, "field": f, "old": old, "new": chosen,
+            "queued": queued}
+
+
+def count_open(engine: Engine) -> int:
+    ct = Conflict.__table__
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(ct).where(ct.c.status == "open")) or 0
+
+
+def parse_age(text: str | None) -> timedelta | None:
+    if not text:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError):
+        raise UsageError(f"--older-than {text!r}: expected a duration like 30m, 12h, 7d") from None
+
+
+def since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        age = parse_age(text)
+        return utcnow() - age if age else None
+    return dt if dt.tzinfo else dt.replace(tzinfo=utcnow().tzinfo)

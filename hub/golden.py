@@ -1,0 +1,119 @@
+"""Reading and writing golden records in batches (Core, executemany, one statement per kind of write)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+
+from hub.canonical import ENTITIES, ORDER_LINE_FIELDS
+from hub.models import GOLDEN_MODELS, OrderLine
+from hub.sqlutil import chunks
+from hub.values import decode, encode
+
+
+@dataclass
+class GoldenRow:
+    id: str
+    values: dict[str, Any]          # encoded canonical values
+    provenance: dict[str, list]
+    deleted_in: list[str] | None
+    merged_into: str | None
+    version: int
+
+
+def table_of(entity: str):  # noqa: ANN201
+    return GOLDEN_MODELS[entity].__table__
+
+
+def scalar_fields(entity: str) -> list[str]:
+    return [f for f, t in ENTITIES[entity].fields.items() if t != "list"]
+
+
+def load(conn: Connection, entity: str, ids: Sequence[str], *, lock: bool = False) -> dict[str, GoldenRow]:
+    """Golden rows by id, values encoded. ``lock`` takes row locks on PostgreSQL (FOR UPDATE)."""
+    t = table_of(entity)
+    fields = scalar_fields(entity)
+    out: dict[str, GoldenRow] = {}
+    ordered = sorted(set(ids))   # one lock order for every worker: no deadlocks
+    for part in chunks(ordered):
+        stmt = select(t).where(t.c.id.in_(part)).order_by(t.c.id)
+        if lock and conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        for r in conn.execute(stmt).mappings():
+            out[r["id"]] = GoldenRow(r["id"], {f: encode(r[f]) for f in fields}, r["provenance"] or {},
+                                     r["deleted_in"], r["merged_into"], r["version"])
+    if entity == "order" and out:
+        lines = load_lines(conn, list(out))
+        for rid, row in out.items():
+            row.values["lines"] = lines.get(rid, [])
+    return out
+
+
+def load_lines(conn: Connection, order_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    lt = OrderLine.__table__
+    found: dict[str, list[dict[str, Any]]] = {}
+    for part in chunks(list(order_ids)):
+        for r in conn.execute(select(lt).where(lt.c.order_id.in_(part)).order_by(lt.c.order_id, lt.c.line_no)).mappings():
+            found.setdefault(r["order_id"], []).append({f: encode(r[f]) for f in ORDER_LINE_FIELDS})
+    return found
+
+
+def _row(entity: str, rid: str, values: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    types = ENTITIES[entity].fields
+    return {f: decode(values.get(f), types[f]) for f in fields} | {"id": rid}
+
+
+def insert_new(conn: Connection, entity: str, records: list[tuple[str, dict[str, Any], dict[str, list]]],
+               now: datetime) -> None:
+    """Insert new golden records: (id, encoded values, provenance)."""
+    if not records:
+        return
+    fields = scalar_fields(entity)
+    rows = [_row(entity, rid, values, fields) | {"provenance": prov, "updated_at": now, "version": 1,
+                                                  "deleted_in": None, "merged_into": None}
+            for rid, values, prov in records]
+    conn.execute(insert(table_of(entity)), rows)
+    if entity == "order":
+        replace_lines(conn, {rid: values.get("lines") or [] for rid, values, _ in records}, fresh=True)
+
+
+def update_changed(conn: Connection, entity: str, records: list[tuple[GoldenRow, dict[str, Any]]],
+                   now: datetime) -> None:
+    """Write changed golden records in full (one executemany): (row with merged values, provenance)."""
+    if not records:
+        return
+    t = table_of(entity)
+    fields = scalar_fields(entity)
+    stmt = (update(t).where(t.c.id == bindparam("_id"))
+            .values({f: bindparam(f) for f in fields} | {"provenance": bindparam("provenance"),
+                                                          "updated_at": bindparam("updated_at"),
+                                                          "version": t.c.version + 1}))
+    params = []
+    for row, prov in records:
+        p = {f: decode(row.values.get(f), ENTITIES[entity].fields[f]) for f in fields}
+        p.update(_id=row.id, provenance=prov, updated_at=now)
+        params.append(p)
+    conn.execute(stmt, params)
+    if entity == "order":
+        changed_lines = {row.id: row.values.get("lines") or [] for row, _ in records if "lines" in row.values}
+        replace_lines(conn, changed_lines)
+
+
+def replace_lines(conn: Connection, lines_by_order: dict[str, list[dict[str, Any]]], fresh: bool = False) -> None:
+    if not lines_by_order:
+        return
+    lt = OrderLine.__table__
+    if not fresh:
+        for part in chunks(list(lines_by_order)):
+            conn.execute(delete(lt).where(lt.c.order_id.in_(part)))
+    rows = []
+    for oid, lines in lines_by_order.items():
+        for i, line in enumerate(lines, start=1):
+            row = {f: decode(line.get(f), t) for f, t in ORDER_LINE_FIELDS.items()}
+            row["line_no"] = row["line_no"] if row["line_no"] is not None else i
+            row["order_id"] = oid
+            rows.append(row)
+    if rows:
+        conn.execute(insert(lt), rows)

@@ -1,0 +1,181 @@
+"""The field-level three-way merge of SPEC section 5: a pure function of
+(golden, provenance, base, incoming, rules). No I/O here.
+
+For each field f of golden record G and system s (V_s the value last seen from s):
+1. v == V_s: s did not change f. Nothing happens.
+2. v != V_s: V_s = v, then
+   a. v == G.f: s caught up (an echo of our own write). Nothing more.
+   b. V_s == G.f: an informed change. G.f = v, queued to the other systems.
+   c. otherwise a concurrent change, settled by the field's rule
+      (owner / priority / most_recent / manual).
+A system that is not the owner of a field never changes it (also not by an
+informed change); its value is overwritten back and the attempt recorded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CREATED = "*"   # provenance key for "every field not listed": who created the record, and when
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    kind: str                 # owner | priority | most_recent | manual
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Survivorship for one entity, from ``survivorship.<entity>`` in triad.yaml."""
+
+    default: str = "most_recent"
+    priority: tuple[str, ...] = ()
+    fields: dict[str, FieldRule] = field(default_factory=dict)
+
+    def for_field(self, name: str) -> FieldRule:
+        return self.fields.get(name) or FieldRule(self.default)
+
+    def rank(self, system: str | None) -> tuple[int, str]:
+        """Lower ranks win. Users (steward decisions) outrank every system; unknown systems rank last."""
+        if system is None:
+            return (len(self.priority) + 1, "")
+        if system.startswith("user:"):
+            return (-1, system)
+        try:
+            return (self.priority.index(system), system)
+        except ValueError:
+            return (len(self.priority), system)
+
+
+@dataclass
+class Incoming:
+    system: str
+    values: dict[str, Any]          # encoded canonical values (only fields the mapping provides)
+    source_ts: str | None = None    # ISO UTC of the source change
+
+
+@dataclass
+class ConflictNote:
+    field: str
+    status: str                     # open | auto
+    rule: str
+    values: dict[str, Any]          # system -> value
+    timestamps: dict[str, Any]
+    golden: Any
+    winner: str | None
+
+
+@dataclass
+class HistoryNote:
+    field: str
+    old: Any
+    new: Any
+    reason: str                     # create | informed | owner | priority | most_recent
+
+
+@dataclass
+class MergeOutcome:
+    changes: dict[str, Any] = field(default_factory=dict)       # golden field -> new value
+    provenance: dict[str, list] = field(default_factory=dict)   # updated provenance (whole map)
+    propagate: dict[str, Any] = field(default_factory=dict)     # to every other system
+    send_back: dict[str, Any] = field(default_factory=dict)     # golden values to write back to s
+    conflicts: list[ConflictNote] = field(default_factory=list)
+    history: list[HistoryNote] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def provenance_of(prov: dict[str, list], name: str) -> tuple[str | None, str | None]:
+    entry = prov.get(name) or prov.get(CREATED)
+    return (entry[0], entry[1]) if entry else (None, None)
+
+
+def create(incoming: Incoming) -> MergeOutcome:
+    """A new golden record from one source record."""
+    values = {k: v for k, v in incoming.values.items() if v is not None}
+    out = MergeOutcome(changes=values, provenance={CREATED: [incoming.system, incoming.source_ts]},
+                       propagate=dict(values))
+    out.history.append(HistoryNote(CREATED, None, values, "create"))
+    return out
+
+
+def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, Any] | None,
+          incoming: Incoming, rules: Rules, open_manual: frozenset[str] = frozenset()) -> MergeOutcome:
+    """Merge one source record into its golden record, field by field.
+
+    Args:
+        golden: the golden record's encoded values.
+        provenance: field -> [system, source timestamp] of the golden values (``*`` for the rest).
+        base: the values last seen from ``incoming.system`` (None: first time linked; every V_s is empty).
+        incoming: the new values from the system.
+        rules: survivorship for the entity.
+        open_manual: fields with an open manual conflict on this record (they stay put until resolved).
+    """
+    s = incoming.system
+    base = base or {}
+    prov = dict(provenance)
+    out = MergeOutcome(provenance=prov)
+    for f, v in incoming.values.items():
+        vs = base.get(f)
+        if v == vs:
+            continue                                              # 1: s did not change f
+        g = golden.get(f)
+        if v == g:
+            continue                                              # 2a: s caught up
+        rule = rules.for_field(f)
+        g_sys, g_ts = provenance_of(prov, f)
+        if rule.kind == "owner" and s != rule.owner:
+            # only the system of record changes this field; write the golden value back to s
+            out.send_back[f] = g
+            out.conflicts.append(ConflictNote(f, "auto", "owner", {s: v, rule.owner or "golden": g},
+                                              {s: incoming.source_ts}, g, rule.owner))
+            continue
+        if f in open_manual and rule.kind == "manual":
+            out.conflicts.append(ConflictNote(f, "open", "manual", {s: v}, {s: incoming.source_ts}, g, None))
+            continue
+        if vs == g or rule.kind == "owner":
+            _apply(out, f, g, v, s, incoming.source_ts, "informed" if vs == g else "owner")   # 2b (or the owner)
+            continue
+        # 2c: a concurrent change
+        theirs = {s: v, g_sys or "golden": g}
+        stamps = {s: incoming.source_ts, g_sys or "golden": g_ts}
+        if rule.kind == "manual":
+            out.conflicts.append(ConflictNote(f, "open", "manual", theirs, stamps, g, None))
+            continue
+        if _incoming_wins(rule.kind, rules, s, incoming.source_ts, g_sys, g_ts):
+            _apply(out, f, g, v, s, incoming.source_ts, rule.kind)
+            out.conflicts.append(ConflictNote(f, "auto", rule.kind, theirs, stamps, g, s))
+        else:
+            out.send_back[f] = g
+            out.conflicts.append(ConflictNote(f, "auto", rule.kind, theirs, stamps, g, g_sys))
+    return out
+
+
+def _apply(out: MergeOutcome, f: str, old: Any, new: Any, system: str, ts: str | None, reason: str) -> None:
+    out.changes[f] = new
+    out.provenance[f] = [system, ts]
+    out.propagate[f] = new
+    out.history.append(HistoryNote(f, old, new, reason))
+
+
+def _incoming_wins(kind: str, rules: Rules, s: str, s_ts: str | None, g_sys: str | None, g_ts: str | None) -> bool:
+    if kind == "most_recent" and s_ts and g_ts and s_ts != g_ts and not (g_sys or "").startswith("user:"):
+        return s_ts > g_ts          # ISO UTC strings of one format compare in time order
+    if kind == "most_recent" and s_ts and not g_ts and g_sys is None:
+        return True
+    return rules.rank(s) < rules.rank(g_sys)
+
+
+def rules_from_config(survivorship: Any, connectors: list[str]) -> Rules:
+    """Rules from a ``hub.config.Survivorship`` (priority defaults to the order of the connectors)."""
+    fields = {}
+    for name, fr in survivorship.fields.items():
+        if fr.owner:
+            fields[name] = FieldRule("owner", fr.owner)
+        elif fr.rule:
+            fields[name] = FieldRule(fr.rule)
+    priority = tuple(survivorship.priority) or tuple(connectors)
+    return Rules(default=survivorship.default, priority=priority, fields=fields)

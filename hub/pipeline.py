@@ -1,0 +1,434 @@
+"""One inbound batch: map -> validate -> resolve identity -> merge -> write, in one transaction.
+
+Only the two ends do I/O: the lookups at the start (xref, bases, golden rows,
+references) and the writes at the end, each one set-based statement. The
+merge in between is the pure :mod:`hub.merge`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, and_, select, update
+
+from hub import golden
+from hub.mapping import Mapping
+from hub.merge import CREATED, Incoming, MergeOutcome, Rules, create, merge
+from hub.models import Conflict, SourceState, Xref
+from hub.errors import MappingError
+from hub.outbox import OutboxQueue
+from hub.quarantine import QuarantineWriter
+from hub.sqlutil import chunks, upsert
+from hub.types import new_id
+from hub.values import encode, encode_record, record_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamContext:
+    """Everything a batch needs to know about its stream, built once per run."""
+
+    system: str                       # the connector's name
+    entity: str
+    mapping: Mapping
+    rules: Rules
+    exact_keys: tuple[str, ...]
+    out_systems: tuple[str, ...]      # connectors with direction out/both for this entity
+    delete_targets: tuple[str, ...]   # connectors with propagate_deletes for this entity
+    run_id: str
+    now: datetime
+    validator: Any = None             # hub.validation.Validator, or None to skip
+    matcher: Any = None               # fuzzy matcher (hub.matching), optional
+
+    @property
+    def writes_back(self) -> bool:
+        return self.system in self.out_systems
+
+
+STAT_KEYS = ("read", "created", "updated", "unchanged", "linked", "quarantined", "conflicts", "queued", "deleted")
+
+
+@dataclass
+class BatchStats:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_KEYS, 0))
+    resolved_quarantine: list[str] = field(default_factory=list)
+
+    def add(self, key: str, n: int = 1) -> None:
+        self.counts[key] += n
+
+
+@dataclass
+class _Item:
+    raw: dict[str, Any]
+    source_id: str
+    values: dict[str, Any]            # encoded canonical values
+    python_values: dict[str, Any]
+    refs: dict[str, str]
+    source_ts: str | None
+    deleted: bool
+    hash: str
+    record_id: str | None = None
+    linked_now: bool = False
+    xref_status: str | None = None
+    base: dict[str, Any] | None = None
+    quarantine_id: str | None = None
+
+
+def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str, Any]],
+                  deleted_ids: Sequence[str] = (), *, from_quarantine: dict[str, str] | None = None) -> BatchStats:
+    """Run one batch of raw source records through the pipeline on ``conn`` (inside a transaction).
+
+    Args:
+        raws: records as the system gave them.
+        deleted_ids: source ids the system reports deleted.
+        from_quarantine: source id -> quarantine id, when re-running parked rows.
+    """
+    stats = BatchStats()
+    stats.add("read", len(raws))
+    quarantine = QuarantineWriter(conn, ctx.system, ctx.entity, ctx.run_id, ctx.now)
+    outbox = OutboxQueue(ctx.entity, ctx.run_id, ctx.now)
+    items = _map(ctx, raws, quarantine, from_quarantine or {})
+    _attach_state(conn, ctx, items)
+    deletes = [i for i in items.values() if i.deleted]
+    changed = [i for i in items.values() if not i.deleted]
+    unchanged = [i for i in changed if i.base is not None and i.hash == i._state_hash]  # type: ignore[attr-defined]
+    for i in unchanged:
+        if i.xref_status != "deleted":
+            stats.add("unchanged")
+            changed.remove(i)
+            if i.quarantine_id:
+                stats.resolved_quarantine.append(i.quarantine_id)
+    changed = _validate(ctx, changed, quarantine)
+    changed = _resolve_refs(conn, ctx, changed, quarantine)
+    _resolve_identity(conn, ctx, changed)
+    rows = golden.load(conn, ctx.entity, [i.record_id for i in changed + deletes if i.record_id], lock=True)
+    open_manual = _open_manual(conn, ctx.entity, list(rows))
+    writes = _Writes()
+    for item in changed:
+        _merge_one(ctx, item, rows, open_manual, writes, outbox, stats)
+        if item.quarantine_id:
+            stats.resolved_quarantine.append(item.quarantine_id)
+    for item in deletes:
+        _delete_one(ctx, item, rows, writes, outbox, stats)
+    deleted_only = [sid for sid in deleted_ids if sid not in items]
+    _delete_by_id(conn, ctx, deleted_only, writes, outbox, stats)
+    writes.flush(conn, ctx)
+    stats.add("queued", outbox.flush(conn))
+    stats.add("quarantined", quarantine.flush())
+    stats.add("unchanged", quarantine.repeated)
+    quarantine.supersede([i.source_id for i in changed + deletes], keep=set(stats.resolved_quarantine))
+    return stats
+
+
+# --- stages ---------------------------------------------------------------------------------------
+
+def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "QuarantineWriter",
+         from_quarantine: dict[str, str]) -> dict[str, _Item]:
+    items: dict[str, _Item] = {}
+    to_canonical = ctx.mapping.to_canonical
+    for raw in raws:
+        if "__error__" in raw:
+            quarantine.park(raw, None, "read", [{"reason": "read", "message": raw["__error__"]}])
+            continue
+        try:
+            rec = to_canonical(raw)
+            values = encode_record(rec.values)
+        except (MappingError, ValueError) as exc:
+            field_name = getattr(exc, "field", None)
+            key = raw.get(ctx.mapping.key) if isinstance(raw, dict) else None
+            quarantine.park(raw, None if key in (None, "") else str(key), "mapping",
+                            [{"reason": "mapping", "field": field_name, "message": getattr(exc, "message", str(exc))}])
+            continue
+        item = _Item(raw, rec.source_id, values, rec.values, rec.refs, encode(rec.source_ts), rec.deleted,
+                     record_hash(values, rec.deleted))
+        item.quarantine_id = from_quarantine.get(rec.source_id)
+        items[rec.source_id] = item        # the last version of a key in a batch wins
+    return items
+
+
+def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item]) -> None:
+    """Bulk lookup of xref links and merge bases for the batch's source ids."""
+    xt, st = Xref.__table__, SourceState.__table__
+    ids = list(items)
+    for item in items.values():
+        item._state_hash = None  # type: ignore[attr-defined]
+    for part in chunks(ids):
+        q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c["values"])
+             .select_from(xt.outerjoin(st, and_(st.c.entity == xt.c.entity, st.c.system == xt.c.system,
+                                                st.c.source_id == xt.c.source_id)))
+             .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part)))
+        for r in conn.execute(q):
+            item = items[r.source_id]
+            item.record_id, item.xref_status = r.record_id, r.status
+            item.base = r[4] if r[4] is not None else {}
+            item._state_hash = r.row_hash  # type: ignore[attr-defined]
+
+
+def _validate(ctx: StreamContext, items: list[_Item], quarantine: "QuarantineWriter") -> list[_Item]:
+    if not items or ctx.validator is None:
+        return items
+    result = ctx.validator.validate([i.python_values for i in items])
+    for table_failure in getattr(result, "table_failures", []):
+        log.warning("batch-level expectation failed for %s/%s: %s", ctx.system, ctx.entity, table_failure)
+    bad = result.row_failures
+    keep = []
+    for n, item in enumerate(items):
+        if n in bad:
+            quarantine.park(item.raw, item.source_id, "validation",
+                            [dict(f, reason="validation") for f in bad[n]])
+        else:
+            keep.append(item)
+    return keep
+
+
+def _resolve_refs(conn: Connection, ctx: StreamContext, items: list[_Item],
+                  quarantine: "QuarantineWriter") -> list[_Item]:
+    """Replace reference fields' source ids with canonical ids (same system's xref); park the unresolved."""
+    wanted: dict[str, set[str]] = {}
+    for item in items:
+        for f, ref_entity in item.refs.items():
+            wanted.setdefault(ref_entity, set()).add(str(item.values[f]))
+    if not wanted:
+        return items
+    xt = Xref.__table__
+    found: dict[tuple[str, str], str] = {}
+    for ref_entity, sids in wanted.items():
+        for part in chunks(sorted(sids)):
+            for r in conn.execute(select(xt.c.source_id, xt.c.record_id).where(
+                    xt.c.entity == ref_entity, xt.c.system == ctx.system, xt.c.source_id.in_(part))):
+                found[(ref_entity, r.source_id)] = r.record_id
+    keep = []
+    for item in items:
+        missing = []
+        for f, ref_entity in item.refs.items():
+            rid = found.get((ref_entity, str(item.values[f])))
+            if rid is None:
+                missing.append({"reason": "unresolved_ref", "field": f, "entity": ref_entity,
+                                "source_id": item.values[f],
+                                "message": f"{ref_entity} {item.values[f]} of {ctx.system} is not known yet"})
+            else:
+                item.values[f] = rid
+        if missing:
+            quarantine.park(item.raw, item.source_id, "unresolved_ref", missing)
+        else:
+            if item.refs:
+                item.hash = record_hash(item.values, item.deleted)
+            keep.append(item)
+    return keep
+
+
+def _resolve_identity(conn: Connection, ctx: StreamContext, items: list[_Item]) -> None:
+    """Records without an xref: link by exact normalized keys (then the fuzzy matcher), else new."""
+    unlinked = [i for i in items if i.record_id is None]
+    if not unlinked:
+        return
+    from hub.identity import exact_matches
+    matches = exact_matches(conn, ctx.entity, ctx.exact_keys, [i.values for i in unlinked])
+    in_batch: dict[tuple[str, Any], str] = {}
+    for item, rid in zip(unlinked, matches):
+        if rid is None:
+            for k in ctx.exact_keys:
+                v = item.values.get(k)
+                if v not in (None, "") and (k, v) in in_batch:
+                    rid = in_batch[(k, v)]
+                    break
+        if rid is None and ctx.matcher is not None:
+            rid = ctx.matcher.match(conn, item.values)
+        if rid is None:
+            item.record_id = new_id()
+            item.linked_now = False
+            item.base = None
+            item._new = True  # type: ignore[attr-defined]
+        else:
+            item.record_id = rid
+            item.linked_now = True
+            item._new = False  # type: ignore[attr-defined]
+        for k in ctx.exact_keys:
+            v = item.values.get(k)
+            if v not in (None, ""):
+                in_batch.setdefault((k, v), item.record_id)
+
+
+def _open_manual(conn: Connection, entity: str, record_ids: list[str]) -> dict[str, set[str]]:
+    ct = Conflict.__table__
+    out: dict[str, set[str]] = {}
+    for part in chunks(record_ids):
+        for r in conn.execute(select(ct.c.record_id, ct.c.field).where(
+                ct.c.entity == entity, ct.c.status == "open", ct.c.record_id.in_(part))):
+            out.setdefault(r.record_id, set()).add(r.field)
+    return out
+
+
+# --- merge and collect writes ---------------------------------------------------------------------
+
+class _Writes:
+    """Everything a batch writes, collected in memory and flushed set-based at the end."""
+
+    def __init__(self) -> None:
+        self.new_golden: dict[str, tuple[dict[str, Any], dict[str, list]]] = {}
+        self.changed_golden: dict[str, golden.GoldenRow] = {}
+        self.xrefs: dict[str, dict[str, Any]] = {}
+        self.xref_status: list[dict[str, Any]] = []
+        self.states: dict[str, dict[str, Any]] = {}
+        self.history: list[dict[str, Any]] = []
+        self.conflicts: list[dict[str, Any]] = []
+        self.deleted_in: dict[str, list[str] | None] = {}
+
+    def flush(self, conn: Connection, ctx: StreamContext) -> None:
+        from sqlalchemy import bindparam, insert
+        from hub.models import FieldHistory, GOLDEN_MODELS
+        now = ctx.now
+        golden.insert_new(conn, ctx.entity, [(rid, v, p) for rid, (v, p) in self.new_golden.items()], now)
+        golden.update_changed(conn, ctx.entity, [(row, row.provenance) for row in self.changed_golden.values()], now)
+        if self.deleted_in:
+            t = GOLDEN_MODELS[ctx.entity].__table__
+            conn.execute(update(t).where(t.c.id == bindparam("_id")).values(
+                deleted_in=bindparam("deleted_in"), updated_at=now),
+                [{"_id": rid, "deleted_in": v} for rid, v in self.deleted_in.items()])
+        if self.xrefs:
+            conn.execute(insert(Xref.__table__), list(self.xrefs.values()))
+        if self.xref_status:
+            xt = Xref.__table__
+            conn.execute(update(xt).where(xt.c.entity == ctx.entity, xt.c.system == ctx.system,
+                                          xt.c.source_id == bindparam("_sid"))
+                         .values(status=bindparam("status"), updated_at=now), self.xref_status)
+        upsert(conn, SourceState.__table__, list(self.states.values()), ["entity", "system", "source_id"])
+        if self.history:
+            conn.execute(insert(FieldHistory.__table__), self.history)
+        if self.conflicts:
+            conn.execute(insert(Conflict.__table__), self.conflicts)
+
+
+def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow], open_manual: dict[str, set[str]],
+               w: _Writes, outbox: OutboxQueue, stats: BatchStats) -> None:
+    rid = item.record_id
+    assert rid is not None
+    incoming = Incoming(ctx.system, item.values, item.source_ts)
+    is_new = getattr(item, "_new", False) and rid not in w.new_golden and rid not in rows
+    if is_new:
+        outcome = create(incoming)
+        w.new_golden[rid] = (dict(outcome.changes), outcome.provenance)
+        stats.add("created")
+    else:
+        row = rows.get(rid) or _row_from_new(w, rid)
+        if row is None:  # linked to a record that no longer exists: treat as new
+            outcome = create(incoming)
+            w.new_golden[rid] = (dict(outcome.changes), outcome.provenance)
+            stats.add("created")
+        else:
+            outcome = merge(row.values, row.provenance, item.base if not item.linked_now else None, incoming,
+                            ctx.rules, frozenset(open_manual.get(rid, ())))
+            if item.linked_now:
+                stats.add("linked")
+                if ctx.writes_back:   # the new system learns what the hub knows that it lacks
+                    for f, g in row.values.items():
+                        if g not in (None, [], "") and item.values.get(f) in (None, []) and f in item.values:
+                            outcome.send_back.setdefault(f, g)
+            if outcome.changes:
+                row.values.update(outcome.changes)
+                row.provenance = outcome.provenance
+                if rid in w.new_golden:
+                    w.new_golden[rid] = (row.values, row.provenance)
+                else:
+                    w.changed_golden[rid] = row
+                stats.add("updated")
+            elif not item.linked_now:
+                stats.add("unchanged")
+        if item.xref_status == "deleted":
+            w.xref_status.append({"_sid": item.source_id, "status": "active"})
+            row = rows.get(rid)
+            if row is not None and row.deleted_in and ctx.system in row.deleted_in:
+                row.deleted_in = [s for s in row.deleted_in if s != ctx.system] or None
+                w.deleted_in[rid] = row.deleted_in
+    if item.xref_status is None:   # first time this source record is seen: link it
+        w.xrefs[item.source_id] = {"id": new_id(), "entity": ctx.entity, "system": ctx.system,
+                                   "source_id": item.source_id, "record_id": rid, "status": "active",
+                                   "created_at": ctx.now, "updated_at": ctx.now}
+    _record_outcome(ctx, item, rid, outcome, w, outbox, stats, created=is_new)
+    w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
+                                "record_id": rid, "values": item.values, "row_hash": item.hash,
+                                "source_ts": _dt(item.source_ts), "seen_at": ctx.now, "run_id": ctx.run_id}
+
+
+def _row_from_new(w: _Writes, rid: str) -> golden.GoldenRow | None:
+    if rid in w.new_golden:
+        values, prov = w.new_golden[rid]
+        return golden.GoldenRow(rid, values, prov, None, None, 1)
+    return None
+
+
+def _record_outcome(ctx: StreamContext, item: _Item, rid: str, outcome: MergeOutcome, w: _Writes,
+                    outbox: OutboxQueue, stats: BatchStats, *, created: bool) -> None:
+    for h in outcome.history:
+        w.history.append({"entity": ctx.entity, "record_id": rid, "field": h.field, "old": h.old, "new": h.new,
+                          "system": ctx.system, "user": None, "run_id": ctx.run_id, "reason": h.reason,
+                          "at": ctx.now})
+    for c in outcome.conflicts:
+        w.conflicts.append({"id": new_id(), "entity": ctx.entity, "record_id": rid, "field": c.field,
+                            "status": c.status, "rule": c.rule, "values": c.values, "timestamps": c.timestamps,
+                            "golden": c.golden, "winner": c.winner, "note": None, "run_id": ctx.run_id,
+                            "created_at": ctx.now, "resolved_at": None, "resolved_by": None})
+    stats.add("conflicts", len(outcome.conflicts))
+    if outcome.propagate:
+        for target in ctx.out_systems:
+            if target != ctx.system:
+                outbox.queue(target, rid, outcome.propagate)
+    if outcome.send_back and ctx.writes_back:
+        outbox.queue(ctx.system, rid, outcome.send_back)
+
+
+def _delete_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow], w: _Writes,
+                outbox: OutboxQueue, stats: BatchStats) -> None:
+    w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
+                                "record_id": item.record_id, "values": item.base or item.values,
+                                "row_hash": item.hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now,
+                                "run_id": ctx.run_id}
+    if item.record_id is None:
+        w.states.pop(item.source_id)   # never seen alive: nothing to flag
+        stats.add("unchanged")
+        return
+    _flag_deleted(ctx, item.source_id, item.record_id, item.xref_status, rows, w, outbox, stats)
+
+
+def _delete_by_id(conn: Connection, ctx: StreamContext, source_ids: list[str], w: _Writes,
+                  outbox: OutboxQueue, stats: BatchStats) -> None:
+    if not source_ids:
+        return
+    xt = Xref.__table__
+    found = []
+    for part in chunks(source_ids):
+        found += list(conn.execute(select(xt.c.source_id, xt.c.record_id, xt.c.status).where(
+            xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part))))
+    rows = golden.load(conn, ctx.entity, [r.record_id for r in found], lock=True)
+    for r in found:
+        _flag_deleted(ctx, r.source_id, r.record_id, r.status, rows, w, outbox, stats)
+
+
+def _flag_deleted(ctx: StreamContext, source_id: str, rid: str, xref_status: str | None,
+                  rows: dict[str, golden.GoldenRow], w: _Writes, outbox: OutboxQueue, stats: BatchStats) -> None:
+    if xref_status == "deleted":
+        return
+    w.xref_status.append({"_sid": source_id, "status": "deleted"})
+    row = rows.get(rid)
+    if row is None:
+        return
+    before = list(row.deleted_in or [])
+    row.deleted_in = sorted(set(before) | {ctx.system})
+    w.deleted_in[rid] = row.deleted_in
+    w.history.append({"entity": ctx.entity, "record_id": rid, "field": "deleted_in", "old": before or None,
+                      "new": row.deleted_in, "system": ctx.system, "user": None, "run_id": ctx.run_id,
+                      "reason": "deleted", "at": ctx.now})
+    stats.add("deleted")
+    for target in ctx.delete_targets:
+        if target != ctx.system:
+            outbox.queue(target, rid, {}, operation="delete")
+
+
+def _dt(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
+
+
+__all__ = ["StreamContext", "BatchStats", "process_batch", "CREATED", "STAT_KEYS"]

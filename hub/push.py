@@ -1,0 +1,285 @@
+"""`triad sync push`: deliver queued changes to the systems, batch by batch per connector and entity.
+
+Rows of one record are coalesced into one write (later values win). A record
+the system does not know yet is created there with the full golden record and
+linked in xref. Transient failures back off exponentially (honoring
+Retry-After); after ``outbox.max_attempts`` a row is ``dead`` with its last
+error. The system's merge base is left as last read: when the system later returns
+exactly what was written, the value equals golden (case 2a, an echo) and
+nothing bounces; a system that keeps its own copy elsewhere (files) reads as unchanged.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+
+from hub import golden
+from hub.canonical import ENTITIES
+from hub.connector import WriteChange, WriteResult
+from hub.errors import LimitExceeded, MappingError, RetriableError, TriadError
+from hub.models import Outbox, Xref
+from hub.sqlutil import chunks, upsert
+from hub.streams import ENTITY_ORDER, Parts
+from hub.types import new_id, utcnow
+from hub.values import decode_record
+
+log = logging.getLogger(__name__)
+CLAIM = timedelta(minutes=5)
+
+
+@dataclass
+class PushReport:
+    connector: str
+    entity: str
+    status: str = "ok"
+    counts: dict[str, int] = field(default_factory=lambda: {"written": 0, "created": 0, "failed": 0, "dead": 0,
+                                                             "deferred": 0})
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"connector": self.connector, "entity": self.entity, "status": self.status, **self.counts,
+                "error": self.error}
+
+
+def push(engine: Engine, parts: Parts, connectors: tuple[str, ...] = (), *, worker: str = "push",
+         max_batches: int | None = None) -> list[PushReport]:
+    reports = []
+    for name, c in parts.cfg.connectors.items():
+        if connectors and name not in connectors:
+            continue
+        if c.direction not in ("out", "both"):
+            continue
+        for entity in ENTITY_ORDER:
+            if entity in c.entities:
+                reports.append(push_stream(engine, parts, name, entity, worker=worker, max_batches=max_batches))
+    return reports
+
+
+def push_stream(engine: Engine, parts: Parts, name: str, entity: str, *, worker: str = "push",
+                max_batches: int | None = None) -> PushReport:
+    report = PushReport(name, entity)
+    ocfg = parts.cfg.outbox
+    n = 0
+    while max_batches is None or n < max_batches:
+        n += 1
+        claimed = _claim(engine, name, entity, worker, ocfg.batch_size)
+        if not claimed:
+            break
+        try:
+            _deliver(engine, parts, name, entity, claimed, report)
+        except LimitExceeded as exc:
+            _fail_all(engine, claimed, str(exc), exc.retry_after, parts, report)
+            report.status, report.error = "stopped", str(exc)
+            break
+        except (RetriableError, TriadError, Exception) as exc:  # the whole call failed: back off every row
+            _fail_all(engine, claimed, _describe(exc), getattr(exc, "retry_after", None), parts, report)
+            report.status, report.error = "error", _describe(exc)
+            log.warning("push %s/%s failed: %s", name, entity, report.error)
+            break
+    return report
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, TriadError) else f"{type(exc).__name__}: {exc}"
+
+
+def _claim(engine: Engine, name: str, entity: str, worker: str, limit: int) -> list[dict[str, Any]]:
+    """Take due pending rows; other workers skip them (SKIP LOCKED on PostgreSQL, the write lock on SQLite)."""
+    ot = Outbox.__table__
+    now = utcnow()
+    with engine.begin() as conn:
+        q = (select(ot).where(ot.c.connector == name, ot.c.entity == entity, ot.c.status == "pending",
+                              ot.c.next_attempt_at <= now,
+                              or_(ot.c.claimed_until.is_(None), ot.c.claimed_until < now))
+             .order_by(ot.c.created_at, ot.c.id).limit(limit))
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+        if rows:
+            conn.execute(update(ot).where(ot.c.id.in_([r["id"] for r in rows]))
+                         .values(claimed_by=worker, claimed_until=now + CLAIM))
+    return rows
+
+
+def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[dict[str, Any]],
+             report: PushReport) -> None:
+    mapping = parts.mapping(name, entity)
+    connector = parts.connector(name)
+    spec = parts.stream_spec(name, entity, None)
+    by_record: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_record.setdefault(r["record_id"], []).append(r)
+    with engine.connect() as conn:
+        xt = Xref.__table__
+        links: dict[str, str] = {}
+        for part in chunks(list(by_record)):
+            for x in conn.execute(select(xt.c.record_id, xt.c.source_id).where(
+                    xt.c.entity == entity, xt.c.system == name, xt.c.status == "active", xt.c.record_id.in_(part))):
+                links.setdefault(x.record_id, x.source_id)
+        current = golden.load(conn, entity, list(by_record))
+        ref_ids = _ref_targets(conn, name, entity, current, by_record)
+    changes: list[WriteChange] = []
+    change_rows: dict[str, list[dict[str, Any]]] = {}
+    deferred: list[tuple[dict[str, Any], str]] = []
+    dead: list[tuple[dict[str, Any], str]] = []
+    for rid, group in by_record.items():
+        g = current.get(rid)
+        delete = any(r["operation"] == "delete" for r in group)
+        if g is None and not delete:
+            dead += [(r, f"the golden {entity} {rid} no longer exists") for r in group]
+            continue
+        source_id = links.get(rid)
+        if delete:
+            if source_id is None:
+                _mark_done(engine, [r["id"] for r in group])
+                continue
+            changes.append(WriteChange(group[-1]["idempotency_key"], rid, source_id, {}, delete=True))
+            change_rows[group[-1]["idempotency_key"]] = group
+            continue
+        if source_id is None:    # unknown to this system: create it with the whole golden record
+            values = {k: v for k, v in g.values.items() if v not in (None, [])}
+        else:
+            values = {}
+            for r in group:
+                values.update(r["fields"])
+            values = {k: g.values.get(k) for k in values}   # the latest golden value of each changed field
+        missing = _resolve_refs(entity, values, ref_ids)
+        if missing:
+            deferred += [(r, missing) for r in group]
+            continue
+        try:
+            payload = mapping.to_source(decode_record(entity, values))
+        except (MappingError, ValueError) as exc:
+            dead += [(r, f"cannot map to {name}: {exc}") for r in group]
+            continue
+        if not payload and source_id is not None:
+            _mark_done(engine, [r["id"] for r in group])    # nothing this system holds has changed
+            continue
+        key = group[-1]["idempotency_key"]
+        changes.append(WriteChange(key, rid, source_id, payload))
+        change_rows[key] = group
+    if dead:
+        _settle_failures(engine, [(r, e, False, None) for r, e in dead], parts, report)
+    if deferred:
+        _defer(engine, deferred, report)
+    if not changes:
+        return
+    results = connector.write(spec, changes)
+    by_key = {r.change_id: r for r in results}
+    ok: list[tuple[WriteChange, WriteResult]] = []
+    failed: list[tuple[dict[str, Any], str, bool, float | None]] = []
+    for ch in changes:
+        res = by_key.get(ch.change_id) or WriteResult(ch.change_id, False, error="the connector returned no result",
+                                                      retriable=True)
+        if res.ok:
+            ok.append((ch, res))
+        else:
+            failed += [(r, res.error or "write failed", res.retriable, res.retry_after) for r in change_rows[ch.change_id]]
+    _settle_success(engine, name, entity, ok, change_rows, report)
+    if failed:
+        _settle_failures(engine, failed, parts, report)
+
+
+def _ref_targets(conn: Connection, name: str, entity: str, current: dict[str, golden.GoldenRow],
+                 by_record: dict[str, list]) -> dict[tuple[str, str], str]:
+    refs = ENTITIES[entity].refs
+    wanted: dict[str, set[str]] = {}
+    for row in current.values():
+        for f, ref_entity in refs.items():
+            if row.values.get(f):
+                wanted.setdefault(ref_entity, set()).add(row.values[f])
+    xt = Xref.__table__
+    out: dict[tuple[str, str], str] = {}
+    for ref_entity, ids in wanted.items():
+        for part in chunks(sorted(ids)):
+            for x in conn.execute(select(xt.c.record_id, xt.c.source_id).where(
+                    xt.c.entity == ref_entity, xt.c.system == name, xt.c.status == "active",
+                    xt.c.record_id.in_(part))):
+                out[(ref_entity, x.record_id)] = x.source_id
+    return out
+
+
+def _resolve_refs(entity: str, values: dict[str, Any], ref_ids: dict[tuple[str, str], str]) -> str | None:
+    """Canonical ids in reference fields become this system's ids; None when all are known."""
+    for f, ref_entity in ENTITIES[entity].refs.items():
+        rid = values.get(f)
+        if rid:
+            sid = ref_ids.get((ref_entity, rid))
+            if sid is None:
+                return f"waiting for {ref_entity} {rid} to reach this system first"
+            values[f] = sid
+    return None
+
+
+def _mark_done(engine: Engine, ids: list[str]) -> None:
+    ot = Outbox.__table__
+    with engine.begin() as conn:
+        conn.execute(update(ot).where(ot.c.id.in_(ids)).values(status="done", updated_at=utcnow(), claimed_by=None,
+                                                                claimed_until=None))
+
+
+def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_rows: dict,
+                    report: PushReport) -> None:
+    if not ok:
+        return
+    now = utcnow()
+    ot, xt = Outbox.__table__, Xref.__table__
+    with engine.begin() as conn:
+        done_ids = [r["id"] for ch, _ in ok for r in change_rows[ch.change_id]]
+        for part in chunks(done_ids):
+            conn.execute(update(ot).where(ot.c.id.in_(part)).values(status="done", attempts=ot.c.attempts + 1,
+                                                                     last_error=None, updated_at=now,
+                                                                     claimed_by=None, claimed_until=None))
+        new_links = [{"id": new_id(), "entity": entity, "system": name, "source_id": res.source_id,
+                      "record_id": ch.record_id, "status": "active", "created_at": now, "updated_at": now}
+                     for ch, res in ok if ch.source_id is None and res.source_id and not ch.delete]
+        if new_links:
+            upsert(conn, xt, new_links, ["entity", "system", "source_id"], ["record_id", "status", "updated_at"])
+        report.counts["created"] += len(new_links)
+        report.counts["written"] += len(ok)
+
+
+def _backoff(parts: Parts, attempts: int, retry_after: float | None) -> timedelta:
+    o = parts.cfg.outbox
+    if retry_after is not None:
+        return timedelta(seconds=retry_after)
+    wait = min(o.max_backoff_seconds, o.backoff_seconds * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=wait * (0.5 + random.random()))   # jitter: workers do not retry in step
+
+
+def _settle_failures(engine: Engine, failed: list[tuple[dict[str, Any], str, bool, float | None]], parts: Parts,
+                     report: PushReport) -> None:
+    ot = Outbox.__table__
+    now = utcnow()
+    params = []
+    for row, error, retriable, retry_after in failed:
+        attempts = row["attempts"] + 1
+        is_dead = not retriable or attempts >= parts.cfg.outbox.max_attempts
+        params.append({"_id": row["id"], "status": "dead" if is_dead else "pending", "attempts": attempts,
+                       "last_error": error[:2000], "next_attempt_at": now + _backoff(parts, attempts, retry_after)})
+        report.counts["dead" if is_dead else "failed"] += 1
+    with engine.begin() as conn:
+        conn.execute(update(ot).where(ot.c.id == bindparam("_id")).values(
+            status=bindparam("status"), attempts=bindparam("attempts"), last_error=bindparam("last_error"),
+            next_attempt_at=bindparam("next_attempt_at"), updated_at=now, claimed_by=None, claimed_until=None), params)
+
+
+def _fail_all(engine: Engine, rows: list[dict[str, Any]], error: str, retry_after: float | None, parts: Parts,
+              report: PushReport) -> None:
+    _settle_failures(engine, [(r, error, True, retry_after) for r in rows], parts, report)
+
+
+def _defer(engine: Engine, deferred: list[tuple[dict[str, Any], str]], report: PushReport) -> None:
+    """Rows waiting for a referenced record: tried again soon, without spending an attempt."""
+    ot = Outbox.__table__
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(update(ot).where(ot.c.id == bindparam("_id")).values(
+            last_error=bindparam("err"), next_attempt_at=bindparam("at"), claimed_by=None, claimed_until=None,
+            updated_at=now), [{"_id": r["id"], "err": e, "at": now + timedelta(seconds=30)} for r, e in deferred])
+    report.counts["deferred"] += len(deferred)

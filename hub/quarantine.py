@@ -1,0 +1,94 @@
+"""Parking rows that cannot pass: bad reads, mapping errors, failed expectations, unresolved references.
+
+The raw payload is kept so `triad quarantine retry` can re-run it after a fix.
+The same bad row read again updates its parked entry instead of parking it twice.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
+
+from hub.models import Quarantine
+from hub.sqlutil import chunks
+from hub.types import new_id
+from hub.values import record_hash
+
+
+def _jsonable(raw: Any) -> Any:
+    from hub.values import encode
+    if isinstance(raw, dict):
+        return {str(k): _jsonable(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_jsonable(v) for v in raw]
+    return encode(raw)
+
+
+class QuarantineWriter:
+    def __init__(self, conn: Connection, connector: str, entity: str, run_id: str, now: datetime) -> None:
+        self.conn, self.connector, self.entity, self.run_id, self.now = conn, connector, entity, run_id, now
+        self.pending: list[dict[str, Any]] = []
+        self.repeated = 0      # rows read again exactly as they are parked already
+
+    def park(self, raw: dict[str, Any], source_id: str | None, kind: str, reasons: list[dict[str, Any]]) -> None:
+        raw = _jsonable(raw)
+        self.pending.append({"source_id": source_id, "raw": raw, "raw_hash": record_hash(raw), "kind": kind,
+                             "reasons": _jsonable(reasons)})
+
+    def flush(self) -> int:
+        """Write parked rows; returns how many are newly parked (re-reads of a parked row do not count)."""
+        if not self.pending:
+            return 0
+        qt = Quarantine.__table__
+        sids = sorted({p["source_id"] for p in self.pending if p["source_id"]})
+        hashes = sorted({p["raw_hash"] for p in self.pending})
+        existing: dict[tuple[str, str], tuple[str, str]] = {}
+        for part in chunks(sids):
+            for r in self.conn.execute(select(qt.c.id, qt.c.source_id, qt.c.raw_hash).where(
+                    qt.c.connector == self.connector, qt.c.entity == self.entity, qt.c.status == "parked",
+                    qt.c.source_id.in_(part))):
+                existing[("sid", r.source_id)] = (r.id, r.raw_hash)
+        for part in chunks(hashes):
+            for r in self.conn.execute(select(qt.c.id, qt.c.raw_hash).where(
+                    qt.c.connector == self.connector, qt.c.entity == self.entity, qt.c.status == "parked",
+                    qt.c.source_id.is_(None), qt.c.raw_hash.in_(part))):
+                existing[("hash", r.raw_hash)] = (r.id, r.raw_hash)
+        inserts, updates = [], []
+        for p in self.pending:
+            key = ("sid", p["source_id"]) if p["source_id"] else ("hash", p["raw_hash"])
+            if key in existing:
+                qid, old_hash = existing[key]
+                if old_hash == p["raw_hash"]:
+                    self.repeated += 1
+                    continue
+                updates.append({"_id": qid, "raw": p["raw"], "raw_hash": p["raw_hash"], "kind": p["kind"],
+                                "reasons": p["reasons"], "updated_at": self.now, "run_id": self.run_id})
+                continue
+            qid = new_id()
+            existing[key] = (qid, p["raw_hash"])
+            inserts.append({"id": qid, "connector": self.connector, "entity": self.entity, "status": "parked",
+                            "attempts": 0, "run_id": self.run_id, "created_at": self.now, "updated_at": self.now,
+                            **p})
+        if inserts:
+            self.conn.execute(insert(qt), inserts)
+        if updates:
+            self.conn.execute(update(qt).where(qt.c.id == bindparam("_id")).values(
+                raw=bindparam("raw"), raw_hash=bindparam("raw_hash"), kind=bindparam("kind"),
+                reasons=bindparam("reasons"), updated_at=bindparam("updated_at"), run_id=bindparam("run_id"),
+                attempts=qt.c.attempts + 1), updates)
+        self.pending = []
+        return len(inserts)
+
+    def supersede(self, source_ids: Sequence[str], keep: set[str]) -> None:
+        """Parked rows of source records that have now gone through are resolved (a newer version won)."""
+        qt = Quarantine.__table__
+        for part in chunks(sorted(set(source_ids))):
+            self.conn.execute(update(qt).where(
+                qt.c.connector == self.connector, qt.c.entity == self.entity, qt.c.status == "parked",
+                qt.c.source_id.in_(part), qt.c.run_id != self.run_id).values(status="resolved", updated_at=self.now))
+        ids = sorted(keep)
+        for part in chunks(ids):
+            self.conn.execute(update(qt).where(qt.c.id.in_(part), qt.c.status == "parked",
+                                               or_(qt.c.run_id != self.run_id, qt.c.run_id.is_(None)))
+                              .values(status="resolved", updated_at=self.now))

@@ -1,0 +1,125 @@
+"""From config to working parts: connector instances, mappings, stream specs, rules, validators.
+
+Built once per run and passed explicitly (no module-level singletons).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hub.canonical import ENTITIES
+from hub.config import TriadConfig
+from hub.connector import Connector, StreamSpec, load_registry
+from hub.errors import ConfigError, UsageError
+from hub.mapping import Mapping, find_mapping, load_mapping
+from hub.merge import Rules, rules_from_config
+
+ENTITY_ORDER = ("customer", "contract", "order", "payment", "approval")   # references point backwards
+
+
+@dataclass
+class Parts:
+    """Caches for one process: connectors, mappings and validators are built once."""
+
+    cfg: TriadConfig
+    registry: dict[str, type[Connector]] = field(default_factory=dict)
+    connectors: dict[str, Connector] = field(default_factory=dict)
+    mappings: dict[tuple[str, str], Mapping] = field(default_factory=dict)
+    validators: dict[tuple[str, frozenset], Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.registry:
+            self.registry = load_registry()
+
+    def connector(self, name: str) -> Connector:
+        if name not in self.connectors:
+            c = self.cfg.connectors.get(name)
+            if c is None:
+                raise UsageError(f"unknown connector '{name}'; configured: {', '.join(self.cfg.connectors) or 'none'}")
+            cls = self.registry.get(c.type)
+            if cls is None:
+                raise ConfigError(f"connectors.{name}.type: type '{c.type}' is not installed")
+            self.connectors[name] = cls(name, c.options, base_dir=str(self.cfg.base_dir))
+        return self.connectors[name]
+
+    def mapping(self, name: str, entity: str) -> Mapping:
+        key = (name, entity)
+        if key not in self.mappings:
+            c = self.cfg.connectors[name]
+            binding = c.entities.get(entity)
+            if binding is None:
+                raise UsageError(f"connector '{name}' does not sync {entity}; it syncs {', '.join(c.entities)}")
+            path = find_mapping(c.type, entity, binding.mapping, str(self.cfg.base_dir))
+            self.mappings[key] = load_mapping(path, entity)
+        return self.mappings[key]
+
+    def validator(self, name: str, entity: str) -> Any:
+        """The entity's suite, limited to the fields this connector's mapping provides.
+
+        A CRM that has no customer code must not fail ``code is not null``: the
+        golden record gets its code from the system that has one.
+        """
+        mapped = frozenset(p.name for p in self.mapping(name, entity).plan.fields)
+        key = (entity, mapped)
+        if key not in self.validators:
+            from dataclasses import replace
+
+            from hub.validation import Validator, load_suite
+            override = self.cfg.validation.get(entity)
+            if override:
+                override = str(Path(self.cfg.base_dir) / override)
+            suite = load_suite(entity, override)
+            suite = replace(suite, expectations=tuple(e for e in suite.expectations if set(e.columns) <= mapped))
+            self.validators[key] = Validator(suite)
+        return self.validators[key]
+
+    def stream_spec(self, name: str, entity: str, run_started_at: datetime | None) -> StreamSpec:
+        c = self.cfg.connectors[name]
+        binding = c.entities[entity]
+        m = self.mapping(name, entity)
+        return StreamSpec(entity=entity, source=m.source, key=m.key, updated_at=m.updated_at,
+                          timezone=str(m.timezone), batch_size=binding.batch_size or c.batch_size,
+                          run_started_at=run_started_at, fields=tuple(m.source_paths()),
+                          options={**(m.options or {}), **binding.options})
+
+    def rules(self, entity: str) -> Rules:
+        return rules_from_config(self.cfg.survivorship_for(entity), list(self.cfg.connectors))
+
+    def out_systems(self, entity: str) -> tuple[str, ...]:
+        return tuple(n for n, c in self.cfg.connectors.items() if c.direction in ("out", "both") and entity in c.entities)
+
+    def delete_targets(self, entity: str) -> tuple[str, ...]:
+        return tuple(n for n in self.out_systems(entity) if self.cfg.connectors[n].propagate_deletes)
+
+    def exact_keys(self, entity: str) -> tuple[str, ...]:
+        m = self.cfg.matching.get(entity)
+        return tuple(m.exact) if m else ()
+
+    def close(self) -> None:
+        for c in self.connectors.values():
+            try:
+                c.close()
+            except Exception:  # closing must never hide the real outcome
+                pass
+
+
+def inbound_streams(cfg: TriadConfig, connectors: tuple[str, ...] = (), entities: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(connector, entity) pairs to read, in reference order (customers before their orders)."""
+    for n in connectors:
+        if n not in cfg.connectors:
+            raise UsageError(f"unknown connector '{n}'; configured: {', '.join(cfg.connectors) or 'none'}")
+    for e in entities:
+        if e not in ENTITIES:
+            raise UsageError(f"unknown entity '{e}'; known: {', '.join(ENTITIES)}")
+    out = []
+    for entity in ENTITY_ORDER:
+        if entities and entity not in entities:
+            continue
+        for name, c in cfg.connectors.items():
+            if connectors and name not in connectors:
+                continue
+            if c.direction in ("in", "both") and entity in c.entities:
+                out.append((name, entity))
+    return out

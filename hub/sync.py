@@ -1,0 +1,252 @@
+"""`triad sync run`: each stream read batch by batch, each batch committed with its cursor.
+
+A crash loses nothing and duplicates nothing: a rerun resumes from the last
+committed cursor, and records read again hash the same and change nothing.
+Rows parked for unresolved references are retried first on every run.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from hub.errors import FatalError, LimitExceeded, TriadError
+from hub.models import Quarantine, StreamState, SyncRun
+from hub.pipeline import STAT_KEYS, BatchStats, StreamContext, process_batch
+from hub.sqlutil import upsert
+from hub.streams import Parts, inbound_streams
+from hub.types import new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+Progress = Callable[[str, str, dict[str, int]], None]
+
+
+@dataclass
+class RunReport:
+    id: str
+    connector: str
+    entity: str
+    status: str = "running"
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_KEYS, 0))
+    cursor: Any = None
+    error: str | None = None
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "connector": self.connector, "entity": self.entity, "status": self.status,
+                **self.counts, "cursor": self.cursor, "error": self.error, "dry_run": self.dry_run}
+
+    def absorb(self, stats: BatchStats) -> None:
+        for k, v in stats.counts.items():
+            self.counts[k] += v
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_sync(engine: Engine, parts: Parts, *, connectors: tuple[str, ...] = (), entities: tuple[str, ...] = (),
+             full: bool = False, dry_run: bool = False, user: str | None = None,
+             progress: Progress | None = None) -> list[RunReport]:
+    """Run every selected inbound stream; one report per stream (errors are reported, not raised)."""
+    reports = []
+    for name, entity in inbound_streams(parts.cfg, connectors, entities):
+        reports.append(run_stream(engine, parts, name, entity, full=full, dry_run=dry_run, user=user,
+                                  progress=progress))
+    return reports
+
+
+def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bool = False, dry_run: bool = False,
+               user: str | None = None, progress: Progress | None = None) -> RunReport:
+    started = utcnow()
+    report = RunReport(new_id(), name, entity, dry_run=dry_run)
+    owner = worker_id()
+    if not dry_run and not _take_lease(engine, name, entity, owner, started):
+        report.status = "skipped"
+        report.error = "another worker is running this stream"
+        return report
+    with engine.begin() as conn:
+        conn.execute(insert(SyncRun.__table__), [{
+            "id": report.id, "connector": name, "entity": entity, "kind": "sync", "status": "running",
+            "dry_run": dry_run, "stats": report.counts, "cursor": None, "error": None, "user": user,
+            "started_at": started, "finished_at": None}])
+    try:
+        ctx = StreamContext(system=name, entity=entity, mapping=parts.mapping(name, entity),
+                            rules=parts.rules(entity), exact_keys=parts.exact_keys(entity),
+                            out_systems=parts.out_systems(entity), delete_targets=parts.delete_targets(entity),
+                            run_id=report.id, now=started, validator=parts.validator(name, entity),
+                            matcher=_matcher(parts, entity))
+        _retry_parked(engine, ctx, report, dry_run, kinds=("unresolved_ref",))
+        with engine.connect() as conn:
+            cursor = None if full else _cursor(conn, name, entity)
+        report.cursor = cursor
+        spec = parts.stream_spec(name, entity, started)
+        connector = parts.connector(name)
+        for batch in connector.read(spec, cursor):
+            ctx.now = utcnow()
+            with engine.connect() as conn:
+                tx = conn.begin()
+                try:
+                    stats = process_batch(conn, ctx, batch.records, batch.deleted)
+                    _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
+                    if batch.cursor is not None:
+                        _save_cursor(conn, name, entity, batch.cursor, ctx.now)
+                    report.absorb(stats)
+                    report.cursor = batch.cursor if batch.cursor is not None else report.cursor
+                    _save_run(conn, report)
+                except BaseException:
+                    tx.rollback()
+                    raise
+                if dry_run:
+                    tx.rollback()
+                else:
+                    tx.commit()
+            if progress:
+                progress(name, entity, report.counts)
+        report.status = "ok"
+    except LimitExceeded as exc:
+        report.status, report.error = "stopped", f"request limit reached, resumes next run: {exc}"
+        log.warning("stream %s/%s stopped: %s", name, entity, exc)
+    except (TriadError, Exception) as exc:  # one stream's failure must not stop the others
+        report.status, report.error = "error", _describe(exc)
+        log.error("stream %s/%s failed: %s", name, entity, report.error, exc_info=not isinstance(exc, TriadError))
+    finally:
+        with engine.begin() as conn:
+            _save_run(conn, report, finished=True)
+            if not dry_run:
+                _release_lease(conn, name, entity, owner)
+    return report
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TriadError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _matcher(parts: Parts, entity: str) -> Any:
+    m = parts.cfg.matching.get(entity)
+    if not m or not m.fuzzy or not m.fuzzy.fields:
+        return None
+    try:
+        from hub.matching import FuzzyMatcher
+    except ImportError:
+        return None
+    return FuzzyMatcher(entity, m.fuzzy)
+
+
+def _cursor(conn: Connection, name: str, entity: str) -> Any:
+    st = StreamState.__table__
+    return conn.scalar(select(st.c.cursor).where(st.c.connector == name, st.c.entity == entity))
+
+
+def _save_cursor(conn: Connection, name: str, entity: str, cursor: Any, now: datetime) -> None:
+    st = StreamState.__table__
+    upsert(conn, st, [{"connector": name, "entity": entity, "cursor": cursor, "updated_at": now}],
+           ["connector", "entity"], ["cursor", "updated_at"])
+
+
+def _save_run(conn: Connection, report: RunReport, finished: bool = False) -> None:
+    st = SyncRun.__table__
+    values: dict[str, Any] = {"stats": dict(report.counts), "cursor": report.cursor, "status": report.status,
+                              "error": report.error}
+    if finished:
+        values["finished_at"] = utcnow()
+    conn.execute(update(st).where(st.c.id == report.id).values(**values))
+
+
+def _take_lease(engine: Engine, name: str, entity: str, owner: str, now: datetime) -> bool:
+    """One run per stream at a time, also across processes and machines sharing the store."""
+    st = StreamState.__table__
+    with engine.begin() as conn:
+        upsert(conn, st, [{"connector": name, "entity": entity, "cursor": None, "updated_at": now,
+                           "lease_owner": None, "lease_until": None}], ["connector", "entity"], [])
+        res = conn.execute(update(st).where(
+            st.c.connector == name, st.c.entity == entity,
+            (st.c.lease_until.is_(None)) | (st.c.lease_until < now) | (st.c.lease_owner == owner))
+            .values(lease_owner=owner, lease_until=now + LEASE))
+        return res.rowcount == 1
+
+
+def _release_lease(conn: Connection, name: str, entity: str, owner: str) -> None:
+    st = StreamState.__table__
+    conn.execute(update(st).where(st.c.connector == name, st.c.entity == entity, st.c.lease_owner == owner)
+                 .values(lease_owner=None, lease_until=None))
+
+
+def _mark_resolved(conn: Connection, ids: list[str], now: datetime) -> None:
+    if ids:
+        qt = Quarantine.__table__
+        conn.execute(update(qt).where(qt.c.id.in_(ids), qt.c.status == "parked").values(status="resolved",
+                                                                                          updated_at=now))
+
+
+def _retry_parked(engine: Engine, ctx: StreamContext, report: RunReport, dry_run: bool,
+                  kinds: tuple[str, ...] | None = None, ids: list[str] | None = None) -> int:
+    """Re-run parked raw payloads of this stream through the current mapping, oldest first."""
+    qt = Quarantine.__table__
+    q = select(qt.c.id, qt.c.source_id, qt.c.raw).where(qt.c.connector == ctx.system, qt.c.entity == ctx.entity,
+                                                         qt.c.status == "parked").order_by(qt.c.created_at, qt.c.id)
+    if kinds:
+        q = q.where(qt.c.kind.in_(kinds))
+    if ids:
+        q = q.where(qt.c.id.in_(ids))
+    with engine.connect() as conn:
+        rows = list(conn.execute(q))
+    if not rows:
+        return 0
+    by_sid = {r.source_id: r.id for r in rows if r.source_id}
+    with engine.connect() as conn:
+        tx = conn.begin()
+        stats = process_batch(conn, ctx, [r.raw for r in rows], from_quarantine=by_sid)
+        keyless = [r.id for r in rows if not r.source_id]
+        _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
+        if keyless:   # a keyless row that parses now went through or was parked again under its key
+            conn.execute(update(qt).where(qt.c.id.in_(keyless), qt.c.run_id != ctx.run_id)
+                         .values(status="resolved", updated_at=ctx.now))
+        stats.counts["read"] = 0   # retried rows were counted when first read
+        report.absorb(stats)
+        _save_run(conn, report)
+        (tx.rollback if dry_run else tx.commit)()
+    return len(rows)
+
+
+def retry_quarantine(engine: Engine, parts: Parts, ids: list[str], user: str | None = None) -> list[RunReport]:
+    """`triad quarantine retry [ID...]`: re-run parked rows (all, or the given ids) per stream."""
+    qt = Quarantine.__table__
+    q = select(qt.c.connector, qt.c.entity).where(qt.c.status == "parked").distinct()
+    if ids:
+        q = q.where(qt.c.id.in_(ids))
+    with engine.connect() as conn:
+        streams = sorted(set(conn.execute(q).all()))
+    reports = []
+    for name, entity in streams:
+        if name not in parts.cfg.connectors:
+            raise FatalError(f"parked rows of connector '{name}', which is no longer configured")
+        started = utcnow()
+        report = RunReport(new_id(), name, entity)
+        with engine.begin() as conn:
+            conn.execute(insert(SyncRun.__table__), [{
+                "id": report.id, "connector": name, "entity": entity, "kind": "retry", "status": "running",
+                "dry_run": False, "stats": report.counts, "cursor": None, "error": None, "user": user,
+                "started_at": started, "finished_at": None}])
+        ctx = StreamContext(system=name, entity=entity, mapping=parts.mapping(name, entity), rules=parts.rules(entity),
+                            exact_keys=parts.exact_keys(entity), out_systems=parts.out_systems(entity),
+                            delete_targets=parts.delete_targets(entity), run_id=report.id, now=started,
+                            validator=parts.validator(name, entity), matcher=_matcher(parts, entity))
+        try:
+            _retry_parked(engine, ctx, report, False, ids=ids or None)
+            report.status = "ok"
+        except Exception as exc:  # reported per stream
+            report.status, report.error = "error", _describe(exc)
+        with engine.begin() as conn:
+            _save_run(conn, report, finished=True)
+        reports.append(report)
+    return reports

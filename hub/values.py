@@ -1,0 +1,77 @@
+"""Canonical values in one JSON-safe form, so bases, golden rows and outbox rows compare exactly.
+
+Decimals are normalized (``1234.50`` and ``1234.5`` are the same value),
+timestamps are UTC ISO strings, dates ISO, order lines a list sorted by line
+number. The merge compares and stores only encoded values.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from hub.canonical import ENTITIES, ORDER_LINE_FIELDS
+
+
+def encode(value: Any) -> Any:
+    """The JSON-safe canonical form of one value."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        text = format(value.normalize(), "f")
+        return "0" if text in ("-0", "") else text
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}")
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return encode(Decimal(repr(value)))
+    if isinstance(value, list):
+        lines = [{k: encode(v) for k, v in line.items()} for line in value]
+        return sorted(lines, key=lambda ln: (ln.get("line_no") is None, ln.get("line_no") or 0))
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    return str(value)
+
+
+def encode_record(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: encode(v) for k, v in values.items()}
+
+
+def decode(value: Any, type_name: str) -> Any:
+    """The Python value for a column from its encoded form."""
+    if value is None:
+        return None
+    if type_name == "decimal":
+        return Decimal(str(value))
+    if type_name == "datetime":
+        dt = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    if type_name == "date":
+        return date.fromisoformat(value[:10]) if isinstance(value, str) else value
+    if type_name == "int":
+        return int(value)
+    if type_name == "bool":
+        return bool(value)
+    if type_name == "list":
+        return [{k: decode(v, ORDER_LINE_FIELDS.get(k, "string")) for k, v in line.items()} for line in value]
+    return value
+
+
+def decode_record(entity: str, values: dict[str, Any]) -> dict[str, Any]:
+    types = ENTITIES[entity].fields
+    return {k: decode(v, types.get(k, "string")) for k, v in values.items()}
+
+
+def record_hash(values: dict[str, Any], deleted: bool = False) -> str:
+    """A short digest of encoded values: an unchanged source row is skipped without a merge."""
+    payload = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    if deleted:
+        payload += "|deleted"
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
