@@ -5,7 +5,6 @@ bad config or permission denied.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 from typing import Any, Callable
@@ -15,27 +14,7 @@ import click
 from hub.context import Context
 from hub.errors import TriadError
 
-pass_ctx = click.make_pass_decorator(Context)
-
-
-def reporting(fn: Callable) -> Callable:
-    """Adds ``--json`` to a command (also accepted before the command name)."""
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, as_json: bool = False, **kwargs: Any) -> Any:
-        ctx = click.get_current_context().find_object(Context)
-        if as_json and ctx is not None:
-            ctx.as_json = True
-        return fn(*args, **kwargs)
-    return wrapper
-
-
-def emit(ctx: Context, data: Any, human: Callable[[], None]) -> None:
-    from hub import render
-    if ctx.as_json:
-        render.print_json(data)
-    else:
-        human()
+from hub.clikit import emit, pass_ctx, reporting  # noqa: E402 - shared with command modules
 
 
 class TriadGroup(click.Group):

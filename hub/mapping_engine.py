@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from hub.connector import StreamSpec
 from hub.errors import MappingError
 from hub.mapping_model import FieldPlan, MappingPlan
 from hub.mapping_types import datetime_parser, formatter_for, parser_for, to_bool, to_string
@@ -294,17 +293,6 @@ class Mapping:
             except ValueError as exc:
                 raise MappingError(f"deleted: {exc} (from {source_text})", field="deleted") from None
         return is_deleted
-
-    def stream_spec(self, **extra: Any) -> StreamSpec:
-        """The connector's view of this mapping: object, key, cursor field, time zone, fields read.
-
-        Args:
-            **extra: other StreamSpec fields (batch_size, run_started_at); ``options`` is merged
-                over the mapping's own ``options``.
-        """
-        options = {**self.options, **extra.pop("options", {})}
-        return StreamSpec(entity=self.entity, source=self.source, key=self.key, updated_at=self.updated_at,
-                          timezone=self.timezone, fields=tuple(self.source_paths()), options=options, **extra)
 
     def source_fields(self) -> list[str]:
         """Top-level source field names this mapping reads (for SELECT / $select / FieldKeys)."""

@@ -228,7 +228,21 @@ def _resolve_field(name: str, raw: Any, fields_def: dict[str, str], entity: Enti
             issues.add(vpath, f"'{result}' is not a valid {name}; expected one of {', '.join(enum)}")
         return result
 
-    values = outbound = None
+    # `to:` is an outbound field name, a canonical -> source value map, or both: {field: F, values: {...}}
+    target, to_values = source, None
+    to = spec.to
+    if isinstance(to, dict) and to and set(to) <= {"field", "values"} and isinstance(to.get("values", {}), dict):
+        target = _split(str(to["field"])) if "field" in to else source
+        to = to.get("values")
+    if isinstance(to, str):
+        target = _split(to)
+    elif isinstance(to, dict):
+        to_values = {canonical(k, (*path, "to", scalar_key(k))): v for k, v in to.items()}
+    elif to is not None:
+        issues.add((*path, "to"), "expected a source field name or a map of canonical -> source values")
+
+    values = None
+    outbound = to_values
     if spec.values is not None and ftype != "list":
         values, sources_of = {}, {}
         for key, val in spec.values.items():
@@ -236,35 +250,21 @@ def _resolve_field(name: str, raw: Any, fields_def: dict[str, str], entity: Enti
             cval = canonical(val, (*path, "values", skey))
             values[skey] = cval
             sources_of.setdefault(cval, []).append(key)
-        outbound = {cval: keys[0] for cval, keys in sources_of.items()}
         clashes = {cval: keys for cval, keys in sources_of.items() if len(keys) > 1}
-        if clashes and not spec.readonly and not isinstance(spec.to, dict):
-            cval, keys = next(iter(clashes.items()))
-            issues.add((*path, "values"),
-                       f"cannot be inverted for writing: {', '.join(repr(k) for k in keys)} all map to "
-                       f"{cval!r}; mark the field `readonly: true` or give `to:` with canonical -> source "
-                       f"values (e.g. to: {{{cval}: {keys[0]}}})")
-
-    target = source
-    if spec.to is not None:
-        to = spec.to
-        if isinstance(to, dict) and to and set(to) <= {"field", "values"} and \
-                isinstance(to.get("values", {}), dict):
-            target = _split(str(to["field"])) if "field" in to else source
-            to = to.get("values")
-        if isinstance(to, str):
-            target = _split(to)
-        elif isinstance(to, dict):
-            outbound = {canonical(k, (*path, "to", scalar_key(k))): v for k, v in to.items()}
-        elif to is not None:
-            issues.add((*path, "to"), "expected a source field name or a map of canonical -> source values")
+        if to_values is None:
+            outbound = {cval: keys[0] for cval, keys in sources_of.items()}
+            if clashes and not spec.readonly:
+                cval, keys = next(iter(clashes.items()))
+                issues.add((*path, "values"),
+                           f"cannot be inverted for writing: {', '.join(repr(k) for k in keys)} all map to "
+                           f"{cval!r}; mark the field `readonly: true` or give `to:` with canonical -> source "
+                           f"values (e.g. to: {{{cval}: {keys[0]}}})")
 
     default = canonical(spec.default, (*path, "default")) if spec.default is not None else None
     if len(issues.items) > before:
         return None
     return FieldPlan(name=name, type=ftype, source_type=spec.type, source=source, target=target,
-                     transforms=tuple(transforms),
-                     transform_names=tuple(spec.transform),
+                     transforms=tuple(transforms), transform_names=tuple(spec.transform),
                      values=values, outbound_values=outbound, readonly=spec.readonly, ref=spec.ref,
                      each=each, default=default)
 

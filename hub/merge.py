@@ -88,16 +88,34 @@ class MergeOutcome:
         return bool(self.changes)
 
 
-def provenance_of(prov: dict[str, list], name: str) -> tuple[str | None, str | None]:
-    entry = prov.get(name) or prov.get(CREATED)
+def provenance_of(prov: dict[str, list], name: str, value: Any = True) -> tuple[str | None, str | None]:
+    """Who set a golden value, and the source time. The creator (``*``) only vouches for values it gave."""
+    entry = prov.get(name)
+    if entry is None and value is not None:
+        entry = prov.get(CREATED)
     return (entry[0], entry[1]) if entry else (None, None)
 
 
-def create(incoming: Incoming) -> MergeOutcome:
-    """A new golden record from one source record."""
-    values = {k: v for k, v in incoming.values.items() if v is not None}
+def create(incoming: Incoming, rules: Rules | None = None) -> MergeOutcome:
+    """A new golden record from one source record.
+
+    Fields owned by another system are not taken from a non-owner, even at
+    creation: they stay empty until their system of record says something.
+    """
+    rules = rules or Rules()
+    values = {}
+    refused = []
+    for k, v in incoming.values.items():
+        rule = rules.for_field(k)
+        if v is None:
+            continue
+        if rule.kind == "owner" and rule.owner != incoming.system:
+            refused.append(ConflictNote(k, "auto", "owner", {incoming.system: v}, {incoming.system: incoming.source_ts},
+                                        None, rule.owner))
+            continue
+        values[k] = v
     out = MergeOutcome(changes=values, provenance={CREATED: [incoming.system, incoming.source_ts]},
-                       propagate=dict(values))
+                       propagate=dict(values), conflicts=refused)
     out.history.append(HistoryNote(CREATED, None, values, "create"))
     return out
 
@@ -109,24 +127,32 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
     Args:
         golden: the golden record's encoded values.
         provenance: field -> [system, source timestamp] of the golden values (``*`` for the rest).
-        base: the values last seen from ``incoming.system`` (None: first time linked; every V_s is empty).
+        base: the values last seen from ``incoming.system`` (None: first time linked; every V_s is empty,
+            so a differing value is concurrent, and an empty one says nothing).
         incoming: the new values from the system.
         rules: survivorship for the entity.
         open_manual: fields with an open manual conflict on this record (they stay put until resolved).
     """
     s = incoming.system
+    first_link = base is None
     base = base or {}
     prov = dict(provenance)
     out = MergeOutcome(provenance=prov)
     for f, v in incoming.values.items():
-        vs = base.get(f)
-        if v == vs:
+        if first_link:
+            if v is None:
+                continue                                          # nothing to say yet: not a change
+        elif v == base.get(f):
             continue                                              # 1: s did not change f
         g = golden.get(f)
-        if v == g:
-            continue                                              # 2a: s caught up
         rule = rules.for_field(f)
-        g_sys, g_ts = provenance_of(prov, f)
+        g_sys, g_ts = provenance_of(prov, f, g)
+        if v == g:                                                # 2a: s caught up
+            if rule.kind in ("priority", "most_recent") and _incoming_wins(rule.kind, rules, s, incoming.source_ts,
+                                                                           g_sys, g_ts):
+                prov[f] = [s, incoming.source_ts]   # the value's strongest witness, so order cannot matter
+            continue
+        vs = _MISSING if first_link else base.get(f)              # a first link is never an informed change
         if rule.kind == "owner" and s != rule.owner:
             # only the system of record changes this field; write the golden value back to s
             out.send_back[f] = g
@@ -138,6 +164,9 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
             continue
         if vs == g or rule.kind == "owner":
             _apply(out, f, g, v, s, incoming.source_ts, "informed" if vs == g else "owner")   # 2b (or the owner)
+            continue
+        if g is None and g_sys is None:
+            _apply(out, f, g, v, s, incoming.source_ts, "fill")   # nobody has said anything about f yet
             continue
         # 2c: a concurrent change
         theirs = {s: v, g_sys or "golden": g}
@@ -152,6 +181,9 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
             out.send_back[f] = g
             out.conflicts.append(ConflictNote(f, "auto", rule.kind, theirs, stamps, g, g_sys))
     return out
+
+
+_MISSING = object()
 
 
 def _apply(out: MergeOutcome, f: str, old: Any, new: Any, system: str, ts: str | None, reason: str) -> None:

@@ -232,6 +232,45 @@ class MatchCandidate(Base):
     decided_by: Mapped[str | None] = mapped_column(String(128))
 
 
+class MatchKey(Base):
+    """Blocking keys of golden records: a new source record is compared only with records sharing a key."""
+
+    __tablename__ = "match_key"
+    __table_args__ = (Index("ix_match_key_lookup", "entity", "key_type", "key_value"),)
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    record_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    key_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_value: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class MatchReject(Base):
+    """A steward's "not the same": remembered until either record changes materially (fingerprints differ)."""
+
+    __tablename__ = "match_reject"
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    record_a: Mapped[str] = mapped_column(Id, primary_key=True)
+    record_b: Mapped[str] = mapped_column(Id, primary_key=True)
+    fingerprint_a: Mapped[str] = mapped_column(String(32))
+    fingerprint_b: Mapped[str] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime]
+
+
+class MergeLog(Base):
+    """What a steward merge changed, so `triad matches unmerge` restores it exactly."""
+
+    __tablename__ = "merge_log"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    winner_id: Mapped[str] = mapped_column(Id, index=True)
+    loser_id: Mapped[str] = mapped_column(Id, index=True)
+    snapshot: Mapped[dict[str, Any]]      # both golden rows, their xrefs and bases before the merge
+    status: Mapped[str] = mapped_column(String(16))   # merged | unmerged
+    merged_by: Mapped[str | None] = mapped_column(String(128))
+    merged_at: Mapped[datetime]
+    unmerged_at: Mapped[datetime | None]
+
+
 class Quarantine(Base):
     __tablename__ = "quarantine"
     __table_args__ = (Index("ix_quarantine_stream", "connector", "entity", "status"),

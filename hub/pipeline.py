@@ -75,6 +75,7 @@ class _Item:
     xref_status: str | None = None
     base: dict[str, Any] | None = None
     quarantine_id: str | None = None
+    candidates: list = field(default_factory=list)   # (record id, score, details) for a steward to review
 
 
 def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str, Any]],
@@ -221,35 +222,52 @@ def _resolve_refs(conn: Connection, ctx: StreamContext, items: list[_Item],
 
 
 def _resolve_identity(conn: Connection, ctx: StreamContext, items: list[_Item]) -> None:
-    """Records without an xref: link by exact normalized keys (then the fuzzy matcher), else new."""
+    """Records without an xref: link by exact normalized keys, then by the fuzzy matcher, else new.
+
+    A fuzzy score between ``review_at`` and ``link_at`` creates a new record and
+    opens a match candidate for a steward (collected in ``item.candidates``).
+    """
     unlinked = [i for i in items if i.record_id is None]
     if not unlinked:
         return
     from hub.identity import exact_matches
     matches = exact_matches(conn, ctx.entity, ctx.exact_keys, [i.values for i in unlinked])
     in_batch: dict[tuple[str, Any], str] = {}
-    for item, rid in zip(unlinked, matches):
-        if rid is None:
+    for n, item in enumerate(unlinked):
+        if matches[n] is None:
             for k in ctx.exact_keys:
                 v = item.values.get(k)
                 if v not in (None, "") and (k, v) in in_batch:
-                    rid = in_batch[(k, v)]
+                    matches[n] = in_batch[(k, v)]
                     break
-        if rid is None and ctx.matcher is not None:
-            rid = ctx.matcher.match(conn, item.values)
-        if rid is None:
-            item.record_id = new_id()
-            item.linked_now = False
-            item.base = None
-            item._new = True  # type: ignore[attr-defined]
-        else:
-            item.record_id = rid
-            item.linked_now = True
-            item._new = False  # type: ignore[attr-defined]
         for k in ctx.exact_keys:
             v = item.values.get(k)
-            if v not in (None, ""):
-                in_batch.setdefault((k, v), item.record_id)
+            if v not in (None, "") and matches[n] is not None:
+                in_batch.setdefault((k, v), matches[n])
+        if matches[n] is None:
+            item.record_id = new_id()
+            for k in ctx.exact_keys:
+                v = item.values.get(k)
+                if v not in (None, ""):
+                    in_batch.setdefault((k, v), item.record_id)
+    fuzzy_pending = [(n, i) for n, i in enumerate(unlinked) if matches[n] is None]
+    if ctx.matcher is not None and fuzzy_pending:
+        decisions = ctx.matcher.match_batch(conn, [i.values for _, i in fuzzy_pending])
+        for (n, item), d in zip(fuzzy_pending, decisions):
+            if d.record_id is not None:
+                matches[n] = d.record_id
+            elif d.same_as is not None:      # an earlier record of this batch
+                matches[n] = fuzzy_pending[d.same_as][1].record_id
+            item.candidates = list(d.candidates)
+    for n, item in enumerate(unlinked):
+        if matches[n] is None:
+            item._new = True  # type: ignore[attr-defined]
+            item.linked_now = False
+            item.base = None
+        else:
+            item.record_id = matches[n]
+            item._new = False  # type: ignore[attr-defined]
+            item.linked_now = True
 
 
 def _open_manual(conn: Connection, entity: str, record_ids: list[str]) -> dict[str, set[str]]:
@@ -276,6 +294,7 @@ class _Writes:
         self.history: list[dict[str, Any]] = []
         self.conflicts: list[dict[str, Any]] = []
         self.deleted_in: dict[str, list[str] | None] = {}
+        self.candidates: list[dict[str, Any]] = []
 
     def flush(self, conn: Connection, ctx: StreamContext) -> None:
         from sqlalchemy import bindparam, insert
@@ -300,6 +319,13 @@ class _Writes:
             conn.execute(insert(FieldHistory.__table__), self.history)
         if self.conflicts:
             conn.execute(insert(Conflict.__table__), self.conflicts)
+        if self.candidates:
+            from hub.models import MatchCandidate
+            conn.execute(insert(MatchCandidate.__table__), self.candidates)
+        if ctx.matcher is not None:   # keep blocking keys in step with golden values
+            touched = [(rid, v) for rid, (v, _) in self.new_golden.items()]
+            touched += [(rid, row.values) for rid, row in self.changed_golden.items()]
+            ctx.matcher.index(conn, touched)
 
 
 def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow], open_manual: dict[str, set[str]],
@@ -309,13 +335,13 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
     incoming = Incoming(ctx.system, item.values, item.source_ts)
     is_new = getattr(item, "_new", False) and rid not in w.new_golden and rid not in rows
     if is_new:
-        outcome = create(incoming)
+        outcome = create(incoming, ctx.rules)
         w.new_golden[rid] = (dict(outcome.changes), outcome.provenance)
         stats.add("created")
     else:
         row = rows.get(rid) or _row_from_new(w, rid)
         if row is None:  # linked to a record that no longer exists: treat as new
-            outcome = create(incoming)
+            outcome = create(incoming, ctx.rules)
             w.new_golden[rid] = (dict(outcome.changes), outcome.provenance)
             stats.add("created")
         else:
@@ -327,14 +353,14 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
                     for f, g in row.values.items():
                         if g not in (None, [], "") and item.values.get(f) in (None, []) and f in item.values:
                             outcome.send_back.setdefault(f, g)
-            if outcome.changes:
+            if outcome.changes or outcome.provenance != row.provenance:
                 row.values.update(outcome.changes)
                 row.provenance = outcome.provenance
                 if rid in w.new_golden:
                     w.new_golden[rid] = (row.values, row.provenance)
                 else:
                     w.changed_golden[rid] = row
-                stats.add("updated")
+                stats.add("updated" if outcome.changes else "unchanged")
             elif not item.linked_now:
                 stats.add("unchanged")
         if item.xref_status == "deleted":
@@ -348,6 +374,11 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
                                    "source_id": item.source_id, "record_id": rid, "status": "active",
                                    "created_at": ctx.now, "updated_at": ctx.now}
     _record_outcome(ctx, item, rid, outcome, w, outbox, stats, created=is_new)
+    for other, score, details in item.candidates:
+        if other != rid:
+            w.candidates.append({"id": new_id(), "entity": ctx.entity, "record_a": rid, "record_b": other,
+                                 "score": float(score), "details": details, "status": "open",
+                                 "created_at": ctx.now, "decided_at": None, "decided_by": None})
     w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
                                 "record_id": rid, "values": item.values, "row_hash": item.hash,
                                 "source_ts": _dt(item.source_ts), "seen_at": ctx.now, "run_id": ctx.run_id}

@@ -45,28 +45,28 @@ class QuarantineWriter:
         hashes = sorted({p["raw_hash"] for p in self.pending})
         existing: dict[tuple[str, str], tuple[str, str]] = {}
         for part in chunks(sids):
-            for r in self.conn.execute(select(qt.c.id, qt.c.source_id, qt.c.raw_hash).where(
+            for r in self.conn.execute(select(qt.c.id, qt.c.source_id, qt.c.raw_hash, qt.c.kind).where(
                     qt.c.connector == self.connector, qt.c.entity == self.entity, qt.c.status == "parked",
                     qt.c.source_id.in_(part))):
-                existing[("sid", r.source_id)] = (r.id, r.raw_hash)
+                existing[("sid", r.source_id)] = (r.id, f"{r.raw_hash}:{r.kind}")
         for part in chunks(hashes):
-            for r in self.conn.execute(select(qt.c.id, qt.c.raw_hash).where(
+            for r in self.conn.execute(select(qt.c.id, qt.c.raw_hash, qt.c.kind).where(
                     qt.c.connector == self.connector, qt.c.entity == self.entity, qt.c.status == "parked",
                     qt.c.source_id.is_(None), qt.c.raw_hash.in_(part))):
-                existing[("hash", r.raw_hash)] = (r.id, r.raw_hash)
+                existing[("hash", r.raw_hash)] = (r.id, f"{r.raw_hash}:{r.kind}")
         inserts, updates = [], []
         for p in self.pending:
             key = ("sid", p["source_id"]) if p["source_id"] else ("hash", p["raw_hash"])
             if key in existing:
                 qid, old_hash = existing[key]
-                if old_hash == p["raw_hash"]:
+                if old_hash == f"{p['raw_hash']}:{p['kind']}":
                     self.repeated += 1
                     continue
                 updates.append({"_id": qid, "raw": p["raw"], "raw_hash": p["raw_hash"], "kind": p["kind"],
                                 "reasons": p["reasons"], "updated_at": self.now, "run_id": self.run_id})
                 continue
             qid = new_id()
-            existing[key] = (qid, p["raw_hash"])
+            existing[key] = (qid, f"{p['raw_hash']}:{p['kind']}")
             inserts.append({"id": qid, "connector": self.connector, "entity": self.entity, "status": "parked",
                             "attempts": 0, "run_id": self.run_id, "created_at": self.now, "updated_at": self.now,
                             **p})

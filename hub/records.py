@@ -71,7 +71,7 @@ def show_record(engine: Engine, entity: str, record_id: str, denied: frozenset[s
         prov = r["provenance"] or {}
         provenance = {}
         for f in values:
-            system, at = provenance_of(prov, f)
+            system, at = provenance_of(prov, f, values[f])
             if system and (values[f] is not None or f in prov):
                 provenance[f] = {"system": system, "at": at}
         st = SourceState.__table__

@@ -135,10 +135,7 @@ def _matcher(parts: Parts, entity: str) -> Any:
     m = parts.cfg.matching.get(entity)
     if not m or not m.fuzzy or not m.fuzzy.fields:
         return None
-    try:
-        from hub.matching import FuzzyMatcher
-    except ImportError:
-        return None
+    from hub.matching import FuzzyMatcher
     return FuzzyMatcher(entity, m.fuzzy)
 
 

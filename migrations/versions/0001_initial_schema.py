@@ -170,6 +170,42 @@ def upgrade() -> None:
         batch_op.create_index('ix_match_candidate_pair', ['entity', 'record_a', 'record_b'], unique=False)
         batch_op.create_index(batch_op.f('ix_match_candidate_status'), ['status'], unique=False)
 
+    op.create_table('match_key',
+    sa.Column('entity', sa.String(length=16), nullable=False),
+    sa.Column('record_id', sa.String(length=26), nullable=False),
+    sa.Column('key_type', sa.String(length=32), nullable=False),
+    sa.Column('key_value', sa.String(length=255), nullable=False),
+    sa.PrimaryKeyConstraint('entity', 'record_id', 'key_type', 'key_value', name=op.f('pk_match_key'))
+    )
+    with op.batch_alter_table('match_key', schema=None) as batch_op:
+        batch_op.create_index('ix_match_key_lookup', ['entity', 'key_type', 'key_value'], unique=False)
+
+    op.create_table('match_reject',
+    sa.Column('entity', sa.String(length=16), nullable=False),
+    sa.Column('record_a', sa.String(length=26), nullable=False),
+    sa.Column('record_b', sa.String(length=26), nullable=False),
+    sa.Column('fingerprint_a', sa.String(length=32), nullable=False),
+    sa.Column('fingerprint_b', sa.String(length=32), nullable=False),
+    sa.Column('decided_by', sa.String(length=128), nullable=True),
+    sa.Column('decided_at', hub.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('entity', 'record_a', 'record_b', name=op.f('pk_match_reject'))
+    )
+    op.create_table('merge_log',
+    sa.Column('id', sa.String(length=26), nullable=False),
+    sa.Column('entity', sa.String(length=16), nullable=False),
+    sa.Column('winner_id', sa.String(length=26), nullable=False),
+    sa.Column('loser_id', sa.String(length=26), nullable=False),
+    sa.Column('snapshot', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('merged_by', sa.String(length=128), nullable=True),
+    sa.Column('merged_at', hub.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('unmerged_at', hub.types.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_merge_log'))
+    )
+    with op.batch_alter_table('merge_log', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_merge_log_loser_id'), ['loser_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_merge_log_winner_id'), ['winner_id'], unique=False)
+
     op.create_table('outbox',
     sa.Column('id', sa.String(length=26), nullable=False),
     sa.Column('connector', sa.String(length=64), nullable=False),
@@ -451,6 +487,16 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_claim')
 
     op.drop_table('outbox')
+    with op.batch_alter_table('merge_log', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_merge_log_winner_id'))
+        batch_op.drop_index(batch_op.f('ix_merge_log_loser_id'))
+
+    op.drop_table('merge_log')
+    op.drop_table('match_reject')
+    with op.batch_alter_table('match_key', schema=None) as batch_op:
+        batch_op.drop_index('ix_match_key_lookup')
+
+    op.drop_table('match_key')
     with op.batch_alter_table('match_candidate', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_match_candidate_status'))
         batch_op.drop_index('ix_match_candidate_pair')
