@@ -187,7 +187,8 @@ class SimServer:
         self.thread: threading.Thread | None = None
 
     def start(self) -> "SimServer":
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name=f"sim-{self.port}", daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name=f"sim-{self.port}", daemon=True)
         self.thread.start()
         return self
 

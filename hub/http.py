@@ -88,6 +88,8 @@ class HttpClient:
         caller to interpret (per-record errors are data, not exceptions).
         """
         kwargs.setdefault("timeout", self.policy.timeout)
+        # requests prefers $REQUESTS_CA_BUNDLE over session.verify; a per-request value wins over both
+        kwargs.setdefault("verify", self.session.verify)
         url = self.url(path)
         reauthed = False
         last: Exception | None = None

@@ -24,7 +24,7 @@ from hub.types import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(minutes=2)   # renewed with every batch; a dead worker's lease runs out soon
 Progress = Callable[[str, str, dict[str, int]], None]
 
 
@@ -98,6 +98,8 @@ def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bo
                     _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
                     if batch.cursor is not None:
                         _save_cursor(conn, name, entity, batch.cursor, ctx.now)
+                    if not dry_run:
+                        _renew_lease(conn, name, entity, owner)
                     report.absorb(stats)
                     report.cursor = batch.cursor if batch.cursor is not None else report.cursor
                     _save_run(conn, report)
@@ -160,16 +162,42 @@ def _save_run(conn: Connection, report: RunReport, finished: bool = False) -> No
 
 
 def _take_lease(engine: Engine, name: str, entity: str, owner: str, now: datetime) -> bool:
-    """One run per stream at a time, also across processes and machines sharing the store."""
+    """One run per stream at a time, also across processes and machines sharing the store.
+
+    A lease held by a process of this machine that no longer exists is taken over at once;
+    one held elsewhere is taken over when it runs out (it is renewed with every batch).
+    """
     st = StreamState.__table__
     with engine.begin() as conn:
         upsert(conn, st, [{"connector": name, "entity": entity, "cursor": None, "updated_at": now,
                            "lease_owner": None, "lease_until": None}], ["connector", "entity"], [])
+        holder = conn.scalar(select(st.c.lease_owner).where(st.c.connector == name, st.c.entity == entity))
+        stale = holder is not None and _dead_here(holder)
         res = conn.execute(update(st).where(
             st.c.connector == name, st.c.entity == entity,
-            (st.c.lease_until.is_(None)) | (st.c.lease_until < now) | (st.c.lease_owner == owner))
+            (st.c.lease_until.is_(None)) | (st.c.lease_until < now) | (st.c.lease_owner == owner)
+            | (st.c.lease_owner == (holder if stale else "")))
             .values(lease_owner=owner, lease_until=now + LEASE))
         return res.rowcount == 1
+
+
+def _dead_here(holder: str) -> bool:
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _renew_lease(conn: Connection, name: str, entity: str, owner: str) -> None:
+    st = StreamState.__table__
+    conn.execute(update(st).where(st.c.connector == name, st.c.entity == entity, st.c.lease_owner == owner)
+                 .values(lease_until=utcnow() + LEASE))
 
 
 def _release_lease(conn: Connection, name: str, entity: str, owner: str) -> None:

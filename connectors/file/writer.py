@@ -1,0 +1,153 @@
+"""Outbound changes as one new file per call in the outbox folder, written atomically.
+
+Each call writes ``<entity>-<UTC timestamp>-<n>.jsonl`` (or ``.csv``): a
+temp file in the same folder, flushed and fsynced, then renamed, so a reader
+of the folder never sees half a file. Every line carries the system key,
+the values and two markers, ``__op__`` (create/update/delete) and
+``__change_id__`` (the idempotency key, so the importing system can skip a
+change it has already applied).
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import json
+import logging
+import os
+import tempfile
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hub.connector import StreamSpec, WriteChange, WriteResult
+
+log = logging.getLogger(__name__)
+
+OP = "__op__"
+CHANGE_ID = "__change_id__"
+NEW_ID_PREFIX = "T-"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a value a file can hold")
+
+
+def _csv_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    return _json_default(value)
+
+
+def new_source_id(change: WriteChange, key: str) -> str:
+    """The id a created record gets: the key the mapping supplied, else ``T-<record id>``."""
+    given = change.values.get(key)
+    if given not in (None, ""):
+        return str(given)
+    return f"{NEW_ID_PREFIX}{change.record_id}"
+
+
+class OutboxWriter:
+    """Writes changes for one connector into its outbox folder."""
+
+    def __init__(self, folder: Path, *, fmt: str = "jsonl", encoding: str = "utf-8", delimiter: str = ",",
+                 connector: str = "") -> None:
+        self.folder = folder
+        self.fmt = fmt
+        # a BOM goes once at the top of the file, not in front of every encoded line
+        self.bom = codecs.BOM_UTF8 if codecs.lookup(encoding).name == "utf-8-sig" else b""
+        self.encoding = "utf-8" if self.bom else encoding
+        self.delimiter = delimiter
+        self.connector = connector
+        self._seq = itertools.count(1)
+
+    def write(self, stream: StreamSpec, changes: list[WriteChange]) -> list[WriteResult]:
+        """One result per change; bad records fail alone, a failed file write fails the call's records (retriable)."""
+        results: dict[str, WriteResult] = {}
+        rows: list[tuple[WriteChange, dict[str, Any]]] = []
+        for ch in changes:
+            if ch.delete and not ch.source_id:
+                results[ch.change_id] = WriteResult(ch.change_id, ok=False,
+                                                    error="cannot delete a record that has no source id")
+                continue
+            sid = ch.source_id or new_source_id(ch, stream.key)
+            op = "delete" if ch.delete else ("update" if ch.source_id else "create")
+            values = {} if ch.delete else {k: v for k, v in ch.values.items() if k != stream.key}
+            rows.append((ch, {stream.key: sid, **values, OP: op, CHANGE_ID: ch.change_id}))
+
+        lines, header = self._serialize(stream, rows, results)
+        if lines:
+            try:
+                path = self._commit(stream.entity, header, lines)
+            except OSError as exc:
+                log.warning("outbox write for %s/%s failed: %s", self.connector, stream.entity, exc)
+                for ch, _row in rows:
+                    if ch.change_id not in results:
+                        results[ch.change_id] = WriteResult(ch.change_id, ok=False, retriable=True,
+                                                            error=f"cannot write to {self.folder}: {exc}")
+            else:
+                log.info("wrote %d %s change(s) to %s", len(lines), stream.entity, path)
+                for ch, row in rows:
+                    results.setdefault(ch.change_id, WriteResult(ch.change_id, ok=True, source_id=row[stream.key]))
+        return [results[ch.change_id] for ch in changes]
+
+    def _serialize(self, stream: StreamSpec, rows: list[tuple[WriteChange, dict[str, Any]]],
+                   results: dict[str, WriteResult]) -> tuple[list[bytes], bytes]:
+        columns: list[str] = []
+        if self.fmt == "csv":
+            seen: dict[str, None] = {stream.key: None}
+            seen.update((f, None) for f in stream.fields if "." not in f)
+            for _ch, row in rows:
+                seen.update((k, None) for k in row if k not in (OP, CHANGE_ID))
+            columns = [*seen, OP, CHANGE_ID]
+        lines: list[bytes] = []
+        for ch, row in rows:
+            try:
+                lines.append(self._line(row, columns))
+            except (TypeError, ValueError, UnicodeEncodeError) as exc:
+                results[ch.change_id] = WriteResult(ch.change_id, ok=False, error=f"record {ch.record_id}: {exc}")
+        header = self._line({c: c for c in columns}, columns) if columns else b""
+        return lines, header
+
+    def _line(self, row: dict[str, Any], columns: list[str]) -> bytes:
+        if self.fmt == "jsonl":
+            return (json.dumps(row, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+        buf = io.StringIO()
+        csv.writer(buf, delimiter=self.delimiter, lineterminator="\r\n").writerow(
+            [_csv_text(row.get(c)) for c in columns])
+        return buf.getvalue().encode(self.encoding)
+
+    def _commit(self, entity: str, header: bytes, lines: list[bytes]) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{entity}-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if header:
+                    fh.write(self.bom + header)
+                fh.writelines(lines)
+                fh.flush()
+                os.fsync(fh.fileno())
+            while True:
+                final = self.folder / f"{entity}-{stamp}-{next(self._seq)}.{self.fmt}"
+                if not final.exists():
+                    break
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return final
