@@ -1000,6 +1000,27 @@ def audit_verify(ctx: Context) -> None:
         sys.exit(1)
 
 
+# --- serve ----------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8700, show_default=True)
+@pass_ctx
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve webhooks (POST /webhooks/<connector>), the data API (/api/v1) and /healthz until stopped.
+
+    Webhook events are stored durably before the 2xx answer; a worker runs them
+    through the pipeline within a second and pushes the results.
+
+    \b
+    Example:
+      triad serve --port 8700
+    """
+    from hub.server import serve as run_server
+    ctx.engine()          # fail fast on a missing or unmigrated store
+    run_server(ctx, host, port)
+
+
 # --- simulators ------------------------------------------------------------------------------------
 
 @main.command()

@@ -391,4 +391,65 @@ class PrincipalRole(Base):
     role: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class ApiToken(Base):
+    __tablename__ = "api_token"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    user: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)   # never the token itself
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class Subscription(Base):
+    """An outside system that wants signed webhooks for changes of some entities."""
+
+    __tablename__ = "subscription"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(1024))
+    entities: Mapped[list[Any]] = mapped_column(JsonType)
+    secret_ref: Mapped[str | None] = mapped_column(String(255))   # an env var name, never the secret
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+class FlowRun(Base):
+    """One run of a configured business flow (SPEC flows): its trigger and where it stands."""
+
+    __tablename__ = "flow_run"
+    __table_args__ = (UniqueConstraint("flow", "trigger_key"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    flow: Mapped[str] = mapped_column(String(64))
+    trigger_key: Mapped[str] = mapped_column(String(255))     # entity:record:event -- a replay finds the same run
+    entity: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[str] = mapped_column(Id, index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)   # running | waiting | done | failed
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FlowStep(Base):
+    __tablename__ = "flow_step"
+    __table_args__ = (UniqueConstraint("run_id", "step_no"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("flow_run.id", ondelete="CASCADE"), index=True)
+    step_no: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))          # pending | done | waiting | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
 metadata = Base.metadata
+
+# tables owned by libraries (APScheduler's job store creates its own): not compared by `triad db check`
+EXTERNAL_TABLES = frozenset({"apscheduler_jobs"})

@@ -106,9 +106,12 @@ def schema_diff(engine: Engine) -> list:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from hub.models import metadata
+    from hub.models import EXTERNAL_TABLES, metadata
+
+    def include(obj, name, type_, reflected, compare_to):  # noqa: ANN001
+        return not (type_ == "table" and name in EXTERNAL_TABLES)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include})
         return compare_metadata(ctx, metadata)
 
 

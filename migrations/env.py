@@ -4,7 +4,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import pool
 
-from hub.models import metadata
+from hub.models import EXTERNAL_TABLES, metadata
 from hub.store import make_engine
 
 config = context.config
@@ -23,7 +23,8 @@ def run() -> None:
 
 def _run_on(connection) -> None:  # noqa: ANN001
     context.configure(connection=connection, target_metadata=metadata, compare_type=True,
-                      render_as_batch=connection.dialect.name == "sqlite")
+                      render_as_batch=connection.dialect.name == "sqlite",
+                      include_object=lambda obj, name, type_, *a: not (type_ == "table" and name in EXTERNAL_TABLES))
     context.run_migrations()
 
 

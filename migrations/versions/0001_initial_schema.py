@@ -16,6 +16,21 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('api_token',
+    sa.Column('id', sa.String(length=26), nullable=False),
+    sa.Column('user', sa.String(length=128), nullable=False),
+    sa.Column('name', sa.String(length=128), nullable=True),
+    sa.Column('token_hash', sa.String(length=128), nullable=False),
+    sa.Column('created_at', hub.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', hub.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', hub.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', hub.types.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_token')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_api_token_token_hash'))
+    )
+    with op.batch_alter_table('api_token', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_token_user'), ['user'], unique=False)
+
     op.create_table('approval',
     sa.Column('approval_no', sa.String(length=64), nullable=True),
     sa.Column('kind', sa.String(length=32), nullable=True),
@@ -135,6 +150,23 @@ def upgrade() -> None:
     with op.batch_alter_table('field_history', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_field_history_at'), ['at'], unique=False)
         batch_op.create_index('ix_field_history_record', ['entity', 'record_id', 'field'], unique=False)
+
+    op.create_table('flow_run',
+    sa.Column('id', sa.String(length=26), nullable=False),
+    sa.Column('flow', sa.String(length=64), nullable=False),
+    sa.Column('trigger_key', sa.String(length=255), nullable=False),
+    sa.Column('entity', sa.String(length=16), nullable=False),
+    sa.Column('record_id', sa.String(length=26), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('context', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', hub.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', hub.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_run')),
+    sa.UniqueConstraint('flow', 'trigger_key', name=op.f('uq_flow_run_flow_trigger_key'))
+    )
+    with op.batch_alter_table('flow_run', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_flow_run_record_id'), ['record_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_flow_run_status'), ['status'], unique=False)
 
     op.create_table('inbox',
     sa.Column('id', sa.String(length=26), nullable=False),
@@ -287,6 +319,18 @@ def upgrade() -> None:
     sa.Column('lease_until', hub.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('connector', 'entity', name=op.f('pk_stream_state'))
     )
+    op.create_table('subscription',
+    sa.Column('id', sa.String(length=26), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('url', sa.String(length=1024), nullable=False),
+    sa.Column('entities', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('secret_ref', sa.String(length=255), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_by', sa.String(length=128), nullable=True),
+    sa.Column('created_at', hub.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_subscription')),
+    sa.UniqueConstraint('name', name=op.f('uq_subscription_name'))
+    )
     op.create_table('sync_run',
     sa.Column('id', sa.String(length=26), nullable=False),
     sa.Column('connector', sa.String(length=64), nullable=False),
@@ -347,6 +391,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_contract_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_contract_merged_into'), ['merged_into'], unique=False)
         batch_op.create_index(batch_op.f('ix_contract_updated_at'), ['updated_at'], unique=False)
+
+    op.create_table('flow_step',
+    sa.Column('id', sa.String(length=26), nullable=False),
+    sa.Column('run_id', sa.String(length=26), nullable=False),
+    sa.Column('step_no', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('action', sa.String(length=32), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('result', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('started_at', hub.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', hub.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['run_id'], ['flow_run.id'], name=op.f('fk_flow_step_run_id_flow_run'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_step')),
+    sa.UniqueConstraint('run_id', 'step_no', name=op.f('uq_flow_step_run_id_step_no'))
+    )
+    with op.batch_alter_table('flow_step', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_flow_step_run_id'), ['run_id'], unique=False)
 
     op.create_table('principal_role',
     sa.Column('principal', sa.String(length=128), nullable=False),
@@ -453,6 +516,10 @@ def downgrade() -> None:
 
     op.drop_table('order')
     op.drop_table('principal_role')
+    with op.batch_alter_table('flow_step', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_flow_step_run_id'))
+
+    op.drop_table('flow_step')
     with op.batch_alter_table('contract', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contract_updated_at'))
         batch_op.drop_index(batch_op.f('ix_contract_merged_into'))
@@ -470,6 +537,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sync_run_connector'))
 
     op.drop_table('sync_run')
+    op.drop_table('subscription')
     op.drop_table('stream_state')
     with op.batch_alter_table('source_state', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_source_state_record_id'))
@@ -506,6 +574,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_inbox_status')
 
     op.drop_table('inbox')
+    with op.batch_alter_table('flow_run', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_flow_run_status'))
+        batch_op.drop_index(batch_op.f('ix_flow_run_record_id'))
+
+    op.drop_table('flow_run')
     with op.batch_alter_table('field_history', schema=None) as batch_op:
         batch_op.drop_index('ix_field_history_record')
         batch_op.drop_index(batch_op.f('ix_field_history_at'))
@@ -538,3 +611,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_approval_approval_no'))
 
     op.drop_table('approval')
+    with op.batch_alter_table('api_token', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_token_user'))
+
+    op.drop_table('api_token')

@@ -1,0 +1,65 @@
+"""`triad serve`: one ASGI app for webhooks (real-time inbound), the data API and health.
+
+FastAPI generates the OpenAPI document from the code; uvicorn serves it.
+Feature modules contribute routers; this module only assembles them and owns
+the app's lifecycle (the background worker starts and stops with the app).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI
+
+from hub.context import Context
+
+log = logging.getLogger(__name__)
+
+# modules exposing `router` (a fastapi.APIRouter) and optionally `start(app)` / `stop(app)`
+FEATURES = ("hub.webhooks", "hub.api")
+
+
+def create_app(ctx: Context, *, worker: bool = True) -> FastAPI:
+    """The app for this config; ``worker`` starts the inbox worker with it (tests may turn it off)."""
+    modules = []
+    for name in FEATURES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            log.info("feature %s not installed", name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for m in modules:
+            if worker and hasattr(m, "start"):
+                m.start(app)
+        try:
+            yield
+        finally:
+            for m in reversed(modules):
+                if worker and hasattr(m, "stop"):
+                    m.stop(app)
+
+    app = FastAPI(title="Triad", version=_version(), lifespan=lifespan, openapi_url="/api/v1/openapi.json",
+                  docs_url="/api/v1/docs", redoc_url=None)
+    app.state.ctx = ctx
+    for m in modules:
+        app.include_router(m.router)
+    return app
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("triad-hub")
+    except Exception:  # running from a source tree without metadata
+        return "0"
+
+
+def serve(ctx: Context, host: str, port: int, **uvicorn_options: Any) -> None:
+    import uvicorn
+    uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning", **uvicorn_options)
