@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Mapping
 
 from hub.errors import ConfigError
 
@@ -76,6 +76,26 @@ class WriteResult:
 
 
 @dataclass
+class WebhookEvent:
+    """What one webhook delivery means, parsed by the connector in the inbox worker.
+
+    ``records`` are raw source records exactly as a read would give them;
+    vendors that only send ids (DingTalk's bpms_instance_change, say) give
+    ``fetch_ids`` instead and the worker calls :meth:`Connector.fetch`.
+    """
+
+    entity: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    fetch_ids: list[str] = field(default_factory=list)
+    event_key: str | None = None     # the vendor's event id: a replayed delivery is processed once
+
+
+class WebhookRejected(Exception):
+    """The delivery is not authentic (bad signature or token): answered 401, nothing stored."""
+
+
+@dataclass
 class CheckResult:
     ok: bool
     detail: str
@@ -114,6 +134,48 @@ class Connector(ABC):
 
     def close(self) -> None:
         """Release sessions and handles."""
+
+    # --- real-time (optional) ---------------------------------------------------------------------
+    # Connectors whose systems push events override these three. The defaults implement Triad's own
+    # generic webhook: JSON {"entity", "records", "deleted", "event_id"} signed with HMAC-SHA256 of the
+    # body in ``X-Triad-Signature: sha256=<hex>`` (secret: option ``webhook_secret``), or a shared
+    # token in ``X-Triad-Token`` (option ``webhook_token``).
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
+        """Check authenticity before anything is stored; return a body to answer at once (challenges), or None.
+
+        Raises:
+            WebhookRejected: the signature or token does not match, or none is configured.
+        """
+        import hashlib
+        import hmac
+
+        from hub.secrets import reveal
+        h = {k.lower(): v for k, v in headers.items()}
+        secret, token = reveal(self.options.get("webhook_secret")), reveal(self.options.get("webhook_token"))
+        if secret:
+            expected = "sha256=" + hmac.new(str(secret).encode(), body, hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected, h.get("x-triad-signature", "")):
+                return None
+            raise WebhookRejected("bad or missing X-Triad-Signature")
+        if token:
+            if hmac.compare_digest(str(token), h.get("x-triad-token", "")):
+                return None
+            raise WebhookRejected("bad or missing X-Triad-Token")
+        raise WebhookRejected(f"connector {self.name} has no webhook_secret or webhook_token configured")
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        """Turn a stored delivery into events (runs in the worker, after the 2xx answer)."""
+        import json
+        doc = json.loads(body)
+        docs = doc if isinstance(doc, list) else [doc]
+        return [WebhookEvent(entity=d["entity"], records=list(d.get("records") or []),
+                             deleted=[str(x) for x in d.get("deleted") or []], event_key=d.get("event_id"))
+                for d in docs]
+
+    def fetch(self, stream: StreamSpec, ids: list[str]) -> list[dict[str, Any]]:
+        """Read the given records by source id (for events that carry only ids)."""
+        raise NotImplementedError(f"connector type {self.type_name} cannot fetch records by id")
 
 
 def load_registry() -> dict[str, type[Connector]]:
