@@ -1,0 +1,368 @@
+"""The SAP S/4HANA connector: business partners and sales orders over OData v2 (A2X services).
+
+Options (``connectors.<name>`` in triad.yaml)::
+
+    type: sap
+    base_url: https://my123456-api.s4hana.cloud.sap    # host root, or .../sap/opu/odata/sap
+    auth: {user: COMM_USER, password: ${SAP_PASSWORD}} # or {token: ${SAP_TOKEN}} (bearer)
+    verify: true                 # or a CA bundle path (relative to triad.yaml)
+    page_size: 1000              # records per request ($top; at most the stream's batch size)
+    overlap_seconds: 60          # re-read this far behind the cursor (late commits, coarse stamps)
+    timeout: 30
+    retry: {attempts: 5, backoff: 0.5, max_wait: 30}
+
+Per-entity options (the mapping's ``options`` or the entity block): ``service``
+(default from the entity set), ``expand`` (navigation paths), ``first``
+(synthetic fields holding the first record along a 1:n navigation path, e.g.
+``_address: to_BusinessPartnerAddress``), ``filter`` (an extra $filter),
+``select`` (false: no $select), ``overlap_seconds``.
+
+Every raw record gets ``_changed_at``: its change stamp as ISO text (for
+A_BusinessPartner LastChangeDate + LastChangeTime, or CreationDate +
+CreationTime while it was never changed; naive, in the system's time).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+from zoneinfo import ZoneInfo
+
+import requests
+
+from connectors.sap.client import BearerAuth, SapClient
+from connectors.sap.metadata import ServiceModel, TypeInfo, parse_metadata
+from connectors.sap.stamps import STAMP_RULES, Phase, StampRule
+from connectors.sap.writes import RecordWriter, WriteFailed, unfold_picks
+from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
+from hub.errors import ConfigError, FatalError, RetriableError, SkippableRecordError, TriadError
+from hub.http import RetryPolicy, follow_pages
+from hub.secrets import reveal
+
+log = logging.getLogger(__name__)
+
+UTC = timezone.utc
+DEFAULT_SERVICES = {
+    "A_BusinessPartner": "API_BUSINESS_PARTNER", "A_Customer": "API_BUSINESS_PARTNER",
+    "A_BusinessPartnerAddress": "API_BUSINESS_PARTNER", "A_BusinessPartnerTaxNumber": "API_BUSINESS_PARTNER",
+    "A_CustomerSalesArea": "API_BUSINESS_PARTNER", "A_Supplier": "API_BUSINESS_PARTNER",
+    "A_SalesOrder": "API_SALES_ORDER_SRV", "A_SalesOrderItem": "API_SALES_ORDER_SRV",
+}
+CHANGED_AT = "_changed_at"
+
+
+def _list(value: Any) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+class SapConnector(Connector):
+    """Reads and writes SAP S/4HANA entity sets named by the mapping's ``source``."""
+
+    type_name = "sap"
+    entities = ("customer", "order")
+    directions = ("in", "out", "both")
+
+    def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
+        super().__init__(name, options, base_dir=base_dir)
+        base_url = options.get("base_url")
+        if not base_url:
+            raise ConfigError(f"connectors.{name}.base_url is required (the SAP host, e.g. "
+                              "https://my123456-api.s4hana.cloud.sap)", connector=name)
+        auth_opts = options.get("auth") or {}
+        auth: requests.auth.AuthBase
+        if auth_opts.get("token"):
+            auth = BearerAuth(str(reveal(auth_opts["token"])))
+        elif auth_opts.get("user") and auth_opts.get("password"):
+            auth = requests.auth.HTTPBasicAuth(str(auth_opts["user"]), str(reveal(auth_opts["password"])))
+        else:
+            raise ConfigError(f"connectors.{name}.auth needs user and password, or token", connector=name)
+        verify = options.get("verify", True)
+        if isinstance(verify, str) and not os.path.isabs(verify):
+            verify = os.path.join(base_dir, verify)
+        retry = options.get("retry") or {}
+        try:
+            policy = RetryPolicy(attempts=int(retry.get("attempts", 5)), backoff=float(retry.get("backoff", 0.5)),
+                                 max_wait=float(retry.get("max_wait", 30)), timeout=float(options.get("timeout", 30)))
+            self.page_size = int(options.get("page_size", 1000))
+            self.overlap = float(options.get("overlap_seconds", 60))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"connectors.{name}: bad number in page_size, overlap_seconds, timeout or retry "
+                              f"({exc})", connector=name) from None
+        if self.page_size < 1:
+            raise ConfigError(f"connectors.{name}.page_size must be at least 1", connector=name)
+        self.client = SapClient(str(base_url), auth=auth, verify=verify, policy=policy, name=name)
+        self._models: dict[str, ServiceModel] = {}
+
+    # ----- shared
+
+    def model(self, service: str) -> ServiceModel:
+        """The service's metadata, read once per connector."""
+        attempt = 1
+        while service not in self._models:
+            try:
+                self._models[service] = parse_metadata(self.client.metadata(service))
+            except RetriableError:
+                if attempt >= self.client.http.policy.attempts:
+                    raise
+                attempt += 1
+        return self._models[service]
+
+    def service_of(self, stream: StreamSpec) -> str:
+        service = stream.options.get("service") or DEFAULT_SERVICES.get(stream.source)
+        if not service:
+            raise ConfigError(f"no OData service known for entity set {stream.source}; set options.service "
+                              "in the mapping", connector=self.name, entity=stream.entity)
+        return str(service)
+
+    def check(self) -> CheckResult:
+        """Fetch ``$metadata`` of each service (the credentials must be accepted)."""
+        services = _list(self.options.get("services")) or sorted(set(DEFAULT_SERVICES.values()))
+        found: dict[str, list[str]] = {}
+        try:
+            for service in services:
+                found[service] = sorted(self.model(service).sets)
+        except TriadError as exc:
+            return CheckResult(False, str(exc), {"services": found})
+        except requests.RequestException as exc:
+            return CheckResult(False, f"cannot reach {self.client.http.base_url}: {exc}", {"services": found})
+        sets = sum(len(v) for v in found.values())
+        return CheckResult(True, f"{len(found)} services, {sets} entity sets", {"services": found})
+
+    # ----- read
+
+    def _rule(self, stream: StreamSpec, info: TypeInfo) -> StampRule | None:
+        if not stream.updated_at:
+            return None
+        rule = STAMP_RULES.get(stream.source)
+        if rule and (stream.updated_at == CHANGED_AT or stream.updated_at in rule.props):
+            return rule
+        prop = info.props.get(stream.updated_at)
+        if prop is None or prop.type != "Edm.DateTimeOffset":
+            raise ConfigError(f"updated_at {stream.updated_at} of {stream.source} must be an Edm.DateTimeOffset "
+                              f"property (or {CHANGED_AT} where the connector knows the stamp)",
+                              connector=self.name, entity=stream.entity)
+        return StampRule("instant", ((stream.updated_at,),))
+
+    def _shape(self, stream: StreamSpec, model: ServiceModel, info: TypeInfo,
+               rule: StampRule | None) -> tuple[list[str], list[str] | None]:
+        """($expand paths, $select paths or None) for the fields the mapping reads."""
+        picks = stream.options.get("first") or {}
+        expand = _list(stream.options.get("expand")) + [str(p) for p in picks.values()]
+        select: list[str] | None = [*info.keys, *(rule.props if rule else [])]
+        for field in stream.fields:
+            resolved = _resolve(model, info, field.split("."), picks)
+            if resolved is None:
+                select = None
+                break
+            sel, nav = resolved
+            if sel:
+                select.append(sel)
+            if nav:
+                expand.append(nav)
+        expand = list(dict.fromkeys(expand))
+        if select is None or not stream.fields or stream.options.get("select") is False:
+            return expand, None
+        for path in expand:
+            if not any(s == path or s.startswith(path + "/") for s in select):
+                select.append(path)
+        return expand, list(dict.fromkeys(select))
+
+    def read(self, stream: StreamSpec, cursor: Any) -> Iterator[Batch]:
+        """Batches in (stamp, key) order from ``cursor - overlap`` (all when cursor is None).
+
+        The cursor only moves while the last pass runs (earlier passes may still hold older
+        stamps), never past ``stream.run_started_at``, and never backwards.
+        """
+        service = self.service_of(stream)
+        model = self.model(service)
+        info = model.type_of_set(stream.source)
+        rule = self._rule(stream, info)
+        expand, select = self._shape(stream, model, info, rule)
+        if rule is None:
+            for records in self._walk(service, stream, Phase(None, None, None), None, info, expand, select):
+                yield Batch(self._decorate(records, stream, None), cursor=cursor)
+            return
+        tz = ZoneInfo(stream.timezone) if stream.timezone.upper() != "UTC" else UTC
+        start = rule.parse_cursor(str(cursor)) if cursor else None
+        overlap = timedelta(seconds=float(stream.options.get("overlap_seconds", self.overlap)))
+        lower = start - overlap if start else None
+        cap = self._cap(stream, rule, tz)
+        best = start
+        phases = [p for p in rule.phases() if not (p.full_only and start is not None)]
+        out_cursor = cursor
+        for i, phase in enumerate(phases):
+            for records in self._walk(service, stream, phase, lower, info, expand, select):
+                stamps = [s for s in (rule.stamp_of(r) for r in records) if s is not None]
+                if stamps:
+                    best = max([best, *stamps]) if best else max(stamps)
+                if i == len(phases) - 1 and records and phase.stamp_of(records[-1]) is not None:
+                    out_cursor = self._advance(rule, start, phase.stamp_of(records[-1]), cap, out_cursor)
+                yield Batch(self._decorate(records, stream, rule), cursor=out_cursor)
+        final = self._advance(rule, start, best, cap, out_cursor) if best else out_cursor
+        if final != out_cursor:
+            yield Batch([], cursor=final)
+
+    @staticmethod
+    def _cap(stream: StreamSpec, rule: StampRule, tz: Any) -> datetime | None:
+        if stream.run_started_at is None:
+            return None
+        started = stream.run_started_at if stream.run_started_at.tzinfo else stream.run_started_at.replace(tzinfo=UTC)
+        if rule.kind == "instant":
+            return started.astimezone(UTC)
+        return started.astimezone(tz).replace(tzinfo=None)
+
+    @staticmethod
+    def _advance(rule: StampRule, start: datetime | None, stamp: datetime | None, cap: datetime | None,
+                 current: Any) -> Any:
+        if stamp is None:
+            return current
+        if cap is not None and stamp > cap:
+            stamp = cap
+        if start is not None and stamp <= start:
+            return current
+        return rule.format_cursor(stamp)
+
+    def _walk(self, service: str, stream: StreamSpec, phase: Phase, lower: datetime | None, info: TypeInfo,
+              expand: list[str], select: list[str] | None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of one pass, in (stamp, key) order.
+
+        The server's ``__next`` says that more records follow; the next page is then asked for by
+        key set (``$filter`` on the last record's stamp and key) instead of the offset ``$skiptoken``
+        it carries, so a record changed during the read (which moves to the end of the order)
+        cannot shift an unread one below the offset and out of view.
+        """
+        page_size = int(stream.options.get("page_size") or min(self.page_size, stream.batch_size))
+        base = self.client.url(service, stream.source)
+        what = f"read {stream.source}"
+
+        def query(after: dict[str, Any] | None) -> str:
+            parts = [stream.options.get("filter"), phase.where, phase.at_least(lower) if lower else None,
+                     phase.after(after, info.keys) if after else None]
+            params = {"$orderby": phase.order(info.keys), "$top": str(page_size), "$format": "json"}
+            where = " and ".join(f"({p})" for p in parts if p)
+            if where:
+                params["$filter"] = where
+            if expand:
+                params["$expand"] = ",".join(expand)
+            if select:
+                params["$select"] = ",".join(select)
+            return requests.Request("GET", base, params=params).prepare().url or base
+
+        def next_of(page: Any) -> str | None:
+            d = _body(page, what)
+            records = d.get("results") or []
+            if not records or ("__next" not in d and len(records) < page_size):
+                return None
+            return query(records[-1])
+
+        for page in follow_pages(self.client.get_json(query(None), what=what), next_of,
+                                 lambda url: self.client.get_json(url, what=what)):
+            records = _body(page, what).get("results")
+            if not isinstance(records, list):
+                raise FatalError(f"{what}: the response has no d.results list", connector=self.name)
+            if records:
+                yield records
+
+    def _decorate(self, records: list[dict[str, Any]], stream: StreamSpec,
+                  rule: StampRule | None) -> list[dict[str, Any]]:
+        picks = stream.options.get("first") or {}
+        for rec in records:
+            _drop_deferred(rec)
+            stamp = rule.stamp_of(rec) if rule else None
+            rec[CHANGED_AT] = rule.format_cursor(stamp) if (rule and stamp) else None
+            for name, path in picks.items():
+                rec[name] = _first(rec, str(path).split("/"))
+        return records
+
+    # ----- write
+
+    def write(self, stream: StreamSpec, changes: list[WriteChange]) -> list[WriteResult]:
+        """Create (deep insert), update (PATCH, children through their own URIs) or delete each change."""
+        service = self.service_of(stream)
+        model = self.model(service)
+        writer = RecordWriter(self.client, service, model, stream.source)
+        picks = stream.options.get("first") or {}
+        results = []
+        for change in changes:
+            try:
+                values = unfold_picks(change.values, picks, model, writer.info)
+                if change.delete and change.source_id:
+                    writer.delete(change.source_id)
+                    source_id = change.source_id
+                elif change.source_id:
+                    writer.update(change.source_id, values)
+                    source_id = change.source_id
+                else:
+                    source_id = writer.create(values, stream.key)
+                results.append(WriteResult(change.change_id, True, source_id=source_id))
+            except WriteFailed as exc:
+                results.append(WriteResult(change.change_id, False, source_id=change.source_id, error=str(exc),
+                                           retriable=exc.retriable))
+            except SkippableRecordError as exc:
+                results.append(WriteResult(change.change_id, False, source_id=change.source_id, error=str(exc)))
+            except RetriableError as exc:
+                results.append(WriteResult(change.change_id, False, source_id=change.source_id, error=str(exc),
+                                           retriable=True, retry_after=exc.retry_after))
+            log.debug("write %s %s: %s", stream.source, change.source_id or "(new)", results[-1].ok,
+                      extra={"connector": self.name})
+        return results
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _body(page: Any, what: str) -> dict[str, Any]:
+    if not isinstance(page, dict) or not isinstance(page.get("d"), dict):
+        raise FatalError(f"{what}: the response is not OData v2 JSON (no 'd' object)")
+    return page["d"]
+
+
+def _resolve(model: ServiceModel, info: TypeInfo, path: list[str],
+             picks: dict[str, str]) -> tuple[str | None, str | None] | None:
+    """A mapping path -> ($select path, $expand path); None when it does not fit the metadata."""
+    steps = [s for s in path if s != "results" and not s.isdigit()]
+    if not steps:
+        return None
+    if steps[0] in picks:
+        steps = str(picks[steps[0]]).split("/") + steps[1:]
+    elif steps[0].startswith("_"):
+        return None, None                # synthetic (_changed_at, __metadata): nothing to ask for
+    navs: list[str] = []
+    cur = info
+    for i, step in enumerate(steps):
+        nav = model.nav_target(cur, step)
+        if nav is not None:
+            navs.append(step)
+            cur = nav[0]
+            continue
+        if step in cur.props and i == len(steps) - 1:
+            return "/".join([*navs, step]), "/".join(navs) or None
+        return None
+    return "/".join(navs), "/".join(navs)
+
+
+def _drop_deferred(rec: dict[str, Any]) -> None:
+    """Remove ``__deferred`` placeholders (links, no data) at every level."""
+    for key in [k for k, v in rec.items() if isinstance(v, dict) and "__deferred" in v]:
+        del rec[key]
+    for value in rec.values():
+        if isinstance(value, dict):
+            for child in value.get("results", []) if isinstance(value.get("results"), list) else [value]:
+                if isinstance(child, dict):
+                    _drop_deferred(child)
+
+
+def _first(rec: dict[str, Any], path: list[str]) -> dict[str, Any] | None:
+    node: Any = rec
+    for step in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(step)
+        if isinstance(node, dict) and isinstance(node.get("results"), list):
+            node = node["results"][0] if node["results"] else None
+    return node if isinstance(node, dict) else None

@@ -1,0 +1,265 @@
+"""Outbound changes to SAP: values encoded by the service metadata, deep inserts, updates of
+a record and of the child records it carries (addresses, items ...), archiving for deletes.
+
+OData v2 has no deep update, so an update with nested values PATCHes the
+parent's own properties, then each child through its own URI (matched by key,
+else by position), and POSTs children that do not exist yet to the parent's
+navigation property.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from connectors.sap import wire
+from connectors.sap.client import SapClient, odata_message
+from connectors.sap.metadata import ServiceModel, TypeInfo
+from hub.errors import FatalError, SkippableRecordError
+from hub.mapping_types import to_bool
+
+log = logging.getLogger(__name__)
+
+# entity sets SAP does not let us delete: a delete becomes this change instead
+ARCHIVE_INSTEAD_OF_DELETE = {"A_BusinessPartner": {"IsMarkedForArchiving": True}}
+
+
+class WriteFailed(Exception):
+    """A per-record failure (reported in the WriteResult)."""
+
+    def __init__(self, message: str, retriable: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retriable, self.retry_after = retriable, retry_after
+
+
+def unfold_picks(values: dict[str, Any], picks: dict[str, str], model: ServiceModel,
+                 info: TypeInfo) -> dict[str, Any]:
+    """Move synthetic ``first`` fields (``_address: {...}``) back under their navigation path.
+
+    ``{"_address": {"CityName": "Xi'an"}}`` with ``_address: to_BusinessPartnerAddress`` becomes
+    ``{"to_BusinessPartnerAddress": {"results": [{"CityName": "Xi'an"}]}}``.
+    """
+    out = {k: v for k, v in values.items() if k not in picks}
+    for name, path in picks.items():
+        if not isinstance(values.get(name), dict):
+            continue
+        node, cur = out, info
+        for step in path.split("/"):
+            nav = model.nav_target(cur, step)
+            if nav is None:
+                raise SkippableRecordError(f"{name}: {cur.name} has no navigation property {step}")
+            cur, many = nav
+            if many:
+                holder = node.get(step) if isinstance(node.get(step), dict) else {}
+                results = holder.setdefault("results", [])
+                if not results:
+                    results.append({})
+                node[step] = holder
+                node = results[0]
+            else:
+                node = node.setdefault(step, {})
+        node.update(values[name])
+    return out
+
+
+def encode_values(model: ServiceModel, info: TypeInfo, values: dict[str, Any], *, mode: str) -> dict[str, Any]:
+    """The request body for ``values``: wire forms by declared type.
+
+    Args:
+        mode: ``create`` keeps creatable properties, ``update`` updatable ones (and nested records
+            keep both: they may be created or updated).
+
+    Raises:
+        SkippableRecordError: a property the entity type does not have, or a value that does not fit.
+    """
+    body: dict[str, Any] = {}
+    for name, value in values.items():
+        if name.startswith("_"):
+            continue                     # synthetic fields (_changed_at, __metadata)
+        nav = model.nav_target(info, name)
+        if nav is not None:
+            target, many = nav
+            encoded = [encode_values(model, target, item, mode="create" if mode == "create" else "any")
+                       for item in _items(value, name)]
+            if many:
+                body[name] = {"results": encoded}
+            elif encoded:
+                body[name] = encoded[0]
+            continue
+        prop = info.props.get(name)
+        if prop is None:
+            raise SkippableRecordError(f"{info.name} has no property {name}")
+        allowed = {"create": prop.creatable, "update": prop.updatable}.get(mode, True)
+        if not allowed:
+            log.debug("not writing read-only property %s of %s", name, info.name)
+            continue
+        try:
+            if prop.type == "Edm.String":
+                body[name] = "" if value is None else ("X" if value is True else "" if value is False
+                                                       else str(value))
+            elif prop.type == "Edm.Boolean":
+                body[name] = None if value is None else to_bool(value)
+            elif prop.type in ("Edm.Int32", "Edm.Int16", "Edm.Byte"):
+                body[name] = None if value is None else int(value)
+            else:
+                body[name] = wire.encode(prop.type, value, date_only=prop.date_only)
+        except (ValueError, TypeError) as exc:
+            raise SkippableRecordError(f"{name}: {exc}") from None
+    return body
+
+
+def _items(value: Any, name: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if isinstance(value, dict) and isinstance(value.get("results"), list):
+        value = value["results"]
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return value
+    raise SkippableRecordError(f"{name}: expected an object or a list of objects")
+
+
+def entity_path(entity_set: str, key_values: list[tuple[str, str]]) -> str:
+    return quote(entity_set + wire.key_predicate(key_values), safe="()'=,")
+
+
+class RecordWriter:
+    """Creates, updates and archives records of one entity set."""
+
+    def __init__(self, client: SapClient, service: str, model: ServiceModel, entity_set: str) -> None:
+        self.client, self.service, self.model, self.entity_set = client, service, model, entity_set
+        self.info = model.type_of_set(entity_set)
+
+    def _check(self, resp: requests.Response, what: str) -> requests.Response:
+        if resp.status_code < 400:
+            return resp
+        message = f"{what}: HTTP {resp.status_code} {odata_message(resp)}"
+        if resp.status_code in (401, 403):
+            raise FatalError(message, connector=self.client.name)
+        raise WriteFailed(message, retriable=resp.status_code in (409, 412, 423))
+
+    def create(self, values: dict[str, Any], key: str) -> str:
+        """Deep insert; returns the new record's key."""
+        body = encode_values(self.model, self.info, values, mode="create")
+        resp = self._check(self.client.modify("POST", self.service, self.entity_set, body=body),
+                           f"create {self.entity_set}")
+        try:
+            return str(resp.json()["d"][key])
+        except (ValueError, KeyError, TypeError):
+            raise WriteFailed(f"create {self.entity_set}: the response carries no {key}") from None
+
+    def update(self, source_id: str, values: dict[str, Any]) -> None:
+        if len(self.info.keys) != 1:
+            raise SkippableRecordError(f"{self.entity_set} has a composite key; cannot address it by one id")
+        path = entity_path(self.entity_set, [(self.info.keys[0], source_id)])
+        body = encode_values(self.model, self.info, values, mode="update")
+        self._update(self.info, path, body)
+
+    def delete(self, source_id: str) -> None:
+        if self.entity_set in ARCHIVE_INSTEAD_OF_DELETE:
+            self.update(source_id, ARCHIVE_INSTEAD_OF_DELETE[self.entity_set])
+            return
+        path = entity_path(self.entity_set, [(self.info.keys[0], source_id)])
+        resp = self.client.modify("DELETE", self.service, path)
+        if resp.status_code != 404:      # already gone is done
+            self._check(resp, f"delete {path}")
+
+    def _patch(self, path: str, body: dict[str, Any]) -> None:
+        resp = self.client.modify("PATCH", self.service, path, body=body)
+        if resp.status_code == 428:      # the service insists on optimistic locking
+            resp = self.client.modify("PATCH", self.service, path, body=body, headers={"If-Match": self._etag(path)})
+        self._check(resp, f"update {path}")
+
+    def _get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """Read the record a change addresses; a missing record is this change's error, not the run's."""
+        resp = self._check(self.client.http.request("GET", self.client.url(self.service, path), params=params),
+                           f"read {path}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise WriteFailed(f"read {path}: the body is not JSON", retriable=True) from None
+
+    def _etag(self, path: str) -> str:
+        body = self._get(path)
+        return (body.get("d", {}).get("__metadata") or {}).get("etag") or "*"
+
+    def _update(self, info: TypeInfo, path: str, body: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in body.items() if k in info.props}
+        navs = {k: v for k, v in body.items() if k in info.navs}
+        if scalars:
+            self._patch(path, scalars)
+        if not navs:
+            return
+        expand = ",".join(_expand_paths(self.model, info, navs))
+        current = self._get(path, {"$expand": expand})["d"]
+        for name, value in navs.items():
+            self._update_children(info, path, current, name, value)
+
+    def _update_children(self, info: TypeInfo, parent_path: str, parent: dict, nav: str, value: Any) -> None:
+        target, many = self.model.nav_target(info, nav)  # type: ignore[misc]
+        wanted = value["results"] if many else [value]
+        have = parent.get(nav)
+        existing = (have or {}).get("results", []) if many else ([have] if have else [])
+        for i, item in enumerate(wanted):
+            match = _match(target, item, existing, i)
+            if match is None:
+                resp = self.client.modify("POST", self.service, f"{parent_path}/{nav}",
+                                          body=_creatable(self.model, target, item))
+                self._check(resp, f"create {parent_path}/{nav}")
+                continue
+            child_path = _relative(match["__metadata"]["uri"], self.service)
+            keyless = {k: v for k, v in item.items() if k not in target.keys}
+            self._update_children_of(target, child_path, match, keyless)
+
+    def _update_children_of(self, info: TypeInfo, path: str, current: dict, body: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in body.items() if k in info.props and info.props[k].updatable}
+        if scalars:
+            self._patch(path, scalars)
+        for name, value in ((k, v) for k, v in body.items() if k in info.navs):
+            self._update_children(info, path, current, name, value)
+
+
+def _expand_paths(model: ServiceModel, info: TypeInfo, navs: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for name, value in navs.items():
+        path = f"{prefix}{name}"
+        out.append(path)
+        target, many = model.nav_target(info, name)  # type: ignore[misc]
+        for item in (value["results"] if many else [value]):
+            nested = {k: v for k, v in item.items() if k in target.navs}
+            out += _expand_paths(model, target, nested, f"{path}/")
+    return list(dict.fromkeys(out))
+
+
+def _match(target: TypeInfo, item: dict, existing: list[dict], index: int) -> dict | None:
+    """The existing child an outbound item updates: the one with the key values it gives (none: a new
+    child), or without key values the one at the same position."""
+    given = {k: item[k] for k in target.keys if item.get(k) not in (None, "")}
+    if given:
+        return next((c for c in existing if all(str(c.get(k)) == str(v) for k, v in given.items())), None)
+    return existing[index] if index < len(existing) else None
+
+
+def _creatable(model: ServiceModel, info: TypeInfo, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without the properties a create does not take, at every level."""
+    out: dict[str, Any] = {}
+    for name, value in body.items():
+        nav = model.nav_target(info, name)
+        if nav is not None:
+            target, many = nav
+            out[name] = {"results": [_creatable(model, target, v) for v in value["results"]]} if many \
+                else _creatable(model, target, value)
+        elif name in info.props and info.props[name].creatable:
+            out[name] = value
+    return out
+
+
+def _relative(uri: str, service: str) -> str:
+    """``A_BusinessPartnerAddress(...)`` from the absolute URI the server gave (host may be a proxy's)."""
+    marker = f"/{service}/"
+    return uri.split(marker, 1)[1] if marker in uri else uri.rsplit("/", 1)[-1]
+
+
