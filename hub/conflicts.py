@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from hub import audit, golden
+from hub import audit, golden, subscriptions
+from hub.changefeed import lock_history
 from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
 from hub.models import Conflict, FieldHistory
@@ -119,9 +120,11 @@ def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple
         row.provenance = dict(row.provenance, **{f: [who, now.isoformat()]})
         golden.update_changed(conn, entity, [(row, row.provenance)], now)
         from sqlalchemy import insert
-        conn.execute(insert(FieldHistory.__table__), [{
-            "entity": entity, "record_id": rid, "field": f, "old": old, "new": chosen, "system": None,
-            "user": user, "run_id": None, "reason": "resolve", "at": now}])
+        history = [{"entity": entity, "record_id": rid, "field": f, "old": old, "new": chosen, "system": None,
+                    "user": user, "run_id": None, "reason": "resolve", "at": now}]
+        lock_history(conn)
+        conn.execute(insert(FieldHistory.__table__), history)
+        subscriptions.queue_changes(conn, entity, history, None, now)
     queue = OutboxQueue(entity, None, now)
     for target in out_systems:   # every system takes the decision, also the one whose value lost
         queue.queue(target, rid, {f: chosen})

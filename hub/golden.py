@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from hub.bulk import execute_many
+
 from hub.canonical import ENTITIES, ORDER_LINE_FIELDS
 from hub.models import GOLDEN_MODELS, OrderLine
 from hub.sqlutil import chunks
@@ -74,7 +76,7 @@ def insert_new(conn: Connection, entity: str, records: list[tuple[str, dict[str,
     rows = [_row(entity, rid, values, fields) | {"provenance": prov, "updated_at": now, "version": 1,
                                                   "deleted_in": None, "merged_into": None}
             for rid, values, prov in records]
-    conn.execute(insert(table_of(entity)), rows)
+    execute_many(conn, insert(table_of(entity)), rows, f"golden-insert:{entity}")
     if entity == "order":
         replace_lines(conn, {rid: values.get("lines") or [] for rid, values, _ in records}, fresh=True)
 
@@ -95,7 +97,7 @@ def update_changed(conn: Connection, entity: str, records: list[tuple[GoldenRow,
         p = {f: decode(row.values.get(f), ENTITIES[entity].fields[f]) for f in fields}
         p.update(_id=row.id, provenance=prov, updated_at=now)
         params.append(p)
-    conn.execute(stmt, params)
+    execute_many(conn, stmt, params, f"golden-update:{entity}")
     if entity == "order":
         changed_lines = {row.id: row.values.get("lines") or [] for row, _ in records if "lines" in row.values}
         replace_lines(conn, changed_lines)
@@ -116,4 +118,4 @@ def replace_lines(conn: Connection, lines_by_order: dict[str, list[dict[str, Any
             row["order_id"] = oid
             rows.append(row)
     if rows:
-        conn.execute(insert(lt), rows)
+        execute_many(conn, insert(lt), rows, "order-lines-insert")

@@ -103,17 +103,13 @@ def create(incoming: Incoming, rules: Rules | None = None) -> MergeOutcome:
     creation: they stay empty until their system of record says something.
     """
     rules = rules or Rules()
-    values = {}
+    values = {k: v for k, v in incoming.values.items() if v is not None}
     refused = []
-    for k, v in incoming.values.items():
-        rule = rules.for_field(k)
-        if v is None:
-            continue
-        if rule.kind == "owner" and rule.owner != incoming.system:
+    for k, rule in rules.fields.items():
+        if rule.kind == "owner" and rule.owner != incoming.system and k in values:
+            v = values.pop(k)
             refused.append(ConflictNote(k, "auto", "owner", {incoming.system: v}, {incoming.system: incoming.source_ts},
                                         None, rule.owner))
-            continue
-        values[k] = v
     out = MergeOutcome(changes=values, provenance={CREATED: [incoming.system, incoming.source_ts]},
                        propagate=dict(values), conflicts=refused)
     out.history.append(HistoryNote(CREATED, None, values, "create"))

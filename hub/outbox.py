@@ -38,7 +38,8 @@ class OutboxQueue:
     def flush(self, conn: Connection) -> int:
         if not self.rows:
             return 0
-        conn.execute(insert(Outbox.__table__), list(self.rows.values()))
+        from hub.bulk import execute_many
+        execute_many(conn, insert(Outbox.__table__), list(self.rows.values()), "outbox-insert")
         n = len(self.rows)
         self.rows = {}
         return n

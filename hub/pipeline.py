@@ -13,13 +13,15 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, and_, select, update
 
-from hub import golden
+from hub import golden, subscriptions
+from hub.changefeed import lock_history
 from hub.mapping import Mapping
 from hub.merge import CREATED, Incoming, MergeOutcome, Rules, create, merge
 from hub.models import Conflict, SourceState, Xref
 from hub.errors import MappingError
 from hub.outbox import OutboxQueue
 from hub.quarantine import QuarantineWriter
+from hub.bulk import execute_many
 from hub.sqlutil import chunks, upsert
 from hub.types import new_id
 from hub.values import encode, encode_record, record_hash
@@ -117,6 +119,7 @@ def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str,
     deleted_only = [sid for sid in deleted_ids if sid not in items]
     _delete_by_id(conn, ctx, deleted_only, writes, outbox, stats)
     writes.flush(conn, ctx)
+    subscriptions.queue_changes(conn, ctx.entity, writes.history, ctx.run_id, ctx.now)
     stats.add("queued", outbox.flush(conn))
     stats.add("quarantined", quarantine.flush())
     stats.add("unchanged", quarantine.repeated)
@@ -300,6 +303,8 @@ class _Writes:
         from sqlalchemy import bindparam, insert
         from hub.models import FieldHistory, GOLDEN_MODELS
         now = ctx.now
+        if self.history:
+            lock_history(conn)   # the change feed hands out history numbers in commit order
         golden.insert_new(conn, ctx.entity, [(rid, v, p) for rid, (v, p) in self.new_golden.items()], now)
         golden.update_changed(conn, ctx.entity, [(row, row.provenance) for row in self.changed_golden.values()], now)
         if self.deleted_in:
@@ -307,21 +312,18 @@ class _Writes:
             conn.execute(update(t).where(t.c.id == bindparam("_id")).values(
                 deleted_in=bindparam("deleted_in"), updated_at=now),
                 [{"_id": rid, "deleted_in": v} for rid, v in self.deleted_in.items()])
-        if self.xrefs:
-            conn.execute(insert(Xref.__table__), list(self.xrefs.values()))
+        execute_many(conn, insert(Xref.__table__), list(self.xrefs.values()), "xref-insert")
         if self.xref_status:
             xt = Xref.__table__
             conn.execute(update(xt).where(xt.c.entity == ctx.entity, xt.c.system == ctx.system,
                                           xt.c.source_id == bindparam("_sid"))
                          .values(status=bindparam("status"), updated_at=now), self.xref_status)
         upsert(conn, SourceState.__table__, list(self.states.values()), ["entity", "system", "source_id"])
-        if self.history:
-            conn.execute(insert(FieldHistory.__table__), self.history)
-        if self.conflicts:
-            conn.execute(insert(Conflict.__table__), self.conflicts)
+        execute_many(conn, insert(FieldHistory.__table__), self.history, "history-insert")
+        execute_many(conn, insert(Conflict.__table__), self.conflicts, "conflict-insert")
         if self.candidates:
             from hub.models import MatchCandidate
-            conn.execute(insert(MatchCandidate.__table__), self.candidates)
+            execute_many(conn, insert(MatchCandidate.__table__), self.candidates, "candidate-insert")
         if ctx.matcher is not None:   # keep blocking keys in step with golden values
             touched = [(rid, v) for rid, (v, _) in self.new_golden.items()]
             touched += [(rid, row.values) for rid, row in self.changed_golden.items()]

@@ -41,7 +41,8 @@ def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: Seq
             stmt = stmt.prefix_with("IGNORE")
     else:  # pragma: no cover - other dialects are not supported as stores
         raise NotImplementedError(f"upsert on {dialect}")
-    conn.execute(stmt, rows)
+    from hub.bulk import execute_many
+    execute_many(conn, stmt, rows, f"upsert:{table.name}:{','.join(keys)}:{','.join(update_cols)}")
 
 
 def in_clause(column: ColumnElement, values: Sequence[Any]) -> ColumnElement:

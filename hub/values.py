@@ -7,7 +7,6 @@ number. The merge compares and stores only encoded values.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -71,7 +70,8 @@ def decode_record(entity: str, values: dict[str, Any]) -> dict[str, Any]:
 
 def record_hash(values: dict[str, Any], deleted: bool = False) -> str:
     """A short digest of encoded values: an unchanged source row is skipped without a merge."""
-    payload = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    # encoded values are plain str/int/bool/None (and lists of such dicts): repr is stable and cheaper than JSON
+    payload = repr(sorted(values.items()))
     if deleted:
         payload += "|deleted"
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()

@@ -1,0 +1,172 @@
+"""Inbound sync throughput on SQLite: initial load, no-op re-sync, 1% incremental; peak RSS of each.
+
+Generates N deterministic customers as a CSV file source, runs each phase in a
+fresh process through the real pipeline (map, validate with great-expectations,
+identity, merge, set-based writes), and measures two references on the same
+rows: a raw sqlite3 executemany insert, and dlt's merge load when dlt is installed.
+Prints one JSON line.
+
+    python benchmarks/sync_throughput.py --records 1000000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HEADER = ["customer_no", "name", "tax_id", "email", "phone", "country", "province", "city", "address",
+          "postal_code", "currency", "credit_limit", "payment_terms", "status", "updated_at"]
+CITIES = [("上海", "上海"), ("北京", "北京"), ("广东", "深圳"), ("浙江", "杭州"), ("江苏", "南京"), ("四川", "成都")]
+
+CONFIG = """
+store: {{url: 'sqlite:///hub.db'}}
+connectors:
+  erp:
+    type: file
+    path: ./exports
+    direction: in
+    batch_size: {batch}
+    entities: {{customer: {{mapping: customer.yaml}}}}
+matching:
+  customer: {{exact: [tax_id]}}
+"""
+
+MAPPING = """
+source: "customers*.csv"
+key: customer_no
+updated_at: updated_at
+timezone: Asia/Shanghai
+fields:
+  code: customer_no
+  name: name
+  tax_id: {from: tax_id, transform: upper}
+  email: {from: email, transform: lower}
+  phone: phone
+  country: country
+  province: province
+  city: city
+  address: address
+  postal_code: postal_code
+  currency: currency
+  credit_limit: {from: credit_limit, type: decimal}
+  payment_terms: payment_terms
+  status: status
+"""
+
+
+def row(i: int, version: int = 0) -> list[str]:
+    prov, city = CITIES[i % len(CITIES)]
+    minute = (i // 60) % 60
+    stamp = f"2026-10-{1 + version:02d} {(i // 3600) % 24:02d}:{minute:02d}:{i % 60:02d}"
+    return [f"C{i:08d}", f"{city}测试贸易有限公司{i}", f"91310000MA{i:08d}", f"buyer{i}@example{i % 97}.cn",
+            f"+8613{i % 1000000000:09d}", "CN", prov, city, f"{city}市测试路{i % 999}号", f"{200000 + i % 9999}",
+            "CNY", f"{(i % 5000) * 100}.{i % 100:02d}" if version == 0 else f"{(i % 5000) * 100 + 7}.00",
+            "NET30", "active", stamp]
+
+
+def write_csv(path: Path, rows) -> None:  # noqa: ANN001
+    import csv
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(HEADER)
+        w.writerows(rows)
+
+
+def phase(workdir: Path, name: str, args: list[str]) -> dict:
+    """Run one `triad` command in a fresh process; wall time and that process's peak RSS."""
+    code = ("import resource, sys, time, json; t=time.perf_counter(); import cli\n"
+            "try:\n    cli.main(sys.argv[1:], standalone_mode=False)\n"
+            "finally:\n    print(json.dumps({'wall': time.perf_counter()-t, "
+            "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}), file=sys.stderr)\n")
+    env = dict(os.environ)
+    env.pop("TRIAD_DATABASE_URL", None)
+    p = subprocess.run([sys.executable, "-c", code, "--json", *args], cwd=workdir, env=env, capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{p.stderr[-3000:]}")
+    stats = json.loads(p.stderr.strip().splitlines()[-1])
+    runs = json.loads(p.stdout).get("runs", []) if p.stdout.strip() else []
+    stats["runs"] = [{k: r[k] for k in ("read", "created", "updated", "unchanged", "quarantined")} for r in runs]
+    return stats
+
+
+def raw_sqlite_rate(rows: list[list[str]], workdir: Path) -> float:
+    db = sqlite3.connect(workdir / "raw.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"CREATE TABLE customer ({', '.join(h + ' TEXT' for h in HEADER)})")
+    t = time.perf_counter()
+    db.executemany(f"INSERT INTO customer VALUES ({', '.join('?' * len(HEADER))})", rows)
+    db.commit()
+    dt = time.perf_counter() - t
+    db.close()
+    return len(rows) / dt
+
+
+def dlt_rate(rows: list[list[str]], workdir: Path) -> float | None:
+    try:
+        import dlt
+    except ImportError:
+        return None
+    records = [dict(zip(HEADER, r)) for r in rows]
+    pipeline = dlt.pipeline(pipeline_name="bench", destination=dlt.destinations.sqlalchemy(
+        f"sqlite:///{workdir / 'dlt.db'}"), dataset_name="main", pipelines_dir=str(workdir / "dlt"))
+    t = time.perf_counter()
+    pipeline.run(records, table_name="customer", write_disposition="merge", primary_key="customer_no")
+    return len(records) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--changed", type=float, default=0.01, help="share changed for the incremental phase")
+    ap.add_argument("--workdir", help="keep the project here (default: a temp dir, removed)")
+    args = ap.parse_args()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="triad-bench-"))
+    if workdir.exists() and args.workdir:
+        shutil.rmtree(workdir)
+    (workdir / "exports").mkdir(parents=True)
+    (workdir / "triad.yaml").write_text(CONFIG.format(batch=args.batch_size), encoding="utf-8")
+    (workdir / "customer.yaml").write_text(MAPPING, encoding="utf-8")
+    n = args.records
+    rows = [row(i) for i in range(n)]
+    write_csv(workdir / "exports" / "customers.csv", rows)
+    raw = raw_sqlite_rate(rows, workdir)
+    peer = dlt_rate(rows, workdir)
+    del rows
+
+    phase(workdir, "migrate", ["db", "upgrade"])
+    initial = phase(workdir, "initial", ["sync", "run"])
+    noop = phase(workdir, "noop", ["sync", "run", "--full"])
+    k = max(1, int(n * args.changed))
+    step = max(1, n // k)
+    write_csv(workdir / "exports" / "customers_delta.csv", (row(i, version=1) for i in range(0, n, step)))
+    incr = phase(workdir, "incremental", ["sync", "run"])
+
+    result = {
+        "records": n, "batch_size": args.batch_size,
+        "initial_rps": round(n / initial["wall"]), "initial_s": round(initial["wall"], 1),
+        "initial_rss_mb": round(initial["rss_mb"]),
+        "noop_full_resync_s": round(noop["wall"], 1), "noop_rss_mb": round(noop["rss_mb"]),
+        "incremental_changed": k, "incremental_s": round(incr["wall"], 2), "incremental_rss_mb": round(incr["rss_mb"]),
+        "raw_sqlite_rps": round(raw), "ratio_to_raw": round(n / initial["wall"] / raw, 3),
+        "dlt_rps": round(peer) if peer else None,
+        "ratio_to_dlt": round(n / initial["wall"] / peer, 2) if peer else None,
+        "runs": {"initial": initial["runs"], "noop": noop["runs"], "incremental": incr["runs"]},
+    }
+    print(json.dumps(result, ensure_ascii=False))
+    if not args.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

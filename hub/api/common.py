@@ -1,0 +1,135 @@
+"""What every data API endpoint shares: error translation, the store, opaque paging cursors.
+
+Hub errors become HTTP answers in one place (the route class), so endpoint
+functions call hub functions and raise hub errors as the CLI does.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from fastapi import HTTPException, Request
+from fastapi.routing import APIRoute
+from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError
+
+from hub.context import Context
+from hub.errors import ConfigError, NotFound, PermissionDenied, TriadError, UsageError
+
+log = logging.getLogger(__name__)
+
+NO_NUL = r"^[^\x00]*$"      # PostgreSQL text cannot hold NUL; refuse it at the door
+_engine_lock = threading.Lock()
+
+
+class ApiError(TriadError):
+    """A request the API refuses with a given status (400 for a bad cursor, say)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _status(exc: Exception) -> int:
+    if isinstance(exc, ApiError):
+        return exc.status
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, (UsageError, DataError, IntegrityError)):
+        return 422
+    return 500
+
+
+class TriadRoute(APIRoute):
+    """Turns hub errors into HTTP answers: 403 permission, 404 not found, 422 bad input."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def wrapped(request: Request) -> Any:
+            try:
+                return await handler(request)
+            except (TriadError, DataError, IntegrityError) as exc:
+                status = _status(exc)
+                if status == 500:
+                    log.exception("%s %s failed", request.method, request.url.path)
+                    raise HTTPException(500, "internal error") from None
+                detail = str(exc) if not isinstance(exc, (DataError, IntegrityError)) else \
+                    "a value does not fit the store (too long, or out of range)"
+                raise HTTPException(status, detail) from None
+        return wrapped
+
+
+def context(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+def engine(request: Request) -> Engine:
+    """The app's store engine, opened once (several request threads may ask at the same time)."""
+    ctx = context(request)
+    if ctx._engine is None:  # noqa: SLF001 - the context opens it lazily; open it under a lock
+        with _engine_lock:
+            return ctx.engine()
+    return ctx.engine()
+
+
+def parts(request: Request) -> Any:
+    """Connectors, rules and targets for the config, built once per app (hub.streams.Parts)."""
+    state = request.app.state
+    found = getattr(state, "triad_parts", None)
+    if found is None:
+        from hub.streams import Parts
+        try:
+            found = Parts(context(request).config(required=False))
+        except ConfigError as exc:
+            raise ApiError(500, str(exc)) from None
+        state.triad_parts = found
+    return found
+
+
+# --- opaque cursors ---------------------------------------------------------------------------------
+
+def encode_cursor(kind: str, *values: Any) -> str:
+    """An opaque token for the next page: base64 of the kind and the last row's sort key."""
+    raw = json.dumps([kind, *[v.isoformat() if isinstance(v, datetime) else v for v in values]],
+                     separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(token: str, kind: str, types: tuple[type, ...]) -> list[Any]:
+    """The sort key inside a cursor made by :func:`encode_cursor`; 400 when it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, list) or len(data) != len(types) + 1 or data[0] != kind:
+            raise ValueError("shape")
+        out = []
+        for v, t in zip(data[1:], types):
+            if t is datetime:
+                v = datetime.fromisoformat(v)
+                v = v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+            elif t is int and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise ValueError("int")
+            elif t is str and not isinstance(v, str):
+                raise ValueError("str")
+            out.append(v)
+        return out
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, OverflowError):
+        raise ApiError(400, "invalid cursor: pass back the `next` value of an earlier answer unchanged") from None
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """Query timestamps without an offset are UTC."""
+    if value is None:
+        return None
+    try:
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise ApiError(422, f"timestamp {value} is out of range") from None
