@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from hub import audit, golden, subscriptions
 from hub.changefeed import lock_history
@@ -47,8 +47,13 @@ def _query(status: str | None, entity: str | None, field: str | None, system: st
 def list_conflicts(engine: Engine, *, status: str | None = None, entity: str | None = None,
                    field: str | None = None, system: str | None = None, older_than: timedelta | None = None,
                    limit: int = 100, offset: int = 0, entities: frozenset[str] | None = None,
-                   denied: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+                   denied: frozenset[str] = frozenset(),
+                   after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+    """Conflicts oldest first; ``after`` (created_at, id) starts after that row (keyset paging)."""
     q, system = _query(status, entity, field, system, older_than, entities, denied)
+    if after is not None:
+        ct = Conflict.__table__
+        q = q.where(or_(ct.c.created_at > after[0], and_(ct.c.created_at == after[0], ct.c.id > after[1])))
     with engine.connect() as conn:
         rows = [_row(c) for c in conn.execute(q)]
     if system:   # JSON key filtering is dialect-specific; the page is small, filter here

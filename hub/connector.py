@@ -136,12 +136,14 @@ class Connector(ABC):
         """Release sessions and handles."""
 
     # --- real-time (optional) ---------------------------------------------------------------------
-    # Connectors whose systems push events override these three. The defaults implement Triad's own
+    # Connectors whose systems push events override these. The defaults implement Triad's own
     # generic webhook: JSON {"entity", "records", "deleted", "event_id"} signed with HMAC-SHA256 of the
     # body in ``X-Triad-Signature: sha256=<hex>`` (secret: option ``webhook_secret``), or a shared
-    # token in ``X-Triad-Token`` (option ``webhook_token``).
+    # token in ``X-Triad-Token`` (option ``webhook_token``). ``query`` holds the URL's query
+    # parameters (some vendors sign or authenticate there); ``None`` when there are none.
 
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes,
+                       query: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         """Check authenticity before anything is stored; return a body to answer at once (challenges), or None.
 
         Raises:
@@ -164,7 +166,8 @@ class Connector(ABC):
             raise WebhookRejected("bad or missing X-Triad-Token")
         raise WebhookRejected(f"connector {self.name} has no webhook_secret or webhook_token configured")
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes,
+                      query: Mapping[str, str] | None = None) -> list[WebhookEvent]:
         """Turn a stored delivery into events (runs in the worker, after the 2xx answer)."""
         import json
         doc = json.loads(body)
@@ -172,6 +175,32 @@ class Connector(ABC):
         return [WebhookEvent(entity=d["entity"], records=list(d.get("records") or []),
                              deleted=[str(x) for x in d.get("deleted") or []], event_key=d.get("event_id"))
                 for d in docs]
+
+    def webhook_event_key(self, headers: Mapping[str, str], body: bytes,
+                          query: Mapping[str, str] | None = None) -> str | None:
+        """The vendor's id of this delivery, read cheaply before answering, so a replay is stored once.
+
+        Never raises: a body that cannot be read here is stored anyway and judged by the worker.
+        The default reads ``X-Triad-Event-Id``, else ``event_id`` of a JSON object body.
+        """
+        h = {k.lower(): v for k, v in headers.items()}
+        if h.get("x-triad-event-id"):
+            return str(h["x-triad-event-id"])
+        try:
+            import json
+            doc = json.loads(body)
+        except ValueError:
+            return None
+        key = doc.get("event_id") if isinstance(doc, dict) else None
+        return str(key) if key not in (None, "") else None
+
+    def webhook_ack(self, headers: Mapping[str, str], body: bytes,
+                    query: Mapping[str, str] | None = None) -> tuple[int, bytes, str] | None:
+        """The answer the vendor expects once the delivery is stored: (status, body, media type).
+
+        None answers with Triad's own JSON (``202`` and the inbox id).
+        """
+        return None
 
     def fetch(self, stream: StreamSpec, ids: list[str]) -> list[dict[str, Any]]:
         """Read the given records by source id (for events that carry only ids)."""

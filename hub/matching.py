@@ -29,8 +29,8 @@ from hub.canonical import ENTITIES
 from hub.golden import table_of
 from hub.matching_blocking import IDENTIFYING, key_fields, key_rows, record_keys
 from hub.matching_scoring import Params, Scorer
-from hub.models import AuditLog, MatchCandidate, MatchKey, MatchReject
-from hub.sqlutil import chunks
+from hub.models import AuditLog, MatchCandidate, MatchKey, MatchReject, SourceState
+from hub.sqlutil import chunks, upsert
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class FuzzyMatcher:
         self.link_at, self.review_at = float(fuzzy.link_at), float(fuzzy.review_at)
         self.scorer = Scorer(entity, dict(fuzzy.fields), params)
         self._params_loaded = params is not None
-        self._golden_cache: dict[str, tuple[tuple, dict[str, Any], tuple]] = {}
+        self._feature_cache: dict[tuple, tuple] = {}
         self._fields = sorted(set(self.scorer.fields) | set(key_fields(entity)) | set(material_fields(entity))
                               | ({"customer_type", "country"} & set(ENTITIES[entity].fields)))
 
@@ -131,12 +131,29 @@ class FuzzyMatcher:
         golden = self._golden(conn, {rid for c in per_record for rid in c})
         in_batch = _batch_blocks(keys)
         decisions: list[MatchDecision] = []
-        for i, values in enumerate(values_list):
-            scored = [(rid, self.scorer.score(feats[i], golden[rid][2])) for rid in per_record[i] if rid in golden]
+        which: list[dict[str, int]] = []   # per record: golden id -> the version that scored best
+        for i in range(len(values_list)):
+            best = {rid: self._best(feats[i], golden[rid]) for rid in per_record[i] if rid in golden}
+            which.append({rid: b[1] for rid, b in best.items()})
+            scored = [(rid, b[0]) for rid, b in best.items()]
             earlier = [(j, self.scorer.score(feats[i], feats[j])) for j in _earlier(i, keys[i], in_batch)]
             decisions.append(self._decide(i, scored, earlier, decisions, ids))
-        self._explain_and_filter(conn, values_list, feats, golden, decisions, ids)
+        self._explain_and_filter(conn, values_list, feats, golden, which, decisions)
+        self._index_links(conn, values_list, decisions)
         return decisions
+
+    def _index_links(self, conn: Connection, values_list: Sequence[dict[str, Any]],
+                     decisions: list[MatchDecision]) -> None:
+        """A record linked to an existing golden record adds its own keys to it at once.
+
+        The pipeline re-indexes golden records whose values change; a link that
+        changes nothing would otherwise leave this version of the record unfindable.
+        """
+        rows = key_rows(self.entity, [(d.record_id, v) for d, v in zip(decisions, values_list) if d.record_id])
+        if rows:
+            upsert(conn, MatchKey.__table__, list({(r["record_id"], r["key_type"], r["key_value"]): r
+                                                   for r in rows}.values()),
+                   ["entity", "record_id", "key_type", "key_value"], [])
 
     def _lookup(self, conn: Connection, keys: list[set[tuple[str, str]]]) -> dict[tuple[str, str], list[str]]:
         kt_col = MatchKey.__table__.c
@@ -165,24 +182,48 @@ class FuzzyMatcher:
                 votes[rid] += weight
         return [rid for rid, _ in sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CANDIDATES]]
 
-    def _golden(self, conn: Connection, rids: set[str]) -> dict[str, tuple[tuple, dict[str, Any], tuple]]:
-        """Candidate golden records: (raw tuple, values, features), cached across batches while unchanged."""
-        t = table_of(self.entity)
-        cols = [t.c.id] + [t.c[f] for f in self._fields]
-        out: dict[str, tuple[tuple, dict[str, Any], tuple]] = {}
+    def _golden(self, conn: Connection, rids: set[str]) -> dict[str, list[tuple[dict[str, Any], tuple]]]:
+        """Candidate golden records as their versions: [(values, features)], the golden values first,
+        then each distinct version a source system sent (a duplicate may resemble any of them)."""
         from hub.values import encode
-        if len(self._golden_cache) > 400_000:
-            self._golden_cache.clear()
-        for part in chunks(sorted(rids)):
+        t, st = table_of(self.entity), SourceState.__table__
+        cols = [t.c.id] + [t.c[f] for f in self._fields]
+        out: dict[str, list[tuple[dict[str, Any], tuple]]] = {}
+        seen: dict[str, set[tuple]] = {}
+        if len(self._feature_cache) > 400_000:
+            self._feature_cache.clear()
+        ordered = sorted(rids)
+        for part in chunks(ordered):
             for r in conn.execute(select(*cols).where(t.c.id.in_(part), t.c.merged_into.is_(None))):
-                raw = tuple(r[1:])
-                hit = self._golden_cache.get(r[0])
-                if hit is None or hit[0] != raw:
-                    values = {f: encode(v) for f, v in zip(self._fields, raw)}
-                    hit = (raw, values, self.scorer.features(values))
-                    self._golden_cache[r[0]] = hit
-                out[r[0]] = hit
+                values = {f: encode(v) for f, v in zip(self._fields, r[1:])}
+                out[r[0]] = [self._version(values)]
+                seen[r[0]] = {tuple(values.values())}
+        for part in chunks([rid for rid in ordered if rid in out]):
+            for rid, values in conn.execute(select(st.c.record_id, st.c["values"]).where(
+                    st.c.entity == self.entity, st.c.record_id.in_(part))):
+                if not isinstance(values, dict):
+                    continue
+                values = {f: values.get(f) for f in self._fields}
+                sig = tuple(values.values())
+                if sig not in seen[rid]:
+                    seen[rid].add(sig)
+                    out[rid].append(self._version(values))
         return out
+
+    def _version(self, values: dict[str, Any]) -> tuple[dict[str, Any], tuple]:
+        sig = tuple(values.values())
+        feats = self._feature_cache.get(sig)
+        if feats is None:
+            feats = self._feature_cache[sig] = self.scorer.features(values)
+        return values, feats
+
+    def _best(self, feats: tuple, versions: list[tuple[dict[str, Any], tuple]]) -> tuple[float, int]:
+        best, at = -1.0, 0
+        for n, (_, vf) in enumerate(versions):
+            sc = self.scorer.score(feats, vf)
+            if sc > best:
+                best, at = sc, n
+        return best, at
 
     def _decide(self, i: int, scored: list[tuple[str, float]], earlier: list[tuple[int, float]],
                 decisions: list[MatchDecision], ids: Sequence[str] | None) -> MatchDecision:
@@ -209,8 +250,8 @@ class FuzzyMatcher:
         return d
 
     def _explain_and_filter(self, conn: Connection, values_list: Sequence[dict[str, Any]], feats: list[tuple],
-                            golden: dict[str, tuple], decisions: list[MatchDecision],
-                            ids: Sequence[str] | None) -> None:
+                            golden: dict[str, list], which: list[dict[str, int]],
+                            decisions: list[MatchDecision]) -> None:
         """Drop pairs a steward rejected (fingerprints unchanged) or that are already open; add details."""
         anchors = {d.record_id for d in decisions if d.record_id and d.candidates}
         others = {c[0] for d in decisions for c in d.candidates}
@@ -228,12 +269,13 @@ class FuzzyMatcher:
                     j = extra["_batch"]
                     details = self.scorer.explain(feats[i], feats[j], values_list[i], values_list[j])
                 else:
-                    details = self.scorer.explain(feats[i], golden[other][2], values_list[i], golden[other][1])
+                    vals, vf = golden[other][which[i].get(other, 0)]
+                    details = self.scorer.explain(feats[i], vf, values_list[i], vals)
                 kept.append((other, round(s, 6), details))
             d.candidates = kept
 
     def _known_pairs(self, conn: Connection, anchors: set[str], others: set[str],
-                     golden: dict[str, tuple]) -> set[tuple[str, str]]:
+                     golden: dict[str, list]) -> set[tuple[str, str]]:
         ct, rt = MatchCandidate.__table__, MatchReject.__table__
         ids = sorted(anchors)
         pairs: set[tuple[str, str]] = set()
@@ -248,7 +290,7 @@ class FuzzyMatcher:
                 ga, gb = golden.get(a), golden.get(b)
                 if ga is None or gb is None:
                     pairs.add((min(a, b), max(a, b)))     # not loaded here: trust the memory (index() cleans it)
-                elif fingerprint(self.entity, ga[1]) == fa and fingerprint(self.entity, gb[1]) == fb:
+                elif fingerprint(self.entity, ga[0][0]) == fa and fingerprint(self.entity, gb[0][0]) == fb:
                     pairs.add((min(a, b), max(a, b)))
         return pairs
 
@@ -269,12 +311,28 @@ def index_records(conn: Connection, entity: str, records: Sequence[tuple[str, di
     if not fresh:
         for part in chunks(ids):
             conn.execute(delete(kt).where(kt.c.entity == entity, kt.c.record_id.in_(part)))
-    rows = key_rows(entity, records)
+    rows = _dedupe(key_rows(entity, list(records) + _source_versions(conn, entity, ids)))
     if rows:
         conn.execute(insert(kt), rows)
     if not fresh:
         _forget_stale_rejects(conn, entity, dict(records))
     return len(rows)
+
+
+def _source_versions(conn: Connection, entity: str, ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The values each system last sent for these golden records (their keys find the record too)."""
+    st = SourceState.__table__
+    out = []
+    for part in chunks(ids):
+        for rid, values in conn.execute(select(st.c.record_id, st.c["values"]).where(
+                st.c.entity == entity, st.c.record_id.in_(part))):
+            if isinstance(values, dict):
+                out.append((rid, values))
+    return out
+
+
+def _dedupe(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return list({(r["record_id"], r["key_type"], r["key_value"]): r for r in rows}.values())
 
 
 def _forget_stale_rejects(conn: Connection, entity: str, values: dict[str, dict[str, Any]]) -> None:

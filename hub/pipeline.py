@@ -42,6 +42,7 @@ class StreamContext:
     delete_targets: tuple[str, ...]   # connectors with propagate_deletes for this entity
     run_id: str
     now: datetime
+    synced: frozenset[str] = frozenset()   # entities this connector syncs: references to others cannot resolve
     validator: Any = None             # hub.validation.Validator, or None to skip
     matcher: Any = None               # fuzzy matcher (hub.matching), optional
 
@@ -193,7 +194,12 @@ def _resolve_refs(conn: Connection, ctx: StreamContext, items: list[_Item],
     """Replace reference fields' source ids with canonical ids (same system's xref); park the unresolved."""
     wanted: dict[str, set[str]] = {}
     for item in items:
-        for f, ref_entity in item.refs.items():
+        for f, ref_entity in list(item.refs.items()):
+            if ctx.synced and ref_entity not in ctx.synced:
+                # this connector does not sync that entity: the reference could never resolve, so it is left out
+                item.values[f] = None
+                del item.refs[f]
+                continue
             wanted.setdefault(ref_entity, set()).add(str(item.values[f]))
     if not wanted:
         return items

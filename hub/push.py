@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +48,11 @@ class PushReport:
 
 
 def push(engine: Engine, parts: Parts, connectors: tuple[str, ...] = (), *, worker: str = "push",
-         max_batches: int | None = None) -> list[PushReport]:
+         max_batches: int | None = None, cancel: threading.Event | None = None) -> list[PushReport]:
+    """Drain due outbox rows of every out/both connector, entity by entity in reference order.
+
+    ``cancel`` stops after the batch in progress (claimed rows are always settled).
+    """
     reports = []
     for name, c in parts.cfg.connectors.items():
         if connectors and name not in connectors:
@@ -55,33 +60,72 @@ def push(engine: Engine, parts: Parts, connectors: tuple[str, ...] = (), *, work
         if c.direction not in ("out", "both"):
             continue
         for entity in ENTITY_ORDER:
+            if cancel is not None and cancel.is_set():
+                return reports
             if entity in c.entities:
-                reports.append(push_stream(engine, parts, name, entity, worker=worker, max_batches=max_batches))
+                reports.append(push_stream(engine, parts, name, entity, worker=worker, max_batches=max_batches,
+                                           cancel=cancel))
     return reports
 
 
 def push_stream(engine: Engine, parts: Parts, name: str, entity: str, *, worker: str = "push",
-                max_batches: int | None = None) -> PushReport:
+                max_batches: int | None = None, cancel: threading.Event | None = None) -> PushReport:
     report = PushReport(name, entity)
     ocfg = parts.cfg.outbox
     n = 0
     while max_batches is None or n < max_batches:
+        if cancel is not None and cancel.is_set():
+            break
         n += 1
         claimed = _claim(engine, name, entity, worker, ocfg.batch_size)
-        if not claimed:
-            break
-        try:
-            _deliver(engine, parts, name, entity, claimed, report)
-        except LimitExceeded as exc:
-            _fail_all(engine, claimed, str(exc), exc.retry_after, parts, report)
-            report.status, report.error = "stopped", str(exc)
-            break
-        except (RetriableError, TriadError, Exception) as exc:  # the whole call failed: back off every row
-            _fail_all(engine, claimed, _describe(exc), getattr(exc, "retry_after", None), parts, report)
-            report.status, report.error = "error", _describe(exc)
-            log.warning("push %s/%s failed: %s", name, entity, report.error)
+        if not claimed or not _deliver_claimed(engine, parts, name, entity, claimed, report):
             break
     return report
+
+
+def push_ids(engine: Engine, parts: Parts, ids: list[str], *, worker: str = "push") -> list[PushReport]:
+    """Deliver just these outbox rows now (the real-time path), in reference order.
+
+    Rows that are no longer pending, not yet due, or claimed by another worker are
+    left alone; whatever is not delivered here is picked up by a later ``push``.
+    """
+    claimed = _claim_ids(engine, ids, worker)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in claimed:
+        groups.setdefault((r["connector"], r["entity"]), []).append(r)
+    reports = []
+    size = parts.cfg.outbox.batch_size
+    order = {e: n for n, e in enumerate(ENTITY_ORDER)}
+    for name, entity in sorted(groups, key=lambda k: (order.get(k[1], len(order)), k[0])):
+        report = PushReport(name, entity)
+        rows = groups[(name, entity)]
+        if name not in parts.cfg.connectors:
+            _settle_failures(engine, [(r, f"connector '{name}' is no longer configured", False, None) for r in rows],
+                             parts, report)
+        else:
+            for i in range(0, len(rows), size):
+                if not _deliver_claimed(engine, parts, name, entity, rows[i:i + size], report):
+                    _release(engine, [r["id"] for r in rows[i + size:]])
+                    break
+        reports.append(report)
+    return reports
+
+
+def _deliver_claimed(engine: Engine, parts: Parts, name: str, entity: str, claimed: list[dict[str, Any]],
+                     report: PushReport) -> bool:
+    """Deliver claimed rows; False when the system failed as a whole (the caller stops for now)."""
+    try:
+        _deliver(engine, parts, name, entity, claimed, report)
+    except LimitExceeded as exc:
+        _fail_all(engine, claimed, str(exc), exc.retry_after, parts, report)
+        report.status, report.error = "stopped", str(exc)
+        return False
+    except (RetriableError, TriadError, Exception) as exc:  # the whole call failed: back off every row
+        _fail_all(engine, claimed, _describe(exc), getattr(exc, "retry_after", None), parts, report)
+        report.status, report.error = "error", _describe(exc)
+        log.warning("push %s/%s failed: %s", name, entity, report.error)
+        return False
+    return True
 
 
 def _describe(exc: BaseException) -> str:
@@ -104,6 +148,38 @@ def _claim(engine: Engine, name: str, entity: str, worker: str, limit: int) -> l
             conn.execute(update(ot).where(ot.c.id.in_([r["id"] for r in rows]))
                          .values(claimed_by=worker, claimed_until=now + CLAIM))
     return rows
+
+
+def _claim_ids(engine: Engine, ids: list[str], worker: str) -> list[dict[str, Any]]:
+    """Claim the given rows if they are still pending, due and unclaimed (same rules as :func:`_claim`)."""
+    ot = Outbox.__table__
+    now = utcnow()
+    out: list[dict[str, Any]] = []
+    with engine.begin() as conn:
+        for part in chunks(sorted(set(ids))):
+            q = (select(ot).where(ot.c.id.in_(part), ot.c.status == "pending", ot.c.next_attempt_at <= now,
+                                  or_(ot.c.claimed_until.is_(None), ot.c.claimed_until < now))
+                 .order_by(ot.c.created_at, ot.c.id))
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+            if rows:
+                conn.execute(update(ot).where(ot.c.id.in_([r["id"] for r in rows]))
+                             .values(claimed_by=worker, claimed_until=now + CLAIM))
+            out += rows
+    out.sort(key=lambda r: (r["created_at"], r["id"]))
+    return out
+
+
+def _release(engine: Engine, ids: list[str]) -> None:
+    """Give claimed rows back untouched (no attempt spent): another push takes them."""
+    if not ids:
+        return
+    ot = Outbox.__table__
+    with engine.begin() as conn:
+        for part in chunks(ids):
+            conn.execute(update(ot).where(ot.c.id.in_(part), ot.c.status == "pending")
+                         .values(claimed_by=None, claimed_until=None))
 
 
 def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[dict[str, Any]],

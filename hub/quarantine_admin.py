@@ -1,9 +1,10 @@
 """Steward access to quarantine: list, show, drop (retry lives in hub.sync)."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 
 from hub import audit
 from hub.errors import NotFound, UsageError
@@ -18,9 +19,13 @@ def _item(r: Any) -> dict[str, Any]:
 
 
 def list_items(engine: Engine, *, status: str | None = "parked", connector: str | None = None,
-               entity: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+               entity: str | None = None, limit: int = 100,
+               after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+    """Items oldest first; ``after`` (created_at, id) starts after that row (keyset paging)."""
     qt = Quarantine.__table__
     q = select(qt).order_by(qt.c.created_at, qt.c.id).limit(limit)
+    if after is not None:
+        q = q.where(or_(qt.c.created_at > after[0], and_(qt.c.created_at == after[0], qt.c.id > after[1])))
     if status:
         q = q.where(qt.c.status == status)
     if connector:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -54,17 +55,28 @@ def worker_id() -> str:
 
 def run_sync(engine: Engine, parts: Parts, *, connectors: tuple[str, ...] = (), entities: tuple[str, ...] = (),
              full: bool = False, dry_run: bool = False, user: str | None = None,
-             progress: Progress | None = None) -> list[RunReport]:
-    """Run every selected inbound stream; one report per stream (errors are reported, not raised)."""
+             progress: Progress | None = None, cancel: threading.Event | None = None) -> list[RunReport]:
+    """Run every selected inbound stream; one report per stream (errors are reported, not raised).
+
+    ``cancel`` (set by a SIGTERM handler, say) stops after the batch in progress; streams not begun are skipped.
+    """
     reports = []
     for name, entity in inbound_streams(parts.cfg, connectors, entities):
+        if cancel is not None and cancel.is_set():
+            break
         reports.append(run_stream(engine, parts, name, entity, full=full, dry_run=dry_run, user=user,
-                                  progress=progress))
+                                  progress=progress, cancel=cancel))
     return reports
 
 
 def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bool = False, dry_run: bool = False,
-               user: str | None = None, progress: Progress | None = None) -> RunReport:
+               user: str | None = None, progress: Progress | None = None,
+               cancel: threading.Event | None = None) -> RunReport:
+    """Read one stream batch by batch; each batch commits with its cursor.
+
+    ``cancel`` is checked between batches: when set, the run ends after the batch in
+    progress with status ``stopped`` and the next run resumes from the committed cursor.
+    """
     started = utcnow()
     report = RunReport(new_id(), name, entity, dry_run=dry_run)
     owner = worker_id()
@@ -82,6 +94,7 @@ def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bo
                             rules=parts.rules(entity), exact_keys=parts.exact_keys(entity),
                             out_systems=parts.out_systems(entity), delete_targets=parts.delete_targets(entity),
                             run_id=report.id, now=started, validator=parts.validator(name, entity),
+                            synced=frozenset(parts.cfg.connectors[name].entities),
                             matcher=_matcher(parts, entity))
         _retry_parked(engine, ctx, report, dry_run, kinds=("unresolved_ref",))
         with engine.connect() as conn:
@@ -112,7 +125,11 @@ def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bo
                     tx.commit()
             if progress:
                 progress(name, entity, report.counts)
-        report.status = "ok"
+            if cancel is not None and cancel.is_set():
+                report.status, report.error = "stopped", "stopped on request; the next run resumes from here"
+                break
+        else:
+            report.status = "ok"
     except LimitExceeded as exc:
         report.status, report.error = "stopped", f"request limit reached, resumes next run: {exc}"
         log.warning("stream %s/%s stopped: %s", name, entity, exc)
@@ -265,6 +282,7 @@ def retry_quarantine(engine: Engine, parts: Parts, ids: list[str], user: str | N
         ctx = StreamContext(system=name, entity=entity, mapping=parts.mapping(name, entity), rules=parts.rules(entity),
                             exact_keys=parts.exact_keys(entity), out_systems=parts.out_systems(entity),
                             delete_targets=parts.delete_targets(entity), run_id=report.id, now=started,
+                            synced=frozenset(parts.cfg.connectors[name].entities),
                             validator=parts.validator(name, entity), matcher=_matcher(parts, entity))
         try:
             _retry_parked(engine, ctx, report, False, ids=ids or None)

@@ -206,6 +206,8 @@ class SalesforceConnector(Connector):
             if ch.delete:
                 groups["delete"].append((ch, values))
             elif ch.source_id:
+                if ext:   # linked records learn their hub id too, so the org can be matched to Triad later
+                    values.setdefault(ext, ch.record_id)
                 groups["update"].append((ch, values))
             elif ext:
                 # creates carry the hub's record id in the external id field: a retried create cannot duplicate

@@ -130,6 +130,6 @@ def aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
     except OverflowError:
         raise ApiError(422, f"timestamp {value} is out of range") from None

@@ -1,0 +1,217 @@
+"""Golden records over HTTP: list with filters and keyset paging, get by id or by any system's id,
+provenance and history. One set of routes per canonical entity (precise OpenAPI per entity).
+
+Lists are keyset-paged (never OFFSET): the cursor holds the last row's sort
+key and id, so rows inserted or updated while a client pages do not shift
+the pages it has not read yet.
+"""
+# no `from __future__ import annotations`: FastAPI reads the per-entity models from the closures' annotations
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Optional
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import ConfigDict, Field, create_model
+from sqlalchemy import Connection, and_, or_, select
+
+from hub.api import schemas
+from hub.api.auth import Caller, authenticate
+from hub.api.common import NO_NUL, ApiError, TriadRoute, aware, decode_cursor, encode_cursor, engine
+from hub.canonical import ENTITIES
+from hub.errors import NotFound
+from hub.golden import load_lines, scalar_fields, table_of
+from hub.models import Xref
+from hub.rbac import require
+from hub.records import _xrefs as xrefs_of, history as record_history, show_record
+from hub.values import encode
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(route_class=TriadRoute)
+Text = Annotated[str, Field(max_length=512, pattern=NO_NUL)]
+RecordId = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="the golden record's id")]
+FILTER_TYPES: dict[str, Any] = {"string": Text, "decimal": Annotated[Decimal, Field(allow_inf_nan=False, max_digits=30)],
+                                "date": date, "datetime": datetime, "int": int, "bool": bool}
+MAX_MERGE_HOPS = 10
+
+
+def _filters_model(entity: str) -> Any:
+    spec: dict[str, Any] = {
+        "limit": (int, Field(100, ge=1, le=1000, description="records per page")),
+        "cursor": (Optional[str], Field(None, max_length=600, description="`next` of the previous page")),
+        "sort": (Literal["id", "updated_at"], Field("id", description="`updated_at` for incremental pulls")),
+        "updated_since": (Optional[datetime], Field(None, description="only records changed at or after this")),
+    }
+    for f, t in ENTITIES[entity].fields.items():
+        if t != "list":
+            spec[f] = (Optional[FILTER_TYPES[t]], Field(None, description=f"only records whose {f} equals this"))
+    return create_model(f"{schemas._title(entity)}Filters", __config__=ConfigDict(extra="forbid"), **spec)
+
+
+def _records(conn: Connection, entity: str, rows: list[Any], hidden: frozenset[str]) -> list[dict[str, Any]]:
+    """API records from golden rows: fields the caller may see, xrefs, bookkeeping."""
+    ids = [r["id"] for r in rows]
+    fields = [f for f in scalar_fields(entity) if f not in hidden]
+    xrefs = xrefs_of(conn, entity, ids) if ids else {}
+    lines = load_lines(conn, ids) if entity == "order" and "lines" not in hidden and ids else None
+    out = []
+    for r in rows:
+        values = {f: encode(r[f]) for f in fields}
+        if lines is not None:
+            values["lines"] = lines.get(r["id"], [])
+        out.append({"id": r["id"], "entity": entity, "fields": values, "xrefs": xrefs.get(r["id"], {}),
+                    "updated_at": r["updated_at"], "version": r["version"], "deleted_in": r["deleted_in"],
+                    "merged_into": r["merged_into"]})
+    return out
+
+
+def _get(conn: Connection, entity: str, record_id: str) -> Any:
+    t = table_of(entity)
+    return conn.execute(select(t).where(t.c.id == record_id)).mappings().first()
+
+
+def _list(request: Request, caller: Caller, entity: str, q: Any) -> dict[str, Any]:
+    eng = engine(request)
+    require(eng, caller.principal, "read", entity)
+    hidden = caller.principal.denied_fields(entity)
+    t = table_of(entity)
+    stmt = select(t).where(t.c.merged_into.is_(None))
+    for f in ENTITIES[entity].fields:
+        value = getattr(q, f, None)
+        if value is None:
+            continue
+        if f in hidden:   # filtering on a hidden field would reveal its values
+            require(eng, caller.principal, "read", entity, f)
+        stmt = stmt.where(t.c[f] == (aware(value) if isinstance(value, datetime) else value))
+    if q.updated_since is not None:
+        stmt = stmt.where(t.c.updated_at >= aware(q.updated_since))
+    if q.sort == "id":
+        stmt = stmt.order_by(t.c.id)
+        if q.cursor:
+            (last_id,) = decode_cursor(q.cursor, "id", (str,))
+            stmt = stmt.where(t.c.id > last_id)
+    else:
+        stmt = stmt.order_by(t.c.updated_at, t.c.id)
+        if q.cursor:
+            last_at, last_id = decode_cursor(q.cursor, "updated_at", (datetime, str))
+            stmt = stmt.where(or_(t.c.updated_at > last_at, and_(t.c.updated_at == last_at, t.c.id > last_id)))
+    with eng.connect() as conn:
+        rows = list(conn.execute(stmt.limit(q.limit + 1)).mappings())
+        more = len(rows) > q.limit
+        rows = rows[:q.limit]
+        records = _records(conn, entity, rows, hidden)
+    nxt = None
+    if more:
+        last = rows[-1]
+        nxt = encode_cursor("id", last["id"]) if q.sort == "id" else \
+            encode_cursor("updated_at", last["updated_at"], last["id"])
+    return {"records": records, "next": nxt}
+
+
+def _one(request: Request, caller: Caller, entity: str, record_id: str) -> dict[str, Any]:
+    eng = engine(request)
+    require(eng, caller.principal, "read", entity)
+    with eng.connect() as conn:
+        row = _get(conn, entity, record_id)
+        if row is None:
+            raise NotFound(f"no {entity} {record_id}")
+        return _records(conn, entity, [row], caller.principal.denied_fields(entity))[0]
+
+
+def _by_xref(request: Request, caller: Caller, entity: str, system: str, source_id: str) -> dict[str, Any]:
+    """The golden record a system's id belongs to (following steward merges to the surviving record)."""
+    eng = engine(request)
+    require(eng, caller.principal, "read", entity)
+    xt = Xref.__table__
+    with eng.connect() as conn:
+        x = conn.execute(select(xt.c.record_id, xt.c.status).where(
+            xt.c.entity == entity, xt.c.system == system, xt.c.source_id == source_id)).first()
+        if x is None:
+            raise NotFound(f"{system} has no {entity} {source_id} known to the hub")
+        row = _get(conn, entity, x.record_id)
+        hops = 0
+        while row is not None and row["merged_into"] and hops < MAX_MERGE_HOPS:
+            row, hops = _get(conn, entity, row["merged_into"]), hops + 1
+        if row is None:
+            raise NotFound(f"the golden {entity} of {system} {source_id} no longer exists")
+        record = _records(conn, entity, [row], caller.principal.denied_fields(entity))[0]
+    return {"entity": entity, "system": system, "source_id": source_id, "status": x.status, "record": record}
+
+
+def _provenance(request: Request, caller: Caller, entity: str, record_id: str) -> dict[str, Any]:
+    eng = engine(request)
+    require(eng, caller.principal, "read", entity)
+    hidden = caller.principal.denied_fields(entity)
+    r = show_record(eng, entity, record_id, hidden, history_limit=0)
+    for q in r["quarantine"]:   # a reason quotes the refused value; leave out those about hidden fields
+        q["reasons"] = [x for x in q["reasons"] or [] if not ({x.get("column"), x.get("field")} & hidden)]
+    return {"id": r["id"], "entity": entity, "provenance": r["provenance"], "sources": r["sources"],
+            "created": r["created"], "conflicts": r["conflicts"], "quarantine": r["quarantine"]}
+
+
+def _history(request: Request, caller: Caller, entity: str, record_id: str, field: str | None,
+             limit: int) -> dict[str, Any]:
+    eng = engine(request)
+    require(eng, caller.principal, "read", entity, field)
+    hidden = caller.principal.denied_fields(entity)
+    with eng.connect() as conn:
+        if _get(conn, entity, record_id) is None:
+            raise NotFound(f"no {entity} {record_id}")
+    rows = []
+    for h in record_history(eng, entity, record_id, field, limit):
+        if h["field"] in hidden:
+            continue
+        if isinstance(h["new"], dict):   # a creation lists every field it set
+            h["new"] = {k: v for k, v in h["new"].items() if k not in hidden}
+        rows.append(h)
+    return {"history": rows}
+
+
+def _add_routes(entity: str) -> None:
+    Filters = _filters_model(entity)
+    Record, Page, XrefAnswer = schemas.RECORDS[entity], schemas.PAGES[entity], schemas.XREFS[entity]
+    tag = entity
+
+    def list_records(request: Request, q: Annotated[Filters, Query()],
+                     caller: Annotated[Caller, Depends(authenticate)]) -> Page:
+        return _list(request, caller, entity, q)
+
+    def get_record(request: Request, record_id: RecordId, caller: Annotated[Caller, Depends(authenticate)]) -> Record:
+        return _one(request, caller, entity, record_id)
+
+    def get_provenance(request: Request, record_id: RecordId,
+                       caller: Annotated[Caller, Depends(authenticate)]) -> schemas.Provenance:
+        return _provenance(request, caller, entity, record_id)
+
+    def get_history(request: Request, record_id: RecordId, caller: Annotated[Caller, Depends(authenticate)],
+                    field: Annotated[Optional[str], Query(max_length=64, pattern=NO_NUL)] = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> schemas.History:
+        return _history(request, caller, entity, record_id, field, limit)
+
+    def get_by_xref(request: Request, system: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
+                    source_id: Annotated[str, Path(max_length=255, pattern=NO_NUL)],
+                    caller: Annotated[Caller, Depends(authenticate)]) -> XrefAnswer:
+        return _by_xref(request, caller, entity, system, source_id)
+
+    base = f"/records/{entity}"
+    opts: dict[str, Any] = {"tags": [tag], "response_model_exclude_unset": True}
+    router.add_api_route(base, list_records, methods=["GET"], name=f"list_{entity}",
+                         summary=f"List golden {entity} records", operation_id=f"list_{entity}", **opts)
+    router.add_api_route(base + "/{record_id}", get_record, methods=["GET"], name=f"get_{entity}",
+                         summary=f"One golden {entity}", operation_id=f"get_{entity}", **opts)
+    router.add_api_route(base + "/{record_id}/provenance", get_provenance, methods=["GET"],
+                         summary=f"Where each value of a {entity} came from", operation_id=f"provenance_{entity}",
+                         tags=[tag])
+    router.add_api_route(base + "/{record_id}/history", get_history, methods=["GET"],
+                         summary=f"Every change of a {entity}", operation_id=f"history_{entity}", tags=[tag])
+    router.add_api_route("/xref/{system}/" + entity + "/{source_id:path}", get_by_xref, methods=["GET"],
+                         summary=f"The golden {entity} for a system's id, with every other system's id",
+                         operation_id=f"xref_{entity}", **opts)
+
+
+for _entity in ENTITIES:
+    _add_routes(_entity)
+
+
+__all__ = ["router", "ApiError"]

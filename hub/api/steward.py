@@ -1,0 +1,122 @@
+"""Steward work over HTTP: conflicts (read, resolve) and quarantine (read), through the same hub
+functions as `triad conflicts` and `triad quarantine`, with the same permissions and audit."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Optional
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+
+from hub import conflicts as conflict_ops, quarantine_admin
+from hub.api.auth import Caller, authenticate
+from hub.api.changes import EntityName
+from hub.api.common import NO_NUL, TriadRoute, decode_cursor, encode_cursor, engine, parts
+from hub.api.schemas import (ConflictDetail, ConflictPage, QuarantineDetail, QuarantinePage, ResolveRequest,
+                             ResolveResult)
+from hub.rbac import Principal, require
+
+router = APIRouter(route_class=TriadRoute)
+ItemId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[Optional[str], Query(max_length=600, description="`next` of the previous page")]
+
+
+def _scope(eng: Any, p: Principal, entity: str | None) -> frozenset[str] | None:
+    """The entities a listing covers: the one asked for (if allowed), else every readable one."""
+    if entity:
+        require(eng, p, "read", entity)
+        return None
+    require(eng, p, "read")
+    return None if p.single_user else p.allowed_entities("read")
+
+
+def _page(rows: list[dict[str, Any]], limit: int, kind: str) -> tuple[list[dict[str, Any]], str | None]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(kind, rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None
+
+
+@router.get("/conflicts", tags=["conflicts"], operation_id="list_conflicts", summary="Conflicts, oldest first")
+def list_conflicts(request: Request, caller: Annotated[Caller, Depends(authenticate)],
+                   status: Annotated[Optional[Literal["open", "resolved", "auto"]], Query()] = None,
+                   entity: Annotated[Optional[EntityName], Query()] = None,
+                   field: Annotated[Optional[str], Query(max_length=64, pattern=NO_NUL)] = None,
+                   limit: Limit = 100, cursor: Cursor = None) -> ConflictPage:
+    eng = engine(request)
+    p = caller.principal
+    entities = _scope(eng, p, entity)
+    if field and entity:
+        require(eng, p, "read", entity, field)
+    after = tuple(decode_cursor(cursor, "conflict", (datetime, str))) if cursor else None
+    rows = conflict_ops.list_conflicts(eng, status=status, entity=entity, field=field, limit=limit + 1,
+                                       entities=entities, after=after)  # type: ignore[arg-type]
+    rows, nxt = _page(rows, limit, "conflict")
+    return {"conflicts": [r for r in rows if r["field"] not in p.denied_fields(r["entity"])], "next": nxt}
+
+
+@router.get("/conflicts/{conflict_id}", tags=["conflicts"], operation_id="get_conflict",
+            summary="One conflict with its record's context")
+def get_conflict(request: Request, conflict_id: ItemId,
+                 caller: Annotated[Caller, Depends(authenticate)]) -> ConflictDetail:
+    eng = engine(request)
+    c = conflict_ops.show_conflict(eng, conflict_id)
+    require(eng, caller.principal, "read", c["entity"], c["field"], target=f"conflict:{conflict_id}")
+    hidden = caller.principal.denied_fields(c["entity"])
+    if c["record"] is not None:
+        c["record"] = {k: v for k, v in c["record"].items() if k not in hidden}
+    return c
+
+
+@router.post("/conflicts/{conflict_id}/resolve", tags=["conflicts"], operation_id="resolve_conflict",
+             summary="Settle a conflict (stewards): take a system's value, set one, or keep the golden value")
+def resolve_conflict(request: Request, conflict_id: ItemId, body: Annotated[ResolveRequest, Body()],
+                     caller: Annotated[Caller, Depends(authenticate)]) -> ResolveResult:
+    """The decision becomes golden, is written to history and the audit log, and is queued to every
+    system that takes the entity, exactly as `triad conflicts resolve`."""
+    eng = engine(request)
+    with eng.connect() as conn:
+        c = conflict_ops.get_conflict(conn, conflict_id)
+    # checked before the write transaction: a refusal is audited in a transaction of its own
+    require(eng, caller.principal, "resolve", c["entity"], c["field"], target=f"conflict:{conflict_id}")
+    out_systems = parts(request).out_systems(c["entity"])
+    with eng.begin() as conn:
+        return conflict_ops.resolve(conn, conflict_id, user=caller.name, out_systems=out_systems, take=body.take,
+                                    value=body.value, keep=body.keep, note=body.note)
+
+
+@router.get("/quarantine", tags=["quarantine"], operation_id="list_quarantine",
+            summary="Records parked by validation, mapping or unresolved references")
+def list_quarantine(request: Request, caller: Annotated[Caller, Depends(authenticate)],
+                    status: Annotated[Optional[Literal["parked", "resolved", "dropped"]], Query()] = "parked",
+                    entity: Annotated[Optional[EntityName], Query()] = None,
+                    connector: Annotated[Optional[str], Query(max_length=64, pattern=NO_NUL)] = None,
+                    limit: Limit = 100, cursor: Cursor = None) -> QuarantinePage:
+    eng = engine(request)
+    p = caller.principal
+    entities = _scope(eng, p, entity)
+    after = tuple(decode_cursor(cursor, "quarantine", (datetime, str))) if cursor else None
+    rows = quarantine_admin.list_items(eng, status=status, connector=connector, entity=entity, limit=limit + 1,
+                                       after=after)  # type: ignore[arg-type]
+    rows, nxt = _page(rows, limit, "quarantine")
+    items = [_visible(r, p) for r in rows if entities is None or r["entity"] in entities]
+    return {"items": items, "next": nxt}
+
+
+@router.get("/quarantine/{item_id}", tags=["quarantine"], operation_id="get_quarantine",
+            summary="One parked record with its reasons (and its raw payload)")
+def get_quarantine(request: Request, item_id: ItemId,
+                   caller: Annotated[Caller, Depends(authenticate)]) -> QuarantineDetail:
+    eng = engine(request)
+    item = quarantine_admin.get_item(eng, item_id)
+    require(eng, caller.principal, "read", item["entity"], target=f"quarantine:{item_id}")
+    return _visible(item, caller.principal)
+
+
+def _visible(item: dict[str, Any], p: Principal) -> dict[str, Any]:
+    """Reasons about hidden fields quote their values: left out. The raw payload is in source field
+    names, which cannot be filtered field by field: shown only to callers with no hidden fields."""
+    hidden = p.denied_fields(item["entity"])
+    if not hidden:
+        return item
+    reasons = [x for x in item["reasons"] or [] if not ({x.get("column"), x.get("field")} & hidden)]
+    return {k: v for k, v in item.items() if k != "raw"} | {"reasons": reasons}
