@@ -1000,6 +1000,126 @@ def audit_verify(ctx: Context) -> None:
         sys.exit(1)
 
 
+# --- users ----------------------------------------------------------------------------------------
+
+@main.group()
+def users() -> None:
+    """Users and roles kept in the database (besides `users:` and `roles:` in triad.yaml)."""
+
+
+@users.command("list")
+@reporting
+@pass_ctx
+def users_list(ctx: Context) -> None:
+    """Every user with their roles, from the config and the database.
+
+    \b
+    Example:
+      triad users list
+    """
+    from hub import render
+    from hub.users import list_users
+    engine = ctx.engine()
+    with engine.connect() as conn:
+        rows = list_users(conn, ctx.config(required=False))
+    emit(ctx, {"users": rows}, lambda: render.table("users", ["name", "roles", "from"],
+                                                    [(u["name"], ", ".join(u["roles"]), u["source"]) for u in rows]))
+
+
+@users.command("add")
+@click.argument("name")
+@reporting
+@pass_ctx
+def users_add(ctx: Context, name: str) -> None:
+    """Add a user to the database (grant roles next).
+
+    \b
+    Example:
+      triad --user alice users add bob && triad --user alice users grant bob steward_sales
+    """
+    from hub import render
+    from hub.rbac import require
+    from hub.users import add_user
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "admin", target=f"user:{name}")
+    with engine.begin() as conn:
+        add_user(conn, ctx.config(required=False), who.name, name)
+    emit(ctx, {"added": name}, lambda: render.say(f"added {name}"))
+
+
+@users.command("role")
+@click.argument("name")
+@click.option("--entity", "entities", multiple=True, help="An entity the role covers (repeatable; default all).")
+@click.option("--deny-field", "fields_denied", multiple=True, help="A field the role may not see or change.")
+@click.option("--can", "can", multiple=True, help="An action: read, resolve, merge, retry, admin (repeatable).")
+@reporting
+@pass_ctx
+def users_role(ctx: Context, name: str, entities: tuple[str, ...], fields_denied: tuple[str, ...],
+               can: tuple[str, ...]) -> None:
+    """Define (or redefine) a role in the database.
+
+    \b
+    Example:
+      triad users role steward_sales --entity customer --entity order --deny-field credit_limit --can read --can resolve
+    """
+    from hub import render
+    from hub.rbac import require
+    from hub.users import define_role
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "admin", target=f"role:{name}")
+    with engine.begin() as conn:
+        define_role(conn, who.name, name, list(entities), list(fields_denied), list(can))
+    emit(ctx, {"role": name}, lambda: render.say(f"role {name} saved"))
+
+
+@users.command("grant")
+@click.argument("name")
+@click.argument("role")
+@reporting
+@pass_ctx
+def users_grant(ctx: Context, name: str, role: str) -> None:
+    """Give a database user a role (from triad.yaml `roles:`, the database, or `admin`).
+
+    \b
+    Example:
+      triad users grant bob finance
+    """
+    from hub import render
+    from hub.rbac import require
+    from hub.users import grant
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "admin", target=f"user:{name}")
+    with engine.begin() as conn:
+        grant(conn, ctx.config(required=False), who.name, name, role)
+    emit(ctx, {"granted": {"user": name, "role": role}}, lambda: render.say(f"{name} now has {role}"))
+
+
+@users.command("revoke")
+@click.argument("name")
+@click.argument("role")
+@reporting
+@pass_ctx
+def users_revoke(ctx: Context, name: str, role: str) -> None:
+    """Take a role away from a database user.
+
+    \b
+    Example:
+      triad users revoke bob finance
+    """
+    from hub import render
+    from hub.rbac import require
+    from hub.users import revoke
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "admin", target=f"user:{name}")
+    with engine.begin() as conn:
+        revoke(conn, who.name, name, role)
+    emit(ctx, {"revoked": {"user": name, "role": role}}, lambda: render.say(f"{name} no longer has {role}"))
+
+
 # --- serve ----------------------------------------------------------------------------------------
 
 @main.command()
