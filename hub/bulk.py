@@ -52,9 +52,29 @@ def execute_many(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str,
         consts = {n: p[1] for n, p in zip(order, procs) if isinstance(p, tuple)}
         rows = [{**r, **consts} for r in rows]
         procs = [None if isinstance(p, tuple) else p for p in procs]
-    pairs = list(zip(order, procs))
+    pairs = [(n, _Memo(p) if p else None) for n, p in zip(order, procs)]
     if positional:
         params: list[Any] = [tuple(p(r[n]) if p else r[n] for n, p in pairs) for r in rows]
     else:
         params = [{n: (p(r[n]) if p else r[n]) for n, p in pairs} for r in rows]
     conn.exec_driver_sql(sql, params)
+
+
+class _Memo:
+    """A bind processor that reuses its last result for the very same object: a batch stamps
+    every row with one `now`, so the timestamp is formatted once, not once per row."""
+
+    __slots__ = ("proc", "last_in", "last_out")
+
+    def __init__(self, proc: Callable) -> None:
+        self.proc, self.last_in, self.last_out = proc, _NOTHING, None
+
+    def __call__(self, value: Any) -> Any:
+        if value is self.last_in:
+            return self.last_out
+        out = self.proc(value)
+        self.last_in, self.last_out = value, out
+        return out
+
+
+_NOTHING = object()

@@ -1,0 +1,70 @@
+"""Admin commands around the pipeline: connectors list/check, mappings validate/preview, runs, status."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
+    assert CliRunner().invoke(main, ["init", str(tmp_path / "p")]).exit_code == 0
+    monkeypatch.chdir(tmp_path / "p")
+    return tmp_path / "p"
+
+
+def run(*args: str):  # noqa: ANN201
+    return CliRunner().invoke(main, ["--json", *args])
+
+
+def test_connectors_list_and_check(project: Path):
+    data = json.loads(run("connectors", "list").stdout)
+    assert {c["name"] for c in data["connectors"]} == {"erp", "crm"}
+    types = {t["type"] for t in data["types"]}
+    assert {"file", "sql", "salesforce", "sap", "kingdee", "yonyou"} <= types
+    r = run("connectors", "check", "erp")
+    assert r.exit_code == 0 and json.loads(r.stdout)["ok"] is True
+    (project / "triad.yaml").write_text((project / "triad.yaml").read_text().replace("./exports/crm", "./nowhere"))
+    r = run("connectors", "check", "crm")
+    assert r.exit_code == 1 and json.loads(r.stdout)["ok"] is False
+    r = run("connectors", "check", "ghost")
+    assert r.exit_code == 2 and "unknown connector 'ghost'" in r.output
+
+
+def test_mappings_validate_names_file_line_and_key(project: Path):
+    assert run("mappings", "validate").exit_code == 0
+    bad = project / "mappings" / "crm_customer.yaml"
+    bad.write_text(bad.read_text().replace("transform: email", "transform: emial"))
+    r = run("mappings", "validate")
+    assert r.exit_code == 1
+    problems = json.loads(r.stdout)["problems"]
+    assert any("crm_customer.yaml:" in p and "fields.email.transform" in p and "emial" in p for p in problems), problems
+    r = CliRunner().invoke(main, ["config", "validate"])
+    assert r.exit_code == 2 and "emial" in r.output
+
+
+def test_mappings_preview_writes_nothing(project: Path):
+    r = run("mappings", "preview", "crm", "customer", "--limit", "4")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["records"]
+    assert len(rows) == 4
+    assert rows[0]["canonical"]["tax_id"] == "91310000MA1FL4XQ01" and rows[0]["raw"]["TaxNumber"] == "91310000MA1FL4XQ01"
+    assert "error" in rows[3] and rows[3]["field"] == "email"
+    assert json.loads(run("records", "list", "customer").stdout)["records"] == []
+
+
+def test_runs_and_status_after_a_sync(project: Path):
+    assert run("sync", "run").exit_code == 0
+    runs = json.loads(run("runs", "list").stdout)["runs"]
+    assert len(runs) == 4 and all(r["status"] == "ok" for r in runs)
+    shown = json.loads(run("runs", "show", runs[0]["id"]).stdout)
+    assert shown["id"] == runs[0]["id"] and "read" in shown
+    status = json.loads(run("status").stdout)
+    assert status["records"]["customer"]["count"] == 5 and status["conflicts"]["open"] == 1
+    assert any("triad conflicts list" in h for h in status["hints"])
+    assert run("runs", "show", "nope").exit_code == 1
