@@ -44,10 +44,21 @@ ENTITIES: dict[str, EntityDef] = {
             "order_no": "string", "customer_id": "string", "contract_id": "string",
             "order_date": "date", "status": "string", "currency": "string",
             "total_amount": "decimal", "tax_amount": "decimal", "shipping_status": "string",
-            "tracking_no": "string", "lines": "list",
+            "tracking_no": "string", "opportunity_id": "string", "satisfaction_score": "int", "lines": "list",
         },
-        refs={"customer_id": "customer", "contract_id": "contract"},
+        refs={"customer_id": "customer", "contract_id": "contract", "opportunity_id": "opportunity"},
         enums={"status": ("draft", "confirmed", "shipped", "delivered", "cancelled", "closed")},
+    ),
+    # a CRM deal before it becomes an order (an extension of SPEC section 2 for the lead-to-order flow)
+    "opportunity": EntityDef(
+        name="opportunity", table="opportunity", natural_key="opportunity_no",
+        fields={
+            "opportunity_no": "string", "customer_id": "string", "name": "string", "stage": "string",
+            "amount": "decimal", "currency": "string", "close_date": "date", "owner": "string",
+            "lost_reason": "string", "approval_id": "string",
+        },
+        refs={"customer_id": "customer", "approval_id": "approval"},
+        enums={"stage": ("prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost")},
     ),
     "contract": EntityDef(
         name="contract", table="contract", natural_key="contract_no",
@@ -75,7 +86,7 @@ ENTITIES: dict[str, EntityDef] = {
             "approval_no": "string", "kind": "string", "subject_entity": "string",
             "subject_id": "string", "status": "string", "applicant": "string", "approver": "string",
             "amount": "decimal", "currency": "string", "submitted_at": "datetime",
-            "decided_at": "datetime",
+            "decided_at": "datetime", "comment": "string", "score": "int",
         },
         refs={},
         enums={"status": ("pending", "approved", "rejected", "cancelled")},

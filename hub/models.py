@@ -82,6 +82,24 @@ class Order(GoldenMixin, Base):
     tax_amount: Mapped[Decimal | None] = mapped_column(Money)
     shipping_status: Mapped[str | None] = mapped_column(String(32))
     tracking_no: Mapped[str | None] = mapped_column(String(64))
+    opportunity_id: Mapped[str | None] = mapped_column(ForeignKey("opportunity.id"), index=True)
+    satisfaction_score: Mapped[int | None] = mapped_column(Integer)
+
+
+class Opportunity(GoldenMixin, Base):
+    """A CRM deal on its way to an order (the lead-to-order flow extends SPEC section 2 with it)."""
+
+    __tablename__ = "opportunity"
+    opportunity_no: Mapped[str | None] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customer.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    stage: Mapped[str | None] = mapped_column(String(24))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    close_date: Mapped[date | None] = mapped_column(Date)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    lost_reason: Mapped[str | None] = mapped_column(String(512))
+    approval_id: Mapped[str | None] = mapped_column(Id, index=True)
 
 
 class OrderLine(Base):
@@ -138,10 +156,13 @@ class Approval(GoldenMixin, Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     submitted_at: Mapped[datetime | None]
     decided_at: Mapped[datetime | None]
+    comment: Mapped[str | None] = mapped_column(String(1024))   # the approver's reason (a refusal's, say)
+    score: Mapped[int | None] = mapped_column(Integer)          # a rating carried to the OA side (reviews)
 
 
 GOLDEN_MODELS: dict[str, type[GoldenMixin]] = {
-    "customer": Customer, "order": Order, "contract": Contract, "payment": Payment, "approval": Approval,
+    "customer": Customer, "opportunity": Opportunity, "order": Order, "contract": Contract, "payment": Payment,
+    "approval": Approval,
 }
 
 

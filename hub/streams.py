@@ -16,7 +16,8 @@ from hub.errors import ConfigError, UsageError
 from hub.mapping import Mapping, find_mapping, load_mapping
 from hub.merge import Rules, rules_from_config
 
-ENTITY_ORDER = ("customer", "contract", "order", "payment", "approval")   # references point backwards
+# references point backwards: customers before the deals, contracts and orders that name them
+ENTITY_ORDER = ("customer", "approval", "opportunity", "contract", "order", "payment")
 
 
 @dataclass

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
-from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
+from hub.connector import Batch, CheckResult, Connector, StreamSpec, WebhookEvent, WriteChange, WriteResult
 from hub.errors import ConfigError, RetriableError, TriadError
 from hub.http import RetryPolicy
 
@@ -73,6 +73,7 @@ class SalesforceConnector(Connector):
     """
 
     type_name = "salesforce"
+    entities = ("customer", "opportunity", "order", "contract", "payment")
     supports_deletes = True
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
@@ -268,6 +269,35 @@ class SalesforceConnector(Connector):
                          + (f" (fields: {', '.join(e['fields'])})" if e.get("fields") else "") for e in errors)
         return WriteResult(ch.change_id, False, res.get("id") or ch.source_id, text,
                            retriable=any(c in TRANSIENT_CODES for c in codes))
+
+    # -- real-time: outbound messages (connectors/salesforce/webhook.py) ---------------------------
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes,
+                       query: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+        """Outbound messages are not signed: a shared token in the endpoint URL (and the org id)."""
+        from connectors.salesforce import webhook
+        webhook.verify(self.options, self.name, headers, body, query)
+        return None
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes,
+                      query: Mapping[str, str] | None = None) -> list[WebhookEvent]:
+        from connectors.salesforce import webhook
+        return webhook.parse(self.options, body)
+
+    def webhook_event_key(self, headers: Mapping[str, str], body: bytes,
+                          query: Mapping[str, str] | None = None) -> str | None:
+        from connectors.salesforce import webhook
+        return webhook.event_key(body)
+
+    def webhook_ack(self, headers: Mapping[str, str], body: bytes,
+                    query: Mapping[str, str] | None = None) -> tuple[int, bytes, str] | None:
+        """The SOAP ``notificationsResponse`` with ``Ack`` true: anything else makes the org resend."""
+        from connectors.salesforce import webhook
+        return 200, webhook.ACK, "text/xml; charset=utf-8"
+
+    def fetch(self, stream: StreamSpec, ids: list[str]) -> list[dict[str, Any]]:
+        """Live records by Id with the same SELECT list as a read (deleted ones are left to the next read)."""
+        from connectors.salesforce import webhook
+        return webhook.fetch_records(self, stream, ids)
 
     def close(self) -> None:
         self.client.close()

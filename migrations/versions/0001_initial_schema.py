@@ -43,6 +43,8 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=True),
     sa.Column('submitted_at', hub.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('decided_at', hub.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('comment', sa.String(length=1024), nullable=True),
+    sa.Column('score', sa.Integer(), nullable=True),
     sa.Column('id', sa.String(length=26), nullable=False),
     sa.Column('updated_at', hub.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('provenance', sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), 'postgresql'), nullable=False),
@@ -411,6 +413,33 @@ def upgrade() -> None:
     with op.batch_alter_table('flow_step', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_flow_step_run_id'), ['run_id'], unique=False)
 
+    op.create_table('opportunity',
+    sa.Column('opportunity_no', sa.String(length=64), nullable=True),
+    sa.Column('customer_id', sa.String(length=26), nullable=True),
+    sa.Column('name', sa.String(length=255), nullable=True),
+    sa.Column('stage', sa.String(length=24), nullable=True),
+    sa.Column('amount', sa.Numeric(precision=18, scale=2), nullable=True),
+    sa.Column('currency', sa.String(length=3), nullable=True),
+    sa.Column('close_date', sa.Date(), nullable=True),
+    sa.Column('owner', sa.String(length=128), nullable=True),
+    sa.Column('lost_reason', sa.String(length=512), nullable=True),
+    sa.Column('approval_id', sa.String(length=26), nullable=True),
+    sa.Column('id', sa.String(length=26), nullable=False),
+    sa.Column('updated_at', hub.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('provenance', sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('deleted_in', sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('merged_into', sa.String(length=26), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_opportunity_customer_id_customer')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opportunity'))
+    )
+    with op.batch_alter_table('opportunity', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_opportunity_approval_id'), ['approval_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_opportunity_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_opportunity_merged_into'), ['merged_into'], unique=False)
+        batch_op.create_index(batch_op.f('ix_opportunity_opportunity_no'), ['opportunity_no'], unique=False)
+        batch_op.create_index(batch_op.f('ix_opportunity_updated_at'), ['updated_at'], unique=False)
+
     op.create_table('principal_role',
     sa.Column('principal', sa.String(length=128), nullable=False),
     sa.Column('role', sa.String(length=64), nullable=False),
@@ -428,6 +457,8 @@ def upgrade() -> None:
     sa.Column('tax_amount', sa.Numeric(precision=18, scale=2), nullable=True),
     sa.Column('shipping_status', sa.String(length=32), nullable=True),
     sa.Column('tracking_no', sa.String(length=64), nullable=True),
+    sa.Column('opportunity_id', sa.String(length=26), nullable=True),
+    sa.Column('satisfaction_score', sa.Integer(), nullable=True),
     sa.Column('id', sa.String(length=26), nullable=False),
     sa.Column('updated_at', hub.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('provenance', sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), 'postgresql'), nullable=False),
@@ -436,12 +467,14 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['contract_id'], ['contract.id'], name=op.f('fk_order_contract_id_contract')),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_order_customer_id_customer')),
+    sa.ForeignKeyConstraint(['opportunity_id'], ['opportunity.id'], name=op.f('fk_order_opportunity_id_opportunity')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_order'))
     )
     with op.batch_alter_table('order', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_order_contract_id'), ['contract_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_order_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_order_merged_into'), ['merged_into'], unique=False)
+        batch_op.create_index(batch_op.f('ix_order_opportunity_id'), ['opportunity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_order_order_no'), ['order_no'], unique=False)
         batch_op.create_index(batch_op.f('ix_order_updated_at'), ['updated_at'], unique=False)
 
@@ -510,12 +543,21 @@ def downgrade() -> None:
     with op.batch_alter_table('order', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_order_updated_at'))
         batch_op.drop_index(batch_op.f('ix_order_order_no'))
+        batch_op.drop_index(batch_op.f('ix_order_opportunity_id'))
         batch_op.drop_index(batch_op.f('ix_order_merged_into'))
         batch_op.drop_index(batch_op.f('ix_order_customer_id'))
         batch_op.drop_index(batch_op.f('ix_order_contract_id'))
 
     op.drop_table('order')
     op.drop_table('principal_role')
+    with op.batch_alter_table('opportunity', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_opportunity_updated_at'))
+        batch_op.drop_index(batch_op.f('ix_opportunity_opportunity_no'))
+        batch_op.drop_index(batch_op.f('ix_opportunity_merged_into'))
+        batch_op.drop_index(batch_op.f('ix_opportunity_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_opportunity_approval_id'))
+
+    op.drop_table('opportunity')
     with op.batch_alter_table('flow_step', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_flow_step_run_id'))
 
