@@ -414,11 +414,17 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     try:
         reports = run_sync(engine, parts, connectors=connector_names, entities=entity_names, full=full,
                            dry_run=dry_run, user=ctx.user, progress=progress)
+        flow_report = None
+        if parts.cfg.flows and not dry_run:
+            from hub.flows import run_flows
+            flow_report = run_flows(engine, parts).as_dict()
     finally:
         if bar:
             bar.stop()
         parts.close()
     data = {"runs": [r.as_dict() for r in reports], "dry_run": dry_run}
+    if flow_report:
+        data["flows"] = flow_report
 
     def human() -> None:
         cols = ["connector", "entity", "status", "read", "created", "updated", "unchanged", "linked",
@@ -997,6 +1003,117 @@ def audit_verify(ctx: Context) -> None:
     result = audit_log.verify(ctx.engine())
     emit(ctx, result, lambda: render.say(("[green]ok[/green]: " if result["ok"] else "[red]broken[/red]: ") + f"{result['entries']} entries, {result['detail']}"))
     if not result["ok"]:
+        sys.exit(1)
+
+
+# --- flows ----------------------------------------------------------------------------------------
+
+@main.group()
+def flows() -> None:
+    """Cross-system business flows (`flows:` in triad.yaml): runs, their steps, retries."""
+
+
+@flows.command("run")
+@reporting
+@pass_ctx
+def flows_run(ctx: Context) -> None:
+    """Start runs for new trigger events and move every open run forward.
+
+    `triad sync run` and the real-time worker do this after each sync; this command does it on demand.
+
+    \b
+    Example:
+      triad flows run && triad sync push
+    """
+    from hub import render
+    from hub.flows import run_flows
+    from hub.rbac import require
+    engine = ctx.engine()
+    require(engine, _who(ctx), "admin", target="flows run")
+    parts = _parts(ctx)
+    try:
+        report = run_flows(engine, parts)
+    finally:
+        parts.close()
+    emit(ctx, report.as_dict(), lambda: render.kv("flows", [(k, v) for k, v in report.as_dict().items() if k != "runs"]))
+    if report.failed:
+        sys.exit(1)
+
+
+@flows.command("list")
+@click.option("--status", type=click.Choice(["running", "waiting", "done", "failed"]), help="Only this status.")
+@click.option("--limit", default=50, show_default=True)
+@reporting
+@pass_ctx
+def flows_list(ctx: Context, status: str | None, limit: int) -> None:
+    """Flow runs, newest first, with where each one stands.
+
+    \b
+    Example:
+      triad flows list --status waiting
+    """
+    from hub import render
+    from hub.flows import list_runs
+    from hub.rbac import require
+    engine = ctx.engine()
+    require(engine, _who(ctx), "read")
+    rows = list_runs(engine, status, limit)
+    emit(ctx, {"runs": rows}, lambda: render.table("flow runs", ["id", "flow", "record", "status", "step", "started"],
+                                                   [(r["id"], r["flow"], f"{r['entity']} {r['record_id']}", r["status"],
+                                                     (r["context"] or {}).get("next"), r["created_at"]) for r in rows]))
+
+
+@flows.command("show")
+@click.argument("run_id")
+@reporting
+@pass_ctx
+def flows_show(ctx: Context, run_id: str) -> None:
+    """One flow run: every step with its state, the records it made and any error.
+
+    \b
+    Example:
+      triad flows show 01J9Z...
+    """
+    from hub import render
+    from hub.flows import show_run
+    from hub.rbac import require
+    engine = ctx.engine()
+    require(engine, _who(ctx), "read")
+    run = show_run(engine, run_id)
+    emit(ctx, run, lambda: (render.kv(f"flow run {run_id}", [("flow", run["flow"]), ("status", run["status"]),
+                                                                ("trigger", f"{run['entity']} {run['record_id']}"),
+                                                                ("records", (run["context"] or {}).get("records"))]),
+                            render.table("steps", ["#", "name", "action", "status", "attempts", "result", "error"],
+                                         [(s["step_no"], s["name"], s["action"], s["status"], s["attempts"],
+                                           s["result"].get("record_id") if s["result"] else None, s["error"]) for s in run["steps"]])))
+
+
+@flows.command("retry")
+@click.argument("run_id")
+@reporting
+@pass_ctx
+def flows_retry(ctx: Context, run_id: str) -> None:
+    """Run a failed flow again from the step that failed (records made before are not made twice).
+
+    \b
+    Example:
+      triad flows retry 01J9Z...
+    """
+    from hub import audit, render
+    from hub.flows import retry_run
+    from hub.rbac import require
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "retry", target=f"flow:{run_id}")
+    parts = _parts(ctx)
+    try:
+        status = retry_run(engine, parts, run_id)
+    finally:
+        parts.close()
+    with engine.begin() as conn:
+        audit.record(conn, who.name, "flows.retry", f"flow:{run_id}", after={"status": status})
+    emit(ctx, {"id": run_id, "status": status}, lambda: render.say(f"flow run {run_id}: {status}"))
+    if status == "failed":
         sys.exit(1)
 
 

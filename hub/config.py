@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from hub import yamlio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hub.canonical import ENTITIES
 from hub.errors import ConfigError
+from hub.flow_model import Flow
 from hub.secrets import redact, wrap_secrets
 
 DEFAULT_FILE = "triad.yaml"
@@ -154,7 +157,7 @@ class TriadConfig(_Strict):
     roles: dict[str, RoleConfig] = Field(default_factory=dict)
     users: dict[str, list[str]] = Field(default_factory=dict)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
-    flows: list[dict[str, Any]] = Field(default_factory=list)
+    flows: list["Flow"] = Field(default_factory=list)
     validation: dict[str, str] = Field(default_factory=dict)   # entity -> expectation suite override file
     serve: dict[str, Any] = Field(default_factory=dict)
     lag_seconds: float = Field(default=0, ge=0)
@@ -224,7 +227,7 @@ def _format_errors(file: str, err: ValidationError) -> str:
 
 def parse_config(text: str, file: str = DEFAULT_FILE, env_override: bool = True) -> TriadConfig:
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yamlio.load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -281,6 +284,13 @@ def _cross_check(cfg: TriadConfig) -> list[str]:
             out.append(f"schedules[{i}].push: unknown connector '{sch.push}' (or 'all')")
         if sch.entity and sch.entity not in ENTITIES:
             out.append(f"schedules[{i}].entity: unknown entity '{sch.entity}'")
+    for i, flow in enumerate(cfg.flows):
+        for j, step in enumerate(flow.steps):
+            for k, sys_name in enumerate(step.systems or []):
+                if sys_name not in names:
+                    out.append(f"flows[{i}].steps[{j}].systems[{k}]: unknown connector '{sys_name}'")
+        if flow.when.system and flow.when.system not in names:
+            out.append(f"flows[{i}].when.system: unknown connector '{flow.when.system}'")
     for role, rc in cfg.roles.items():
         for i, e in enumerate(rc.entities):
             if e not in ENTITIES:

@@ -6,6 +6,8 @@ from typing import Any
 
 import yaml
 
+from hub.yamlio import SafeLoader
+
 KeyPath = tuple  # a YAML key path: str keys and int list indexes
 
 
@@ -73,12 +75,12 @@ def parse_yaml(text: str) -> YamlDocument:
     Raises:
         yaml.YAMLError: the text is not valid YAML (``problem_mark`` holds the position).
     """
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = yaml.compose(text, Loader=SafeLoader)
     lines = LineMap()
     problems: list[tuple[KeyPath, str, int]] = []   # (path, message, line)
     if node is None:
         return YamlDocument(None, lines, problems)
-    constructor = yaml.SafeLoader("")
+    constructor = SafeLoader("")
 
     def build(n: yaml.Node, path: KeyPath) -> Any:
         if isinstance(n, yaml.MappingNode):

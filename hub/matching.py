@@ -22,12 +22,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
 
 from hub import normalize as norm
 from hub.canonical import ENTITIES
 from hub.golden import table_of
-from hub.matching_blocking import IDENTIFYING, key_fields, key_rows, record_keys
+from hub.matching_blocking import BROAD, IDENTIFYING, key_fields, key_rows, record_keys
 from hub.matching_scoring import Params, Scorer
 from hub.models import AuditLog, MatchCandidate, MatchKey, MatchReject, SourceState
 from hub.sqlutil import chunks, upsert
@@ -164,8 +164,14 @@ class FuzzyMatcher:
         found: dict[tuple[str, str], list[str]] = {}
         for kt, values in wanted.items():
             for part in chunks(sorted(values)):
-                q = select(kt_col.key_value, kt_col.record_id).where(
-                    kt_col.entity == self.entity, kt_col.key_type == kt, kt_col.key_value.in_(part))
+                base = (kt_col.entity == self.entity, kt_col.key_type == kt)
+                if kt in BROAD:   # count first (index only): a large block is never fetched
+                    q = (select(kt_col.key_value).where(*base, kt_col.key_value.in_(part))
+                         .group_by(kt_col.key_value).having(func.count() <= MAX_BLOCK))
+                    part = [r[0] for r in conn.execute(q)]
+                    if not part:
+                        continue
+                q = select(kt_col.key_value, kt_col.record_id).where(*base, kt_col.key_value.in_(part))
                 for kv, rid in conn.execute(q):
                     found.setdefault((kt, kv), []).append(rid)
         return found

@@ -11,7 +11,15 @@ needs to share only one key to be compared:
     np             phonetic codes of a Latin name's words, sorted: typos and swapped name order
     nz / nc        one name word (or the core) with the postal code / the city: typos elsewhere in the name
     ad / ap        house number with street word / with postal code: names typed very differently
+    aw             the whole normalized address
+    nw / sw        one name word / the street word alone                       } broad: used only while
+    pc / ct        the postal code alone / the city alone                      } a block stays small
     nk             the natural key of other entities (order_no, contract_no ...)
+
+Broad keys find duplicates with typos in several fields at once in small and
+medium stores; in a large store their blocks outgrow ``MAX_BLOCK`` and the
+matcher skips them (it counts a block before fetching it), leaving the
+selective keys.
 """
 from __future__ import annotations
 
@@ -22,7 +30,13 @@ from hub.canonical import ENTITIES
 from hub.matching_lexicon import LATIN_INDUSTRY, LATIN_STOPWORDS
 
 IDENTIFYING = ("tx", "em", "ph")          # shared values of these are compared whatever the block size
-KEY_TYPES = ("tx", "em", "ph", "nm", "nl", "np", "nz", "nc", "ad", "ap", "nk")
+BROAD = ("nw", "sw", "pc", "ct", "np")    # counted before fetching: skipped where the block is large
+KEY_TYPES = ("tx", "em", "ph", "nm", "nl", "np", "nz", "nc", "ad", "ap", "aw", "nw", "sw", "pc", "ct", "nk")
+# the fields a key type is made of: a pair found through a key says little about those fields (training)
+KEY_FIELDS_OF = {"tx": ("tax_id",), "em": ("email",), "ph": ("phone",), "nm": ("name",), "nl": ("name",),
+                 "np": ("name",), "nw": ("name",), "nz": ("name", "postal_code"), "nc": ("name", "city"),
+                 "ad": ("address",), "ap": ("address", "postal_code"), "aw": ("address",), "sw": ("address",),
+                 "pc": ("postal_code",), "ct": ("city",)}
 EXACT_KEY_TYPES = {"tax_id": "tx", "email": "em", "phone": "ph"}   # for hub.identity
 MAX_LEN = 255
 # fields whose values the keys are made of (loaded for golden records before keys are built)
@@ -65,24 +79,29 @@ def record_keys(entity: str, values: dict[str, Any]) -> set[tuple[str, str]]:
         n = norm.name(values.get("name"), "person" if values.get("customer_type") == "person" else None)
         if n is not None:
             add("nm", n.compact)
-            if len(n.core) >= 2:
+            if len(n.core) >= 2 and n.core != n.compact:
                 add("nl", n.core)
             if not n.cjk:
                 codes = sorted({norm.soundex(t) for t in n.latin if len(t) > 1})
                 if codes:
                     add("np", "|".join(codes))
             for w in _name_words(n):
+                add("nw", w)
                 if postal:
                     add("nz", f"{w}|{postal}")
                 if city:
                     add("nc", f"{w}|{city}")
     if "address" in edef.fields:
         a = norm.address(values.get("address"))
-        if a is not None and a.number:
-            if a.street:
+        if a is not None:
+            add("aw", a.raw)
+            add("sw", a.street if len(a.street) > 2 else None)
+            if a.number and a.street:
                 add("ad", f"{a.number}|{a.street}")
-            if postal:
+            if a.number and postal:
                 add("ap", f"{a.number}|{postal}")
+    add("pc", postal)
+    add("ct", city)
     if entity != "customer":
         nk = edef.natural_key
         add("nk", norm.exact_key(nk, values.get(nk)))

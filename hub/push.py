@@ -23,7 +23,7 @@ from hub import golden
 from hub.canonical import ENTITIES
 from hub.connector import WriteChange, WriteResult
 from hub.errors import LimitExceeded, MappingError, RetriableError, TriadError
-from hub.models import Outbox, Xref
+from hub.models import Outbox, SourceState, Xref
 from hub.sqlutil import chunks, upsert
 from hub.streams import ENTITY_ORDER, Parts
 from hub.types import new_id, utcnow
@@ -201,6 +201,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         ref_ids = _ref_targets(conn, name, entity, current, by_record)
     changes: list[WriteChange] = []
     change_rows: dict[str, list[dict[str, Any]]] = {}
+    written: dict[str, dict[str, Any]] = {}     # change -> canonical values the system now holds
     deferred: list[tuple[dict[str, Any], str]] = []
     dead: list[tuple[dict[str, Any], str]] = []
     for rid, group in by_record.items():
@@ -224,7 +225,8 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             for r in group:
                 values.update(r["fields"])
             values = {k: g.values.get(k) for k in values}   # the latest golden value of each changed field
-        missing = _resolve_refs(entity, values, ref_ids)
+        canonical = dict(values)          # before references become this system's ids
+        missing = _resolve_refs(entity, values, ref_ids, frozenset(parts.cfg.connectors[name].entities))
         if missing:
             deferred += [(r, missing) for r in group]
             continue
@@ -239,6 +241,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         key = group[-1]["idempotency_key"]
         changes.append(WriteChange(key, rid, source_id, payload))
         change_rows[key] = group
+        written[key] = {k: v for k, v in canonical.items() if k in mapping.writable_fields}
     if dead:
         _settle_failures(engine, [(r, e, False, None) for r, e in dead], parts, report)
     if deferred:
@@ -256,7 +259,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             ok.append((ch, res))
         else:
             failed += [(r, res.error or "write failed", res.retriable, res.retry_after) for r in change_rows[ch.change_id]]
-    _settle_success(engine, name, entity, ok, change_rows, report)
+    _settle_success(engine, name, entity, ok, change_rows, report, written, connector.writes_visible)
     if failed:
         _settle_failures(engine, failed, parts, report)
 
@@ -280,9 +283,16 @@ def _ref_targets(conn: Connection, name: str, entity: str, current: dict[str, go
     return out
 
 
-def _resolve_refs(entity: str, values: dict[str, Any], ref_ids: dict[tuple[str, str], str]) -> str | None:
-    """Canonical ids in reference fields become this system's ids; None when all are known."""
+def _resolve_refs(entity: str, values: dict[str, Any], ref_ids: dict[tuple[str, str], str],
+                  synced: frozenset[str]) -> str | None:
+    """Canonical ids in reference fields become this system's ids; None when all are known.
+
+    A reference to an entity this system does not sync is left out of the write: it could never resolve.
+    """
     for f, ref_entity in ENTITIES[entity].refs.items():
+        if f in values and ref_entity not in synced:
+            del values[f]
+            continue
         rid = values.get(f)
         if rid:
             sid = ref_ids.get((ref_entity, rid))
@@ -300,7 +310,7 @@ def _mark_done(engine: Engine, ids: list[str]) -> None:
 
 
 def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_rows: dict,
-                    report: PushReport) -> None:
+                    report: PushReport, written: dict[str, dict[str, Any]], visible: bool) -> None:
     if not ok:
         return
     now = utcnow()
@@ -318,6 +328,30 @@ def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_row
             upsert(conn, xt, new_links, ["entity", "system", "source_id"], ["record_id", "status", "updated_at"])
         report.counts["created"] += len(new_links)
         report.counts["written"] += len(ok)
+        if visible:
+            _record_bases(conn, name, entity, ok, written, now)
+
+
+def _record_bases(conn: Connection, name: str, entity: str, ok: list, written: dict[str, dict[str, Any]],
+                  now: datetime) -> None:
+    """The system now holds what was written: that becomes its merge base, so its next read compares
+    against it (an echo is case 1, a later edit in the system is an informed change, not a concurrent one)."""
+    st = SourceState.__table__
+    sids = {ch.change_id: ch.source_id or res.source_id for ch, res in ok if not ch.delete}
+    bases: dict[str, dict[str, Any]] = {}
+    for part in chunks([s for s in sids.values() if s]):
+        for r in conn.execute(select(st.c.source_id, st.c["values"]).where(
+                st.c.entity == entity, st.c.system == name, st.c.source_id.in_(part))):
+            bases[r.source_id] = dict(r[1] or {})
+    rows = []
+    for ch, _ in ok:
+        sid = sids.get(ch.change_id)
+        if not sid or ch.change_id not in written:
+            continue
+        values = {**bases.get(sid, {}), **written[ch.change_id]}
+        rows.append({"entity": entity, "system": name, "source_id": sid, "record_id": ch.record_id,
+                     "values": values, "row_hash": "written", "source_ts": None, "seen_at": now, "run_id": None})
+    upsert(conn, st, rows, ["entity", "system", "source_id"], ["record_id", "values", "row_hash", "seen_at"])
 
 
 def _backoff(parts: Parts, attempts: int, retry_after: float | None) -> timedelta:

@@ -203,7 +203,7 @@ def _send_batch(engine: Engine, parts: Parts, client: Any, sub: dict[str, Any], 
     for i, row in enumerate(rows):
         body = event_body(sub["name"], row, current.get(row["record_id"]), hidden)
         try:
-            resp = client.request("POST", "", data=body, allow_redirects=False,
+            resp = client.request("POST", sub["url"], data=body, allow_redirects=False,
                                   headers={"Content-Type": "application/json", "X-Triad-Event-Id": row["id"],
                                            "X-Triad-Signature": sign(secret, body)})
         except RetriableError as exc:   # down, timing out or 5xx: back off this row and the rest of the batch

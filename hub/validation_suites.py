@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from hub import yamlio
+
 from hub.canonical import entity as entity_def
 from hub.errors import ConfigError
 
@@ -133,7 +135,7 @@ def load_suite(entity: str, override_path: str | None = None) -> Suite:
                           entity=entity) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yamlio.load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}", entity=entity) from None
     if not isinstance(data, list) or not isinstance(root, yaml.SequenceNode):

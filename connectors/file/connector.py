@@ -39,6 +39,7 @@ class FileConnector(Connector):
     """
 
     type_name = "file"
+    writes_visible = False     # writes land in the outbox folder; the exports change only when the system imports them
     supports_deletes = True
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:

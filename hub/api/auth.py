@@ -150,8 +150,10 @@ class KeySet:
 
     def key(self, kid: str | None) -> Any:
         with self.lock:
-            stale = time.monotonic() - self.loaded_at > self.oidc.jwks_cache_seconds
-            if stale or (kid not in self.keys and time.monotonic() - self.loaded_at > REFRESH_AT_MOST_EVERY):
+            age = time.monotonic() - self.loaded_at
+            # a file is cheap to read again; a provider's URL is asked at most once a minute for new key ids
+            refetch = kid not in self.keys and (self.oidc.jwks_file or age > REFRESH_AT_MOST_EVERY)
+            if age > self.oidc.jwks_cache_seconds or refetch:
                 self._load()
             if kid is None and len(self.keys) == 1:
                 return next(iter(self.keys.values()))

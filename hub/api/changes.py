@@ -6,20 +6,18 @@ repeat (see :mod:`hub.changefeed` for why the sequence is gap-free).
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from hub.api.auth import Caller, authenticate
 from hub.api.common import TriadRoute, decode_cursor, encode_cursor, engine
-from hub.api.schemas import ChangePage
+from hub.api.schemas import ChangePage, EntityName
 from hub.canonical import ENTITIES
 from hub import changefeed
 from hub.rbac import require
 
 router = APIRouter(tags=["changes"], route_class=TriadRoute)
-EntityName = Literal["customer", "order", "contract", "payment", "approval"]
-assert set(EntityName.__args__) == set(ENTITIES)   # type: ignore[attr-defined]
 
 
 @router.get("/changes", operation_id="list_changes", summary="Golden-record changes after a cursor")

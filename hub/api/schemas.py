@@ -20,6 +20,9 @@ PY_TYPES: dict[str, Any] = {"string": str, "decimal": DecimalStr, "date": date, 
                             "int": int, "bool": bool}
 
 
+EntityName = Literal[tuple(ENTITIES)]   # type: ignore[valid-type]  # every canonical entity
+
+
 class Error(BaseModel):
     detail: str = Field(description="What went wrong, and what to do about it.")
 

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from hub import conflicts as conflict_ops, quarantine_admin
 from hub.api.auth import Caller, authenticate
-from hub.api.changes import EntityName
 from hub.api.common import NO_NUL, TriadRoute, decode_cursor, encode_cursor, engine, parts
-from hub.api.schemas import (ConflictDetail, ConflictPage, QuarantineDetail, QuarantinePage, ResolveRequest,
-                             ResolveResult)
+from hub.api.schemas import (ConflictDetail, ConflictPage, EntityName, QuarantineDetail, QuarantinePage,
+                             ResolveRequest, ResolveResult)
 from hub.rbac import Principal, require
 
 router = APIRouter(route_class=TriadRoute)
@@ -103,7 +102,7 @@ def list_quarantine(request: Request, caller: Annotated[Caller, Depends(authenti
 
 
 @router.get("/quarantine/{item_id}", tags=["quarantine"], operation_id="get_quarantine",
-            summary="One parked record with its reasons (and its raw payload)")
+            summary="One parked record with its reasons (and its raw payload)", response_model_exclude_unset=True)
 def get_quarantine(request: Request, item_id: ItemId,
                    caller: Annotated[Caller, Depends(authenticate)]) -> QuarantineDetail:
     eng = engine(request)

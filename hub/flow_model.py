@@ -1,0 +1,113 @@
+"""Business flows as data (`flows:` in triad.yaml): when a golden field becomes a value, run steps.
+
+    flows:
+      - name: lead_to_order
+        when: {entity: opportunity, field: stage, becomes: proposal, system: crm}
+        steps:
+          - name: budget
+            action: raise_approval          # create_record | update_record | raise_approval | wait
+            systems: [oa]                   # where the new record is created (default: every out system)
+            set: {kind: budget}             # constants
+            copy: {amount: trigger.amount, subject_id: trigger.id}   # from the trigger or an earlier step
+            wait_for: {record: budget, field: status, in: [approved, rejected]}
+          - {name: won, when: {budget.status: approved}, action: update_record, target: trigger, set: {stage: closed_won}}
+
+References are ``trigger.<field>`` or ``<step name>.<field>`` (``.id`` is the record's id).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hub.canonical import ENTITIES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Trigger(_Strict):
+    entity: str
+    field: str
+    becomes: Any
+    system: str | None = None          # only changes that came from this connector
+
+    @model_validator(mode="after")
+    def _known(self) -> "Trigger":
+        if self.entity not in ENTITIES:
+            raise ValueError(f"unknown entity '{self.entity}'; known: {', '.join(ENTITIES)}")
+        if self.field not in ENTITIES[self.entity].fields:
+            raise ValueError(f"{self.entity} has no field '{self.field}'")
+        return self
+
+
+class WaitFor(_Strict):
+    record: str                         # `trigger` or a step name
+    field: str
+    in_: list[Any] | None = Field(default=None, alias="in")
+    present: bool = False               # any non-empty value
+
+    @model_validator(mode="after")
+    def _one(self) -> "WaitFor":
+        if not self.in_ and not self.present:
+            raise ValueError("give `in: [values]` or `present: true`")
+        return self
+
+
+class Step(_Strict):
+    name: str
+    action: Literal["create_record", "update_record", "raise_approval", "wait"]
+    entity: str | None = None           # create_record: which entity
+    target: str | None = None           # update_record: `trigger` or a step name
+    systems: list[str] | None = None    # where a created record goes (default: every out system of the entity)
+    set: dict[str, Any] = Field(default_factory=dict)
+    copy_: dict[str, str] = Field(default_factory=dict, alias="copy")
+    number: str | None = None           # create_record: give this field a new business number ...
+    number_prefix: str = ""             # ... starting with this prefix
+    when: dict[str, Any] = Field(default_factory=dict)   # {"<record>.<field>": value or [values]}
+    wait_for: WaitFor | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Step":
+        if self.action == "raise_approval":
+            self.entity = "approval"
+        if self.action == "create_record" and not self.entity:
+            raise ValueError("create_record needs `entity`")
+        if self.entity and self.entity not in ENTITIES:
+            raise ValueError(f"unknown entity '{self.entity}'")
+        if self.action == "update_record" and not self.target:
+            raise ValueError("update_record needs `target` (trigger or a step name)")
+        if self.action == "wait" and not self.wait_for:
+            raise ValueError("wait needs `wait_for`")
+        return self
+
+
+class Flow(_Strict):
+    name: str
+    when: Trigger
+    steps: list[Step]
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _references(self) -> "Flow":
+        seen = {"trigger"}
+        for i, step in enumerate(self.steps):
+            refs = [v.split(".")[0] for v in step.copy_.values()] + [k.split(".")[0] for k in step.when]
+            if step.target:
+                refs.append(step.target)
+            for r in refs:
+                if r not in seen:
+                    raise ValueError(f"steps[{i}] ({step.name}): '{r}' is not the trigger or an earlier step")
+            seen.add(step.name)
+            if step.wait_for and step.wait_for.record not in seen:
+                raise ValueError(f"steps[{i}] ({step.name}): wait_for.record '{step.wait_for.record}' is unknown")
+        return self
+
+    def entity_of(self, ref: str) -> str:
+        if ref == "trigger":
+            return self.when.entity
+        step = next(s for s in self.steps if s.name == ref)
+        if step.action == "update_record":
+            return self.entity_of(step.target or "trigger")
+        return step.entity or self.when.entity

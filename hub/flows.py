@@ -1,0 +1,304 @@
+"""The flow engine: golden changes start flow runs; each run walks its steps, creating and updating
+golden records (which reach the systems through the outbox) and waiting for events.
+
+Idempotent by construction: a run is keyed by the history row that triggered it
+(a replayed webhook that changes nothing writes no history, so starts nothing),
+and a step that created a record remembers it, so a retry never creates a second one.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from hub import golden
+from hub.canonical import ENTITIES
+from hub.errors import NotFound, UsageError
+from hub.flow_model import Flow, Step
+from hub.merge import CREATED
+from hub.models import FieldHistory, FlowRun, FlowStep, StreamState
+from hub.outbox import OutboxQueue
+from hub.sqlutil import upsert
+from hub.streams import Parts
+from hub.types import new_id, utcnow
+from hub.values import decode, encode
+
+log = logging.getLogger(__name__)
+CURSOR_KEY = ("__flows__", "history")
+SCAN = 5000
+
+
+@dataclass
+class FlowReport:
+    started: int = 0
+    advanced: int = 0
+    waiting: int = 0
+    done: int = 0
+    failed: int = 0
+    runs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"started": self.started, "advanced": self.advanced, "waiting": self.waiting, "done": self.done,
+                "failed": self.failed, "runs": self.runs}
+
+
+def run_flows(engine: Engine, parts: Parts) -> FlowReport:
+    """Start runs for new trigger events, then move every open run as far as it can go."""
+    report = FlowReport()
+    flows = {f.name: f for f in parts.cfg.flows}
+    if not flows:
+        return report
+    _start_runs(engine, flows, report)
+    fr = FlowRun.__table__
+    with engine.connect() as conn:
+        open_runs = [r.id for r in conn.execute(select(fr.c.id).where(fr.c.status.in_(["running", "waiting"]))
+                                                .order_by(fr.c.created_at, fr.c.id))]
+    for run_id in open_runs:
+        status = advance(engine, parts, flows, run_id)
+        report.advanced += 1
+        report.runs.append(run_id)
+        if status in ("waiting", "done", "failed"):
+            setattr(report, status, getattr(report, status) + 1)
+    return report
+
+
+def _start_runs(engine: Engine, flows: dict[str, Flow], report: FlowReport) -> None:
+    ht, st = FieldHistory.__table__, StreamState.__table__
+    entities = sorted({f.when.entity for f in flows.values()})
+    with engine.begin() as conn:
+        cursor = conn.scalar(select(st.c.cursor).where(st.c.connector == CURSOR_KEY[0], st.c.entity == CURSOR_KEY[1]))
+        last = int((cursor or {}).get("seq", 0))
+        while True:
+            rows = list(conn.execute(select(ht).where(ht.c.seq > last, ht.c.entity.in_(entities))
+                                     .order_by(ht.c.seq).limit(SCAN)))
+            if not rows:
+                break
+            new_runs = []
+            for h in rows:
+                for flow in flows.values():
+                    t = flow.when
+                    if h.entity != t.entity or (t.system and h.system != t.system):
+                        continue
+                    if h.field == t.field:
+                        value = h.new
+                    elif h.field == CREATED:
+                        value = (h.new or {}).get(t.field)
+                    else:
+                        continue
+                    if value is not None and value == encode(decode(t.becomes, ENTITIES[t.entity].fields[t.field])):
+                        new_runs.append({"id": new_id(), "flow": flow.name, "trigger_key": f"{h.record_id}:{h.seq}",
+                                         "entity": h.entity, "record_id": h.record_id, "status": "running",
+                                         "context": {"records": {"trigger": h.record_id}, "next": 0},
+                                         "created_at": utcnow(), "updated_at": utcnow()})
+            if new_runs:
+                upsert(conn, FlowRun.__table__, new_runs, ["flow", "trigger_key"], [])
+                report.started += len(new_runs)
+            last = rows[-1].seq
+        upsert(conn, st, [{"connector": CURSOR_KEY[0], "entity": CURSOR_KEY[1], "cursor": {"seq": last},
+                           "updated_at": utcnow()}], ["connector", "entity"], ["cursor", "updated_at"])
+
+
+def advance(engine: Engine, parts: Parts, flows: dict[str, Flow], run_id: str) -> str:
+    """Move one run forward in one transaction; returns its status."""
+    fr, fs = FlowRun.__table__, FlowStep.__table__
+    with engine.begin() as conn:
+        run = conn.execute(select(fr).where(fr.c.id == run_id)).mappings().first()
+        if run is None:
+            raise NotFound(f"no flow run {run_id} (see `triad flows list`)")
+        flow = flows.get(run["flow"])
+        if flow is None:
+            return run["status"]
+        ctx = dict(run["context"] or {})
+        records: dict[str, str] = dict(ctx.get("records") or {})
+        i = int(ctx.get("next", 0))
+        status = "running"
+        now = utcnow()
+        while i < len(flow.steps):
+            step = flow.steps[i]
+            row = _step_row(conn, run_id, i, step, now)
+            try:
+                if not _condition(conn, flow, records, step.when):
+                    _finish_step(conn, row, "skipped", {}, now)
+                    i += 1
+                    continue
+                result = _execute(conn, parts, flow, step, records, now, row)
+                if step.wait_for and not _waited(conn, flow, records, step):
+                    _mark(conn, row, "waiting", result, now)
+                    status = "waiting"
+                    break
+                _finish_step(conn, row, "done", result, now)
+                i += 1
+            except (UsageError, ValueError, KeyError, ArithmeticError) as exc:
+                _mark(conn, row, "failed", {}, now, error=str(exc))
+                status = "failed"
+                log.warning("flow %s run %s failed at %s: %s", flow.name, run_id, step.name, exc)
+                break
+        else:
+            status = "done"
+        ctx.update(records=records, next=i)
+        conn.execute(update(fr).where(fr.c.id == run_id).values(status=status, context=ctx, updated_at=now))
+    return status
+
+
+def _step_row(conn: Connection, run_id: str, i: int, step: Step, now: datetime) -> dict[str, Any]:
+    fs = FlowStep.__table__
+    row = conn.execute(select(fs).where(fs.c.run_id == run_id, fs.c.step_no == i)).mappings().first()
+    if row is None:
+        row = {"id": new_id(), "run_id": run_id, "step_no": i, "name": step.name, "action": step.action,
+               "status": "pending", "attempts": 0, "result": {}, "error": None, "started_at": now, "finished_at": None}
+        conn.execute(insert(fs), [row])
+    return dict(row)
+
+
+def _mark(conn: Connection, row: dict, status: str, result: dict, now: datetime, error: str | None = None) -> None:
+    fs = FlowStep.__table__
+    conn.execute(update(fs).where(fs.c.id == row["id"]).values(
+        status=status, result={**(row.get("result") or {}), **result}, error=error, attempts=fs.c.attempts + 1))
+
+
+def _finish_step(conn: Connection, row: dict, status: str, result: dict, now: datetime) -> None:
+    fs = FlowStep.__table__
+    conn.execute(update(fs).where(fs.c.id == row["id"]).values(
+        status=status, result={**(row.get("result") or {}), **result}, error=None, finished_at=now))
+
+
+def _value_of(conn: Connection, flow: Flow, records: dict[str, str], ref: str) -> Any:
+    """``trigger.amount`` or ``budget.status`` or ``budget.id``: the encoded golden value."""
+    name, _, field_name = ref.partition(".")
+    rid = records.get(name)
+    if rid is None:
+        return None
+    if field_name == "id":
+        return rid
+    entity = flow.entity_of(name)
+    row = golden.load(conn, entity, [rid]).get(rid)
+    if row is None:
+        raise KeyError(f"{entity} {rid} of {ref} no longer exists")
+    return row.values.get(field_name)
+
+
+def _condition(conn: Connection, flow: Flow, records: dict[str, str], when: dict[str, Any]) -> bool:
+    for ref, expected in when.items():
+        actual = _value_of(conn, flow, records, ref)
+        wanted = expected if isinstance(expected, list) else [expected]
+        if actual not in [encode(w) if not isinstance(w, str) else w for w in wanted]:
+            return False
+    return True
+
+
+def _waited(conn: Connection, flow: Flow, records: dict[str, str], step: Step) -> bool:
+    w = step.wait_for
+    assert w is not None
+    actual = _value_of(conn, flow, records, f"{w.record}.{w.field}")
+    if w.present:
+        return actual not in (None, "")
+    return actual in [v if isinstance(v, str) else encode(v) for v in (w.in_ or [])]
+
+
+def _values(conn: Connection, flow: Flow, records: dict[str, str], step: Step, entity: str,
+            now: datetime) -> dict[str, Any]:
+    types = ENTITIES[entity].fields
+    out: dict[str, Any] = {}
+    for f, v in step.set.items():
+        if f not in types:
+            raise UsageError(f"{entity} has no field '{f}' (flow {flow.name}, step {step.name})")
+        if v == "now" and types[f] == "datetime":
+            out[f] = encode(now)
+        elif v == "today" and types[f] == "date":
+            out[f] = encode(now.date())
+        else:
+            out[f] = encode(decode(v, types[f]))
+    for f, ref in step.copy_.items():
+        if f not in types:
+            raise UsageError(f"{entity} has no field '{f}' (flow {flow.name}, step {step.name})")
+        out[f] = _value_of(conn, flow, records, ref)
+    return out
+
+
+def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: dict[str, str], now: datetime,
+             row: dict[str, Any]) -> dict[str, Any]:
+    who = f"flow:{flow.name}"
+    if step.action == "wait":
+        return {}
+    if step.action in ("create_record", "raise_approval"):
+        if step.name in records:          # created on an earlier pass: never twice
+            return {"record_id": records[step.name]}
+        entity = step.entity or "approval"
+        values = _values(conn, flow, records, step, entity, now)
+        if step.action == "raise_approval":
+            values.setdefault("status", "pending")
+            values.setdefault("submitted_at", encode(now))
+            values.setdefault("subject_entity", flow.when.entity)
+            values.setdefault("subject_id", records["trigger"])
+        rid = new_id()
+        if step.number:
+            values.setdefault(step.number, f"{step.number_prefix}{rid[-8:]}")
+        values = {k: v for k, v in values.items() if v is not None}
+        golden.insert_new(conn, entity, [(rid, values, {CREATED: [who, encode(now)]})], now)
+        conn.execute(insert(FieldHistory.__table__), [{
+            "entity": entity, "record_id": rid, "field": CREATED, "old": None, "new": values, "system": who,
+            "user": None, "run_id": None, "reason": "flow", "at": now}])
+        queue = OutboxQueue(entity, None, now)
+        for target in step.systems or parts.out_systems(entity):
+            queue.queue(target, rid, values)
+        queue.flush(conn)
+        records[step.name] = rid
+        return {"record_id": rid, "entity": entity, "values": values}
+    # update_record
+    target = records.get(step.target or "trigger")
+    entity = flow.entity_of(step.target or "trigger")
+    if target is None:
+        raise KeyError(f"step {step.name}: no record for {step.target}")
+    values = _values(conn, flow, records, step, entity, now)
+    row_g = golden.load(conn, entity, [target], lock=True).get(target)
+    if row_g is None:
+        raise KeyError(f"{entity} {target} no longer exists")
+    changed = {f: v for f, v in values.items() if row_g.values.get(f) != v}
+    if changed:
+        history = [{"entity": entity, "record_id": target, "field": f, "old": row_g.values.get(f), "new": v,
+                    "system": who, "user": None, "run_id": None, "reason": "flow", "at": now}
+                   for f, v in changed.items()]
+        row_g.values.update(changed)
+        row_g.provenance = {**row_g.provenance, **{f: [who, encode(now)] for f in changed}}
+        golden.update_changed(conn, entity, [(row_g, row_g.provenance)], now)
+        conn.execute(insert(FieldHistory.__table__), history)
+        queue = OutboxQueue(entity, None, now)
+        for t in step.systems or parts.out_systems(entity):
+            queue.queue(t, target, changed)
+        queue.flush(conn)
+    return {"record_id": target, "entity": entity, "changed": changed}
+
+
+def list_runs(engine: Engine, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    fr = FlowRun.__table__
+    q = select(fr).order_by(fr.c.created_at.desc(), fr.c.id.desc()).limit(limit)
+    if status:
+        q = q.where(fr.c.status == status)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def show_run(engine: Engine, run_id: str) -> dict[str, Any]:
+    fr, fs = FlowRun.__table__, FlowStep.__table__
+    with engine.connect() as conn:
+        run = conn.execute(select(fr).where(fr.c.id == run_id)).mappings().first()
+        if run is None:
+            raise NotFound(f"no flow run {run_id} (see `triad flows list`)")
+        steps = [dict(s) for s in conn.execute(select(fs).where(fs.c.run_id == run_id).order_by(fs.c.step_no)).mappings()]
+    return {**dict(run), "steps": steps}
+
+
+def retry_run(engine: Engine, parts: Parts, run_id: str) -> str:
+    """A failed run goes back to running from its failed step."""
+    fr = FlowRun.__table__
+    with engine.begin() as conn:
+        res = conn.execute(update(fr).where(fr.c.id == run_id, fr.c.status == "failed").values(status="running"))
+        if res.rowcount == 0:
+            run = conn.execute(select(fr.c.status).where(fr.c.id == run_id)).first()
+            if run is None:
+                raise NotFound(f"no flow run {run_id} (see `triad flows list`)")
+            raise UsageError(f"flow run {run_id} is {run.status}, not failed")
+    return advance(engine, parts, {f.name: f for f in parts.cfg.flows}, run_id)

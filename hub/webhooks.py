@@ -1,0 +1,158 @@
+"""Real-time inbound for `triad serve`: ``POST /webhooks/{connector}``, ``GET /healthz``, ``GET /metrics``.
+
+A delivery is checked by its connector (signature or shared token) before
+anything is stored: a failure answers 401 and stores nothing, a body over 1 MiB
+answers 413. An authentic delivery is committed to the inbox, then answered 2xx
+(202 with the inbox id, or the vendor's own acknowledgement); a replay of an event
+id already stored answers the same way without a second row. Parsing happens in
+the worker, so a body the connector cannot read is kept as an ``error`` row, never lost.
+
+``start(app)`` / ``stop(app)`` run the worker threads (:mod:`hub.worker`) with the app.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hub import inbox
+from hub.connector import WebhookRejected
+from hub.metrics import CONTENT_TYPE, Metrics
+from hub.worker import Notifier, RealtimeWorker
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["real-time"])
+_INIT = threading.Lock()
+
+
+class Realtime:
+    """What the routes and the worker threads of one app share."""
+
+    def __init__(self, ctx: Any) -> None:
+        from hub.streams import Parts
+        self.cfg = ctx.config(required=False)
+        self.engine = ctx.engine()
+        self.metrics = Metrics()
+        self.notifier = Notifier()
+        self.parts = Parts(self.cfg)            # the routes' own connectors: verify and acknowledge only
+        self.parts_lock = threading.Lock()
+        self.worker: RealtimeWorker | None = None
+
+    def connector(self, name: str) -> Any:
+        with self.parts_lock:
+            return self.parts.connector(name)
+
+
+def realtime(app: Any) -> Realtime:
+    rt = getattr(app.state, "triad_realtime", None)
+    if rt is None:
+        with _INIT:
+            rt = getattr(app.state, "triad_realtime", None)
+            if rt is None:
+                rt = app.state.triad_realtime = Realtime(app.state.ctx)
+    return rt
+
+
+def start(app: Any) -> None:
+    """Start the inbox and push threads (unless ``serve.worker: false``)."""
+    rt = realtime(app)
+    worker = RealtimeWorker(rt.engine, rt.cfg, rt.notifier, rt.metrics)
+    if not worker.options.enabled:
+        log.info("serve.worker is false: the inbox is left to `triad worker`")
+        return
+    rt.worker = worker
+    worker.start()
+
+
+def stop(app: Any) -> None:
+    """Let the batch in progress commit, then stop the threads."""
+    rt = getattr(app.state, "triad_realtime", None)
+    if rt is not None and rt.worker is not None:
+        rt.worker.stop()
+        rt.worker = None
+    if rt is not None:
+        rt.parts.close()
+
+
+@router.post("/webhooks/{connector}", status_code=202, summary="Receive a system's change notification")
+async def receive(connector: str, request: Request) -> Response:
+    """Verify, store durably, then acknowledge one webhook delivery."""
+    rt = realtime(request.app)
+    body = await _read_limited(request, inbox.MAX_BODY)
+    if body is None:
+        rt.metrics.inc("triad_webhook_events_rejected_total", connector=connector, reason="too_large")
+        return JSONResponse({"error": f"body larger than {inbox.MAX_BODY} bytes"}, status_code=413)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    query = dict(request.query_params)
+    return await run_in_threadpool(_accept, rt, connector, headers, body, query)
+
+
+def _accept(rt: Realtime, name: str, headers: dict[str, str], body: bytes, query: dict[str, str]) -> Response:
+    c = rt.cfg.connectors.get(name)
+    if c is None or c.direction == "out":
+        rt.metrics.inc("triad_webhook_events_rejected_total", connector=name, reason="unknown")
+        return JSONResponse({"error": f"no connector '{name}' receives changes here"}, status_code=404)
+    connector = rt.connector(name)
+    try:
+        answer = inbox.call_hook(connector.verify_webhook, headers, body, query)
+    except WebhookRejected as exc:
+        rt.metrics.inc("triad_webhook_events_rejected_total", connector=name, reason="unauthorized")
+        log.warning("webhook for %s rejected: %s", name, exc)
+        return JSONResponse({"error": f"not authentic: {exc}"}, status_code=401)
+    if answer is not None:                 # a handshake (URL verification): answered, nothing to store
+        return JSONResponse(answer)
+    try:
+        vendor_key = inbox.call_hook(connector.webhook_event_key, headers, body, query)
+    except Exception as exc:  # an unreadable body is stored anyway; the worker records why it fails
+        log.debug("no event id in a %s delivery: %s", name, exc)
+        vendor_key = None
+    stored = inbox.store(rt.engine, name, headers, body, query=query, key=inbox.event_key(name, vendor_key))
+    if stored.duplicate:
+        rt.metrics.inc("triad_webhook_events_duplicate_total", connector=name)
+    else:
+        rt.metrics.inc("triad_webhook_events_received_total", connector=name)
+        rt.notifier.notify()
+    ack = inbox.call_hook(connector.webhook_ack, headers, body, query)
+    if ack is not None:
+        status, content, media_type = ack
+        return Response(content=content, status_code=status, media_type=media_type)
+    return JSONResponse({"accepted": True, "id": stored.id, "duplicate": stored.duplicate}, status_code=202)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than ``limit`` (not read any further)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
+
+
+@router.get("/healthz", summary="Liveness and readiness")
+def healthz(request: Request) -> Response:
+    """200 while the store answers; the inbox backlog and whether the worker runs."""
+    rt = realtime(request.app)
+    worker = "off" if rt.worker is None else rt.worker.state
+    try:
+        backlog = inbox.backlog(rt.engine)
+    except Exception as exc:  # the store is down: not ready
+        return JSONResponse({"status": "error", "database": str(exc), "worker": worker}, status_code=503)
+    ok = worker != "stopped"
+    return JSONResponse({"status": "ok" if ok else "degraded", "database": "ok", "worker": worker,
+                         "inbox": backlog}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+def metrics(request: Request) -> Response:
+    rt = realtime(request.app)
+    up = None if rt.worker is None else rt.worker.alive
+    return PlainTextResponse(rt.metrics.render(rt.engine, worker_up=up), media_type=CONTENT_TYPE)
