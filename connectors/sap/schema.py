@@ -298,6 +298,8 @@ SALES_ORDER = EntitySet("A_SalesOrder", SO_SERVICE, "Sales Order Header", (
     _p("SalesDocApprovalStatus", "S1", "Approval Status", "ro"),
     _p("OverallSDProcessStatus", "S1", "Overall Status", "ro"),
     _p("TotalCreditCheckStatus", "S1", "Overall Credit Status", "ro"),
+    # a key-user extensibility field (YY1_*_SDH on the sales document header): the carrier's tracking number
+    _p("YY1_TrackingNumber_SDH", "S35", "Tracking Number"),
     _p("OverallTotalDeliveryStatus", "S1", "Total Delivery Status", "ro"),
     _p("OverallSDDocumentRejectionSts", "S1", "Rejection Status", "ro"),
 ), navs=(

@@ -80,5 +80,5 @@ def test_every_sales_order_maps_with_lines_and_customer_ref(raw_records):
         assert rec.values["status"] in ENTITIES["order"].enums["status"]
         assert isinstance(rec.source_ts, datetime)
     out = m.to_source(m.to_canonical(records["order"][0]).values)
-    assert set(out) == {"SoldToParty", "SalesOrderDate", "TransactionCurrency", "to_Item"}
+    assert set(out) == {"SoldToParty", "SalesOrderDate", "TransactionCurrency", "YY1_TrackingNumber_SDH", "to_Item"}
     assert out["to_Item"]["results"][0]["Material"] == records["order"][0]["to_Item"]["results"][0]["Material"]
