@@ -72,8 +72,11 @@ def test_db_check_fails_before_upgrade(tmp_path, pg_url):
     assert r.returncode == 1 and "triad db upgrade" in r.stderr
 
 
-def test_help_is_fast():
-    import time
-    t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, check=True, timeout=30)
-    assert time.perf_counter() - t < 3.0  # generous for a loaded CI machine; about 0.25 s here
+def test_help_loads_no_heavy_modules():
+    """`triad --help` stays fast because pandas, great-expectations and rich are imported only when used."""
+    code = ("import sys, cli\n"
+            "try:\n    cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('great_expectations', 'pandas', 'rich', 'sqlalchemy.dialects.postgresql')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

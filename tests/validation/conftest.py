@@ -44,9 +44,15 @@ def _good_row(entity: str, n: int = 0) -> dict:
             "order_no": f"SO{n:05d}", "customer_id": "C00001", "contract_id": None,
             "order_date": date(2024, 3, 2), "status": "confirmed", "currency": "CNY",
             "total_amount": Decimal("113.00"), "tax_amount": Decimal("13.00"),
-            "shipping_status": None, "tracking_no": None,
+            "shipping_status": None, "tracking_no": None, "opportunity_id": None, "satisfaction_score": 9,
             "lines": [{"line_no": 1, "sku": "SKU-1", "description": "bolt", "quantity": Decimal("10"),
                        "unit_price": Decimal("10.00"), "amount": Decimal("100.00")}],
+        }
+    if entity == "opportunity":
+        return {
+            "opportunity_no": f"OPP{n:05d}", "customer_id": "C00001", "name": "Framework 2027",
+            "stage": "proposal", "amount": Decimal("120000.00"), "currency": "CNY", "close_date": date(2027, 1, 31),
+            "owner": "alice", "lost_reason": None, "approval_id": None,
         }
     if entity == "contract":
         return {
@@ -68,6 +74,6 @@ def _good_row(entity: str, n: int = 0) -> dict:
             "subject_id": "HT00001", "status": "approved", "applicant": "bob", "approver": "alice",
             "amount": Decimal("50000.00"), "currency": "CNY",
             "submitted_at": datetime(2023, 12, 18, tzinfo=timezone.utc),
-            "decided_at": datetime(2023, 12, 19, tzinfo=timezone.utc),
+            "decided_at": datetime(2023, 12, 19, tzinfo=timezone.utc), "comment": "ok", "score": None,
         }
     raise KeyError(entity)
