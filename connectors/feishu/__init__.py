@@ -1,0 +1,1 @@
+"""Feishu / Lark approval v4: simulator, client and connector (PROTOCOLS 5.2)."""
