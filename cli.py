@@ -1117,6 +1117,33 @@ def flows_retry(ctx: Context, run_id: str) -> None:
         sys.exit(1)
 
 
+# --- demo -----------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--dir", "directory", default="triad-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo's config and store go (its store is recreated each time).")
+@click.option("--keep", is_flag=True, help="Leave the simulators and `triad serve` running afterwards.")
+@click.option("--seed", default=42, show_default=True, help="The simulators' data set.")
+@reporting
+@pass_ctx
+def demo(ctx: Context, directory: str, keep: bool, seed: int) -> None:
+    """Tell the whole story with no configuration: CRM, ERP and OA simulators, an embedded hub,
+    an initial sync, identity and conflicts, and a deal that becomes orders in both systems.
+
+    \b
+    Example:
+      triad demo && triad --config triad-demo/triad.yaml conflicts list
+    """
+    from pathlib import Path
+
+    from hub import render
+    from hub.demo import run_demo
+    say = (lambda _text: None) if ctx.as_json else render.say
+    summary = run_demo(Path(directory), say, keep=keep, seed=seed)
+    if ctx.as_json:
+        render.print_json(summary)
+
+
 # --- users ----------------------------------------------------------------------------------------
 
 @main.group()

@@ -32,6 +32,7 @@ class Trigger(_Strict):
     field: str
     becomes: Any
     system: str | None = None          # only changes that came from this connector
+    on_create: bool = False            # also records created with the value (else only changes to it)
 
     @model_validator(mode="after")
     def _known(self) -> "Trigger":
@@ -55,6 +56,11 @@ class WaitFor(_Strict):
         return self
 
 
+class LineSpec(_Strict):
+    set: dict[str, Any] = Field(default_factory=dict)
+    copy_: dict[str, str] = Field(default_factory=dict, alias="copy")
+
+
 class Step(_Strict):
     name: str
     action: Literal["create_record", "update_record", "raise_approval", "wait"]
@@ -63,6 +69,7 @@ class Step(_Strict):
     systems: list[str] | None = None    # where a created record goes (default: every out system of the entity)
     set: dict[str, Any] = Field(default_factory=dict)
     copy_: dict[str, str] = Field(default_factory=dict, alias="copy")
+    line: "LineSpec | None" = None      # create_record of an order: its one line (ERPs want at least one)
     number: str | None = None           # create_record: give this field a new business number ...
     number_prefix: str = ""             # ... starting with this prefix
     when: dict[str, Any] = Field(default_factory=dict)   # {"<record>.<field>": value or [values]}
@@ -78,6 +85,8 @@ class Step(_Strict):
             raise ValueError(f"unknown entity '{self.entity}'")
         if self.action == "update_record" and not self.target:
             raise ValueError("update_record needs `target` (trigger or a step name)")
+        if self.line is not None and self.entity != "order":
+            raise ValueError("`line` is for orders")
         if self.action == "wait" and not self.wait_for:
             raise ValueError("wait needs `wait_for`")
         return self
@@ -94,6 +103,7 @@ class Flow(_Strict):
         seen = {"trigger"}
         for i, step in enumerate(self.steps):
             refs = [v.split(".")[0] for v in step.copy_.values()] + [k.split(".")[0] for k in step.when]
+            refs += [v.split(".")[0] for v in (step.line.copy_.values() if step.line else ())]
             if step.target:
                 refs.append(step.target)
             for r in refs:

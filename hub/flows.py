@@ -84,7 +84,7 @@ def _start_runs(engine: Engine, flows: dict[str, Flow], report: FlowReport) -> N
                         continue
                     if h.field == t.field:
                         value = h.new
-                    elif h.field == CREATED:
+                    elif h.field == CREATED and t.on_create:
                         value = (h.new or {}).get(t.field)
                     else:
                         continue
@@ -233,6 +233,17 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
             values.setdefault("submitted_at", encode(now))
             values.setdefault("subject_entity", flow.when.entity)
             values.setdefault("subject_id", records["trigger"])
+        if step.line is not None:
+            from hub.canonical import ORDER_LINE_FIELDS
+            line: dict[str, Any] = {"line_no": 1}
+            for f, v in step.line.set.items():
+                line[f] = encode(decode(v, ORDER_LINE_FIELDS.get(f, "string")))
+            for f, ref in step.line.copy_.items():
+                line[f] = _value_of(conn, flow, records, ref)
+            if line.get("amount") is None and line.get("quantity") and line.get("unit_price"):
+                from decimal import Decimal
+                line["amount"] = encode(Decimal(str(line["quantity"])) * Decimal(str(line["unit_price"])))
+            values["lines"] = [line]
         rid = new_id()
         if step.number:
             values.setdefault(step.number, f"{step.number_prefix}{rid[-8:]}")

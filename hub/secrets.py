@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|app[_-]?secret|private[_-]?key|signing[_-]?key|credential)",
+SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|app[_-]?secret|private[_-]?key|signing[_-]?key|aes[_-]?key|credential)",
                         re.IGNORECASE)
 MASK = "***"
 

@@ -25,6 +25,7 @@ PROCESSES: dict[str, dict[str, str]] = {
     "PROC-TRIAD-PAYMENT": {"name": "付款申请", "subject": "付款", "prefix": "FK"},
     "PROC-TRIAD-CREDIT": {"name": "信用额度申请", "subject": "客户", "prefix": "C"},
     "PROC-TRIAD-BUDGET": {"name": "预算审批", "subject": "商机", "prefix": "OPP"},   # raised by flows; none generated
+    "PROC-TRIAD-REVIEW": {"name": "客户满意度评价", "subject": "订单", "prefix": "PJ"},  # raised by flows; none generated
 }
 GENERATED = ("PROC-TRIAD-CONTRACT", "PROC-TRIAD-PAYMENT", "PROC-TRIAD-CREDIT")
 REFUSALS = ("金额超出预算，请调整后重新提交", "缺少合同附件", "客户信用评级不足")
