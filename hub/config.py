@@ -225,9 +225,33 @@ def _format_errors(file: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+_PLACEHOLDER = "__triad_env_{}__"
+
+
+def _shield_variables(text: str) -> tuple[str, list[str]]:
+    """Swap each ``${VAR}`` for a plain placeholder before parsing: `{a: ${X}}` is not valid YAML as written."""
+    found: list[str] = []
+
+    def swap(m: re.Match) -> str:
+        found.append(m.group(0))
+        return _PLACEHOLDER.format(len(found) - 1)
+    return _VAR.sub(swap, text), found
+
+
+def _unshield(data: Any, found: list[str]) -> Any:
+    if isinstance(data, dict):
+        return {_unshield(k, found): _unshield(v, found) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_unshield(v, found) for v in data]
+    if isinstance(data, str) and "__triad_env_" in data:
+        return re.sub(r"__triad_env_(\d+)__", lambda m: found[int(m.group(1))], data)
+    return data
+
+
 def parse_config(text: str, file: str = DEFAULT_FILE, env_override: bool = True) -> TriadConfig:
+    text, found = _shield_variables(text)
     try:
-        raw = yamlio.load(text) or {}
+        raw = _unshield(yamlio.load(text) or {}, found)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"

@@ -56,6 +56,9 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
             problems.append(f"connectors.{name}.type: type '{c.type}' is known but not installed here")
             continue
         cls = registry[c.type]
+        validate_options = getattr(cls, "validate_options", None)
+        if validate_options is not None:   # connectors with their own description files (rest, singer)
+            problems += [f"connectors.{name}: {p}" for p in validate_options(name, c.options, str(cfg.base_dir))]
         for entity, binding in c.entities.items():
             if entity not in cls.entities:
                 problems.append(f"connectors.{name}.entities.{entity}: the {c.type} connector does not offer "

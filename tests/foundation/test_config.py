@@ -78,3 +78,12 @@ def test_secrets_are_masked_in_printable_config_and_logs(monkeypatch, caplog):
     with caplog.at_level(logging.INFO):
         logging.getLogger("triad.test").info("token call with %s", "hunter2-very-secret")
     assert "hunter2" not in caplog.text
+
+
+def test_variables_inside_flow_maps_as_spec_writes_them(monkeypatch):
+    monkeypatch.setenv("SF_CLIENT_ID", "abc: not # yaml")
+    cfg = parse_config("connectors:\n  crm:\n    type: salesforce\n    base_url: http://${SF_HOST:-127.0.0.1}:8701\n"
+                       "    auth: {client_id: ${SF_CLIENT_ID}, client_secret: ${SF_CLIENT_SECRET:-s3cret}}\n")
+    opts = cfg.connectors["crm"].options
+    assert opts["base_url"] == "http://127.0.0.1:8701"
+    assert opts["auth"]["client_id"] == "abc: not # yaml" and opts["auth"]["client_secret"].reveal() == "s3cret"

@@ -1,0 +1,1 @@
+"""The ``singer`` connector: Singer taps (tap-jsonl, tap-postgres, ...) as sources, their STATE kept by Triad."""
