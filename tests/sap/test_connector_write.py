@@ -14,8 +14,8 @@ from hub.connector import WriteChange
 from .conftest import FAST_RETRY, PASSWORD, USER, mapping, stream_of
 
 CUSTOMER = {"name": "西安新创科技有限公司", "customer_type": "company", "email": "hi@xinchuang.cn",
-            "phone": "+862988886666", "country": "CN", "province": "SN", "city": "西安", "address": "高新路",
-            "postal_code": "710075", "tier": "A", "status": "active"}
+            "phone": "+862988886666", "country": "CN", "city": "西安", "address": "高新路",
+            "postal_code": "710075", "tier": "gold", "status": "active"}
 
 
 def change(n: int, source_id: str | None, values: dict, delete: bool = False) -> WriteChange:
@@ -53,13 +53,13 @@ def test_update_reaches_child_records(connector, app):
     m = mapping("customer")
     key = "17100004"
     before = read_customer(connector, key)
-    values = m.to_source({"name": "Neuer Name GmbH", "city": "Leipzig", "email": "einkauf@neu.de", "tier": "C",
+    values = m.to_source({"name": "Neuer Name GmbH", "city": "Leipzig", "email": "einkauf@neu.de", "tier": "bronze",
                           "status": "blocked"})
     (result,) = connector.write(stream_of("customer"), [change(2, key, values)])
     assert result.ok, result.error
     after = read_customer(connector, key)
     assert (after["city"], after["email"], after["tier"], after["status"]) == \
-        ("Leipzig", "einkauf@neu.de", "C", "blocked")
+        ("Leipzig", "einkauf@neu.de", "bronze", "blocked")
     assert after["country"] == before["country"], "fields not written stay as they were"
     bp = app.store.get("A_BusinessPartner", key)
     if bp["BusinessPartnerCategory"] == "2":
@@ -108,7 +108,7 @@ def test_errors_are_reported_per_record(connector, app):
     changes = [
         change(1, None, m.to_source(CUSTOMER)),
         change(2, None, m.to_source({**CUSTOMER, "country": "XX"})),          # SAP refuses the country
-        change(3, "99999999", m.to_source({"tier": "B"})),                     # no such partner
+        change(3, "99999999", m.to_source({"tier": "silver"})),                     # no such partner
         change(4, None, {"BusinessPartnerCategory": "2", "Colour": "red"}),     # not in the metadata
         change(5, None, m.to_source({**CUSTOMER, "name": "Zweiter Kunde"})),
     ]
