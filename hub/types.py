@@ -1,7 +1,6 @@
 """Column types shared by the store: aware UTC timestamps, JSON that works on every dialect."""
 from __future__ import annotations
 
-import base64
 import os
 import time
 from datetime import datetime, timezone
@@ -43,7 +42,7 @@ def utcnow() -> datetime:
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]     # 10 bits -> 2 characters
 _time_part: tuple[int, str] = (-1, "")
 
 
@@ -58,5 +57,7 @@ def new_id() -> str:
             chars.append(_CROCKFORD[value & 31])
             value >>= 5
         _time_part = (ms, "".join(reversed(chars)))
-    # 10 random bytes are exactly 16 base32 characters
-    return _time_part[1] + base64.b32encode(os.urandom(10)).translate(_FROM_RFC4648).decode("ascii")
+    r = int.from_bytes(os.urandom(10), "big")
+    p = _PAIRS
+    return (_time_part[1] + p[r >> 70] + p[(r >> 60) & 1023] + p[(r >> 50) & 1023] + p[(r >> 40) & 1023]
+            + p[(r >> 30) & 1023] + p[(r >> 20) & 1023] + p[(r >> 10) & 1023] + p[r & 1023])
