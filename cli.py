@@ -630,7 +630,7 @@ def records_history(ctx: Context, entity: str, record_id: str, field_name: str |
     who = _who(ctx)
     require(engine, who, "read", entity, field_name)
     denied = who.denied_fields(entity)
-    rows = [h for h in history(engine, entity, record_id, field_name) if h["field"] not in denied]
+    rows = [h for h in history(engine, entity, record_id, field_name, denied=denied) if h["field"] not in denied]
     emit(ctx, {"history": rows}, lambda: render.table(f"history of {entity} {record_id}", ["at", "field", "old", "new", "by", "why"],
                                                       [(h["at"], h["field"], h["old"], h["new"], h["user"] or h["system"], h["reason"]) for h in rows]))
 
@@ -1280,8 +1280,10 @@ def serve(ctx: Context, host: str, port: int) -> None:
     Example:
       triad serve --port 8700
     """
+    from hub.api.auth import oidc_config
     from hub.server import serve as run_server
     ctx.engine()          # fail fast on a missing or unmigrated store
+    oidc_config(ctx.config(required=False))   # and on a bad serve.oidc section
     run_server(ctx, host, port)
 
 
@@ -1335,6 +1337,15 @@ def simulate(system: str, host: str, port: int, seed: int, records: int, fail_ra
     except KeyboardInterrupt:
         pass
 
+
+def _register_command_modules() -> None:
+    """Command groups kept in their own modules (each imports only hub.clikit, never this file)."""
+    from hub.cli_api import subscriptions, tokens
+    for group in (tokens, subscriptions):
+        main.add_command(group)
+
+
+_register_command_modules()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

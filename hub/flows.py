@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from hub import golden
+from hub import golden, subscriptions
+from hub.changefeed import lock_history
 from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
 from hub.flow_model import Flow, Step
@@ -249,9 +250,11 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
             values.setdefault(step.number, f"{step.number_prefix}{rid[-8:]}")
         values = {k: v for k, v in values.items() if v is not None}
         golden.insert_new(conn, entity, [(rid, values, {CREATED: [who, encode(now)]})], now)
-        conn.execute(insert(FieldHistory.__table__), [{
-            "entity": entity, "record_id": rid, "field": CREATED, "old": None, "new": values, "system": who,
-            "user": None, "run_id": None, "reason": "flow", "at": now}])
+        history = [{"entity": entity, "record_id": rid, "field": CREATED, "old": None, "new": values, "system": who,
+                    "user": None, "run_id": None, "reason": "flow", "at": now}]
+        lock_history(conn)
+        conn.execute(insert(FieldHistory.__table__), history)
+        subscriptions.queue_changes(conn, entity, history, None, now)
         queue = OutboxQueue(entity, None, now)
         for target in step.systems or parts.out_systems(entity):
             queue.queue(target, rid, values)
@@ -275,7 +278,9 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
         row_g.values.update(changed)
         row_g.provenance = {**row_g.provenance, **{f: [who, encode(now)] for f in changed}}
         golden.update_changed(conn, entity, [(row_g, row_g.provenance)], now)
+        lock_history(conn)
         conn.execute(insert(FieldHistory.__table__), history)
+        subscriptions.queue_changes(conn, entity, history, None, now)
         queue = OutboxQueue(entity, None, now)
         for t in step.systems or parts.out_systems(entity):
             queue.queue(t, target, changed)

@@ -2,11 +2,20 @@
 
 Rows of one record are coalesced into one write (later values win). A record
 the system does not know yet is created there with the full golden record and
-linked in xref. Transient failures back off exponentially (honoring
-Retry-After); after ``outbox.max_attempts`` a row is ``dead`` with its last
-error. The system's merge base is left as last read: when the system later returns
-exactly what was written, the value equals golden (case 2a, an echo) and
-nothing bounces; a system that keeps its own copy elsewhere (files) reads as unchanged.
+linked in xref. Every change carries an idempotency key (the outbox row's id;
+connectors create by upsert on an external id where the system has one), so a
+re-delivery after a lost acknowledgement never writes twice. Transient failures
+back off exponentially with jitter (Retry-After wins when the system sends one);
+after ``outbox.max_attempts`` a row is ``dead`` with its last error.
+
+Echoes: after a successful write to a system whose writes show in its reads
+(``Connector.writes_visible``), what was written becomes that system's merge base,
+so when the system returns it every field equals its base (case 1) and nothing
+bounces, even if the golden record moved on meanwhile; a system that keeps its own
+copy elsewhere (files) keeps its last-read base and reads as unchanged.
+
+:func:`push` drains due rows stream by stream; :func:`push_ids` delivers given rows
+at once (the real-time path of `triad serve`).
 """
 from __future__ import annotations
 
@@ -65,6 +74,9 @@ def push(engine: Engine, parts: Parts, connectors: tuple[str, ...] = (), *, work
             if entity in c.entities:
                 reports.append(push_stream(engine, parts, name, entity, worker=worker, max_batches=max_batches,
                                            cancel=cancel))
+    if not connectors and not (cancel is not None and cancel.is_set()):
+        from hub import subscriptions   # subscribers are outbox targets too (sub:<name>)
+        reports += subscriptions.deliver(engine, parts, worker=worker, max_batches=max_batches)
     return reports
 
 

@@ -81,8 +81,8 @@ def show_record(engine: Engine, entity: str, record_id: str, denied: frozenset[s
                 "values": {k: v for k, v in (s["values"] or {}).items() if k not in denied},
                 "source_ts": s["source_ts"], "seen_at": s["seen_at"]}
         ht = FieldHistory.__table__
-        history = [{"seq": h.seq, "field": h.field, "old": h.old, "new": h.new, "system": h.system,
-                    "user": h.user, "reason": h.reason, "run_id": h.run_id, "at": h.at}
+        history = [{"seq": h.seq, "field": h.field, "old": _without(h.old, denied), "new": _without(h.new, denied),
+                    "system": h.system, "user": h.user, "reason": h.reason, "run_id": h.run_id, "at": h.at}
                    for h in conn.execute(select(ht).where(ht.c.entity == entity, ht.c.record_id == record_id)
                                          .order_by(ht.c.seq.desc()).limit(history_limit))
                    if h.field not in denied]
@@ -104,8 +104,15 @@ def show_record(engine: Engine, entity: str, record_id: str, denied: frozenset[s
             "created": {"system": (prov.get(CREATED) or [None])[0]}}
 
 
+def _without(value: Any, denied: frozenset[str]) -> Any:
+    """A creation row holds every field: denied ones are taken out of it too."""
+    if denied and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in denied}
+    return value
+
+
 def history(engine: Engine, entity: str, record_id: str, field: str | None = None,
-            limit: int = 500) -> list[dict[str, Any]]:
+            limit: int = 500, denied: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     entity_def(entity)
     ht = FieldHistory.__table__
     q = select(ht).where(ht.c.entity == entity, ht.c.record_id == record_id).order_by(ht.c.seq).limit(limit)
@@ -122,7 +129,7 @@ def history(engine: Engine, entity: str, record_id: str, field: str | None = Non
             new = (h.new or {}).get(field)
             if new is None:
                 continue
-        out.append({"seq": h.seq, "field": field if h.field == CREATED and field else h.field, "old": old,
-                    "new": new, "system": h.system, "user": h.user, "reason": h.reason, "run_id": h.run_id,
+        out.append({"seq": h.seq, "field": field if h.field == CREATED and field else h.field,
+                    "old": _without(old, denied), "new": _without(new, denied), "system": h.system, "user": h.user, "reason": h.reason, "run_id": h.run_id,
                     "at": h.at})
     return out

@@ -68,8 +68,9 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        # writers take the lock up front: a batch reads golden rows and writes them back in one transaction
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # writers take the lock up front: a batch reads golden rows and writes them back in one transaction;
+        # connections marked read-only (the data API) read a snapshot without queueing behind writers
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("triad_readonly") else "BEGIN IMMEDIATE")
 
 
 def alembic_config(url: str):  # noqa: ANN201 - alembic type imported lazily

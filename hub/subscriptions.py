@@ -114,9 +114,10 @@ def targets(conn: Connection, entity: str) -> list[str]:
 
 def queue_changes(conn: Connection, entity: str, history: Sequence[dict[str, Any]], run_id: str | None,
                   now: datetime) -> int:
-    """Queue one outbox row per changed record for every subscriber of ``entity``.
+    """Queue one outbox row per changed record for every subscriber of the record's entity.
 
     Args:
+        entity: the entity of rows that do not name their own (history rows do).
         history: the ``field_history`` rows the caller is writing (a creation's ``*`` row carries all fields).
 
     Returns:
@@ -124,21 +125,24 @@ def queue_changes(conn: Connection, entity: str, history: Sequence[dict[str, Any
     """
     if not history:
         return 0
-    subs = targets(conn, entity)
-    if not subs:
-        return 0
-    changed: dict[str, dict[str, Any]] = {}
+    by_entity: dict[str, dict[str, dict[str, Any]]] = {}
     for h in history:
-        fields = changed.setdefault(h["record_id"], {})
+        fields = by_entity.setdefault(h.get("entity") or entity, {}).setdefault(h["record_id"], {})
         if h["field"] == CREATED:
             fields.update(h["new"] or {})
         else:
             fields[h["field"]] = h["new"]
-    queue = OutboxQueue(entity, run_id, now)
-    for rid, fields in changed.items():
-        for target in subs:
-            queue.queue(target, rid, fields)
-    return queue.flush(conn)
+    queued = 0
+    for ent, changed in by_entity.items():
+        subs = targets(conn, ent)
+        if not subs:
+            continue
+        queue = OutboxQueue(ent, run_id, now)
+        for rid, fields in changed.items():
+            for target in subs:
+                queue.queue(target, rid, fields)
+        queued += queue.flush(conn)
+    return queued
 
 
 # --- delivery ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from hub import audit
 from hub.errors import NotFound, UsageError
@@ -93,14 +93,17 @@ def revoke(engine: Engine, token_id: str, *, by: str) -> dict[str, Any]:
     return _public(dict(r)) | {"revoked_at": now}
 
 
+_TT = ApiToken.__table__
+_BY_HASH = select(_TT.c.id, _TT.c.user, _TT.c.name, _TT.c.expires_at, _TT.c.revoked_at,
+                  _TT.c.last_used_at).where(_TT.c.token_hash == bindparam("h"))   # built once: every request runs it
+
+
 def verify(engine: Engine, secret: str) -> TokenInfo | None:
     """The token's owner when ``secret`` is a live token; None when unknown, expired or revoked."""
     if not secret.startswith(PREFIX) or len(secret) > 200:
         return None
-    tt = ApiToken.__table__
     with engine.connect() as conn:
-        r = conn.execute(select(tt.c.id, tt.c.user, tt.c.name, tt.c.expires_at, tt.c.revoked_at,
-                                tt.c.last_used_at).where(tt.c.token_hash == digest(secret))).first()
+        r = conn.execute(_BY_HASH, {"h": digest(secret)}).first()
     now = utcnow()
     if r is None or r.revoked_at is not None or (r.expires_at is not None and r.expires_at <= now):
         return None

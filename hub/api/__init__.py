@@ -9,12 +9,10 @@ The OpenAPI document is generated from this code at ``/api/v1/openapi.json``.
 """
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 
 from hub.api import changes, records, steward
-from hub.api.auth import Caller, authenticate
+from hub.api.auth import Caller, Credentials, as_caller
 from hub.api.common import TriadRoute
 from hub.api.schemas import Error, Me
 from hub.rbac import ACTIONS
@@ -27,14 +25,19 @@ ERRORS = {401: {"model": Error, "description": "no valid token (the body never s
 router = APIRouter(prefix="/api/v1", route_class=TriadRoute, responses=ERRORS)
 
 
-@router.get("/me", tags=["auth"], operation_id="whoami", summary="The caller, its roles and what it may do")
-def whoami(caller: Annotated[Caller, Depends(authenticate)]) -> Me:
+def _me(request: Request, caller: Caller) -> dict:
     p = caller.principal
     return {"user": p.name, "via": caller.via, "roles": sorted(p.roles),
             "can": {a: sorted(p.allowed_entities(a)) for a in ACTIONS if p.allowed_entities(a)}}
 
 
+@router.get("/me", tags=["auth"], operation_id="whoami", summary="The caller, its roles and what it may do")
+async def whoami(request: Request, credentials: Credentials) -> Me:
+    return await as_caller(request, credentials, _me)
+
+
 for _sub in (records.router, changes.router, steward.router):
     router.include_router(_sub)
+
 
 __all__ = ["router"]

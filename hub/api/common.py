@@ -80,6 +80,26 @@ def engine(request: Request) -> Engine:
     return ctx.engine()
 
 
+def reader(request: Request) -> Engine:
+    """The engine for reads: its connections are marked ``triad_readonly``; writes use :func:`engine`.
+
+    On PostgreSQL reads run in autocommit (each statement sees what is
+    committed, as in READ COMMITTED): no BEGIN and ROLLBACK round trips. A store
+    may open read-only transactions on SQLite without the writers' lock
+    (``BEGIN`` instead of ``BEGIN IMMEDIATE``: WAL readers then wait neither for
+    a sync batch nor for each other).
+    """
+    state = request.app.state
+    found = getattr(state, "triad_reader", None)
+    if found is None:
+        eng = engine(request)
+        options: dict[str, Any] = {"triad_readonly": True}
+        if eng.dialect.name == "postgresql":
+            options["isolation_level"] = "AUTOCOMMIT"
+        found = state.triad_reader = eng.execution_options(**options)
+    return found
+
+
 def parts(request: Request) -> Any:
     """Connectors, rules and targets for the config, built once per app (hub.streams.Parts)."""
     state = request.app.state

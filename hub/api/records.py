@@ -11,19 +11,19 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import ConfigDict, Field, create_model
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from hub.api import schemas
-from hub.api.auth import Caller, authenticate
-from hub.api.common import NO_NUL, ApiError, TriadRoute, aware, decode_cursor, encode_cursor, engine
+from hub.api.auth import Caller, Credentials, as_caller
+from hub.api.common import NO_NUL, TriadRoute, aware, decode_cursor, encode_cursor, engine, reader
 from hub.canonical import ENTITIES
 from hub.errors import NotFound
 from hub.golden import load_lines, scalar_fields, table_of
 from hub.models import Xref
 from hub.rbac import require
-from hub.records import _xrefs as xrefs_of, history as record_history, show_record
+from hub.records import history as record_history, show_record
 from hub.values import encode
 
 log = logging.getLogger(__name__)
@@ -46,14 +46,41 @@ def _filters_model(entity: str) -> Any:
     for f, t in ENTITIES[entity].fields.items():
         if t != "list":
             spec[f] = (Optional[FILTER_TYPES[t]], Field(None, description=f"only records whose {f} equals this"))
-    return create_model(f"{schemas._title(entity)}Filters", __config__=ConfigDict(extra="forbid"), **spec)
+    return create_model(f"{schemas.title(entity)}Filters", __config__=ConfigDict(extra="forbid"), **spec)
+
+
+# statements built once: on the hot path (get by id, by xref) building a select costs more than running it
+_XT = Xref.__table__
+_XREF_COLS = (_XT.c.record_id, _XT.c.system, _XT.c.source_id)
+_XREFS_OF_ONE = select(*_XREF_COLS).where(_XT.c.entity == bindparam("entity"), _XT.c.record_id == bindparam("id"),
+                                          _XT.c.status != "merged").order_by(_XT.c.system, _XT.c.source_id)
+_XREFS_OF_MANY = select(*_XREF_COLS).where(_XT.c.entity == bindparam("entity"),
+                                           _XT.c.record_id.in_(bindparam("ids", expanding=True)),
+                                           _XT.c.status != "merged").order_by(_XT.c.system, _XT.c.source_id)
+_BY_ID = {e: select(table_of(e)).where(table_of(e).c.id == bindparam("id")) for e in ENTITIES}
+_BY_XREF = {e: select(_XT.c.status.label("xref_status"), table_of(e))
+            .join(table_of(e), table_of(e).c.id == _XT.c.record_id)
+            .where(_XT.c.entity == e, _XT.c.system == bindparam("system"), _XT.c.source_id == bindparam("source_id"))
+            for e in ENTITIES}
+
+
+def _xrefs(conn: Connection, entity: str, ids: list[str]) -> dict[str, dict[str, list[str]]]:
+    """system -> source ids, per record (merged-away links left out)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    if not ids:
+        return out
+    rows = conn.execute(_XREFS_OF_ONE, {"entity": entity, "id": ids[0]}) if len(ids) == 1 else \
+        conn.execute(_XREFS_OF_MANY, {"entity": entity, "ids": ids})
+    for r in rows:
+        out.setdefault(r.record_id, {}).setdefault(r.system, []).append(r.source_id)
+    return out
 
 
 def _records(conn: Connection, entity: str, rows: list[Any], hidden: frozenset[str]) -> list[dict[str, Any]]:
     """API records from golden rows: fields the caller may see, xrefs, bookkeeping."""
     ids = [r["id"] for r in rows]
     fields = [f for f in scalar_fields(entity) if f not in hidden]
-    xrefs = xrefs_of(conn, entity, ids) if ids else {}
+    xrefs = _xrefs(conn, entity, ids)
     lines = load_lines(conn, ids) if entity == "order" and "lines" not in hidden and ids else None
     out = []
     for r in rows:
@@ -67,8 +94,7 @@ def _records(conn: Connection, entity: str, rows: list[Any], hidden: frozenset[s
 
 
 def _get(conn: Connection, entity: str, record_id: str) -> Any:
-    t = table_of(entity)
-    return conn.execute(select(t).where(t.c.id == record_id)).mappings().first()
+    return conn.execute(_BY_ID[entity], {"id": record_id}).mappings().first()
 
 
 def _list(request: Request, caller: Caller, entity: str, q: Any) -> dict[str, Any]:
@@ -96,7 +122,7 @@ def _list(request: Request, caller: Caller, entity: str, q: Any) -> dict[str, An
         if q.cursor:
             last_at, last_id = decode_cursor(q.cursor, "updated_at", (datetime, str))
             stmt = stmt.where(or_(t.c.updated_at > last_at, and_(t.c.updated_at == last_at, t.c.id > last_id)))
-    with eng.connect() as conn:
+    with reader(request).connect() as conn:
         rows = list(conn.execute(stmt.limit(q.limit + 1)).mappings())
         more = len(rows) > q.limit
         rows = rows[:q.limit]
@@ -112,7 +138,7 @@ def _list(request: Request, caller: Caller, entity: str, q: Any) -> dict[str, An
 def _one(request: Request, caller: Caller, entity: str, record_id: str) -> dict[str, Any]:
     eng = engine(request)
     require(eng, caller.principal, "read", entity)
-    with eng.connect() as conn:
+    with reader(request).connect() as conn:
         row = _get(conn, entity, record_id)
         if row is None:
             raise NotFound(f"no {entity} {record_id}")
@@ -123,27 +149,25 @@ def _by_xref(request: Request, caller: Caller, entity: str, system: str, source_
     """The golden record a system's id belongs to (following steward merges to the surviving record)."""
     eng = engine(request)
     require(eng, caller.principal, "read", entity)
-    xt = Xref.__table__
-    with eng.connect() as conn:
-        x = conn.execute(select(xt.c.record_id, xt.c.status).where(
-            xt.c.entity == entity, xt.c.system == system, xt.c.source_id == source_id)).first()
-        if x is None:
+    with reader(request).connect() as conn:
+        found = conn.execute(_BY_XREF[entity], {"system": system, "source_id": source_id}).mappings().first()
+        if found is None:
             raise NotFound(f"{system} has no {entity} {source_id} known to the hub")
-        row = _get(conn, entity, x.record_id)
+        status, row = found["xref_status"], found
         hops = 0
         while row is not None and row["merged_into"] and hops < MAX_MERGE_HOPS:
             row, hops = _get(conn, entity, row["merged_into"]), hops + 1
         if row is None:
             raise NotFound(f"the golden {entity} of {system} {source_id} no longer exists")
         record = _records(conn, entity, [row], caller.principal.denied_fields(entity))[0]
-    return {"entity": entity, "system": system, "source_id": source_id, "status": x.status, "record": record}
+    return {"entity": entity, "system": system, "source_id": source_id, "status": status, "record": record}
 
 
 def _provenance(request: Request, caller: Caller, entity: str, record_id: str) -> dict[str, Any]:
     eng = engine(request)
     require(eng, caller.principal, "read", entity)
     hidden = caller.principal.denied_fields(entity)
-    r = show_record(eng, entity, record_id, hidden, history_limit=0)
+    r = show_record(reader(request), entity, record_id, hidden, history_limit=0)
     for q in r["quarantine"]:   # a reason quotes the refused value; leave out those about hidden fields
         q["reasons"] = [x for x in q["reasons"] or [] if not ({x.get("column"), x.get("field")} & hidden)]
     return {"id": r["id"], "entity": entity, "provenance": r["provenance"], "sources": r["sources"],
@@ -155,11 +179,11 @@ def _history(request: Request, caller: Caller, entity: str, record_id: str, fiel
     eng = engine(request)
     require(eng, caller.principal, "read", entity, field)
     hidden = caller.principal.denied_fields(entity)
-    with eng.connect() as conn:
+    with reader(request).connect() as conn:
         if _get(conn, entity, record_id) is None:
             raise NotFound(f"no {entity} {record_id}")
     rows = []
-    for h in record_history(eng, entity, record_id, field, limit):
+    for h in record_history(reader(request), entity, record_id, field, limit):
         if h["field"] in hidden:
             continue
         if isinstance(h["new"], dict):   # a creation lists every field it set
@@ -173,26 +197,24 @@ def _add_routes(entity: str) -> None:
     Record, Page, XrefAnswer = schemas.RECORDS[entity], schemas.PAGES[entity], schemas.XREFS[entity]
     tag = entity
 
-    def list_records(request: Request, q: Annotated[Filters, Query()],
-                     caller: Annotated[Caller, Depends(authenticate)]) -> Page:
-        return _list(request, caller, entity, q)
+    async def list_records(request: Request, q: Annotated[Filters, Query()], credentials: Credentials) -> Page:
+        return await as_caller(request, credentials, _list, entity, q)
 
-    def get_record(request: Request, record_id: RecordId, caller: Annotated[Caller, Depends(authenticate)]) -> Record:
-        return _one(request, caller, entity, record_id)
+    async def get_record(request: Request, record_id: RecordId, credentials: Credentials) -> Record:
+        return await as_caller(request, credentials, _one, entity, record_id)
 
-    def get_provenance(request: Request, record_id: RecordId,
-                       caller: Annotated[Caller, Depends(authenticate)]) -> schemas.Provenance:
-        return _provenance(request, caller, entity, record_id)
+    async def get_provenance(request: Request, record_id: RecordId, credentials: Credentials) -> schemas.Provenance:
+        return await as_caller(request, credentials, _provenance, entity, record_id)
 
-    def get_history(request: Request, record_id: RecordId, caller: Annotated[Caller, Depends(authenticate)],
-                    field: Annotated[Optional[str], Query(max_length=64, pattern=NO_NUL)] = None,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> schemas.History:
-        return _history(request, caller, entity, record_id, field, limit)
+    async def get_history(request: Request, record_id: RecordId, credentials: Credentials,
+                          field: Annotated[Optional[str], Query(max_length=64, pattern=NO_NUL)] = None,
+                          limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> schemas.History:
+        return await as_caller(request, credentials, _history, entity, record_id, field, limit)
 
-    def get_by_xref(request: Request, system: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
-                    source_id: Annotated[str, Path(max_length=255, pattern=NO_NUL)],
-                    caller: Annotated[Caller, Depends(authenticate)]) -> XrefAnswer:
-        return _by_xref(request, caller, entity, system, source_id)
+    async def get_by_xref(request: Request, system: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
+                          source_id: Annotated[str, Path(max_length=255, pattern=NO_NUL)],
+                          credentials: Credentials) -> XrefAnswer:
+        return await as_caller(request, credentials, _by_xref, entity, system, source_id)
 
     base = f"/records/{entity}"
     opts: dict[str, Any] = {"tags": [tag], "response_model_exclude_unset": True}
@@ -214,4 +236,4 @@ for _entity in ENTITIES:
     _add_routes(_entity)
 
 
-__all__ = ["router", "ApiError"]
+__all__ = ["router"]

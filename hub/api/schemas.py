@@ -39,7 +39,8 @@ class OrderLine(BaseModel):
 assert set(OrderLine.model_fields) == set(ORDER_LINE_FIELDS)
 
 
-def _title(entity: str) -> str:
+def title(entity: str) -> str:
+    """The entity as a model name prefix: customer -> Customer."""
     return entity.capitalize()
 
 
@@ -48,7 +49,7 @@ def _fields_model(entity: str) -> type[BaseModel]:
     for f, t in ENTITIES[entity].fields.items():
         typ = list[OrderLine] if t == "list" else PY_TYPES[t]
         spec[f] = (Optional[typ], None)
-    return create_model(f"{_title(entity)}Fields", __doc__=f"The golden {entity}'s canonical fields.", **spec)
+    return create_model(f"{title(entity)}Fields", __doc__=f"The golden {entity}'s canonical fields.", **spec)
 
 
 FIELDS: dict[str, type[BaseModel]] = {e: _fields_model(e) for e in ENTITIES}
@@ -56,7 +57,7 @@ FIELDS: dict[str, type[BaseModel]] = {e: _fields_model(e) for e in ENTITIES}
 
 def _record_model(entity: str) -> type[BaseModel]:
     return create_model(
-        f"{_title(entity)}Record", __doc__=f"A golden {entity} with its id in every linked system.",
+        f"{title(entity)}Record", __doc__=f"A golden {entity} with its id in every linked system.",
         id=(str, ...), entity=(Literal[entity], ...),  # type: ignore[valid-type]
         fields=(FIELDS[entity], ...),
         xrefs=(dict[str, list[str]], Field(..., description="system -> the record's ids in that system")),
@@ -67,11 +68,11 @@ def _record_model(entity: str) -> type[BaseModel]:
 
 RECORDS: dict[str, type[BaseModel]] = {e: _record_model(e) for e in ENTITIES}
 PAGES: dict[str, type[BaseModel]] = {
-    e: create_model(f"{_title(e)}Page", records=(list[RECORDS[e]], ...),  # type: ignore[valid-type]
+    e: create_model(f"{title(e)}Page", records=(list[RECORDS[e]], ...),  # type: ignore[valid-type]
                     next=(Optional[str], Field(None, description="cursor of the next page; absent on the last")))
     for e in ENTITIES}
 XREFS: dict[str, type[BaseModel]] = {
-    e: create_model(f"{_title(e)}Xref", __doc__="A source record of one system and the golden record it is.",
+    e: create_model(f"{title(e)}Xref", __doc__="A source record of one system and the golden record it is.",
                     entity=(Literal[e], ...), system=(str, ...), source_id=(str, ...),  # type: ignore[valid-type]
                     status=(str, Field(..., description="active | deleted | merged")),
                     record=(RECORDS[e], ...))

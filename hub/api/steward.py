@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Optional
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 
 from hub import conflicts as conflict_ops, quarantine_admin
-from hub.api.auth import Caller, authenticate
-from hub.api.common import NO_NUL, TriadRoute, decode_cursor, encode_cursor, engine, parts
+from hub.api.auth import Caller, Credentials, as_caller
+from hub.api.common import NO_NUL, TriadRoute, decode_cursor, encode_cursor, engine, parts, reader
 from hub.api.schemas import (ConflictDetail, ConflictPage, EntityName, QuarantineDetail, QuarantinePage,
                              ResolveRequest, ResolveResult)
 from hub.rbac import Principal, require
@@ -36,18 +36,23 @@ def _page(rows: list[dict[str, Any]], limit: int, kind: str) -> tuple[list[dict[
 
 
 @router.get("/conflicts", tags=["conflicts"], operation_id="list_conflicts", summary="Conflicts, oldest first")
-def list_conflicts(request: Request, caller: Annotated[Caller, Depends(authenticate)],
-                   status: Annotated[Optional[Literal["open", "resolved", "auto"]], Query()] = None,
-                   entity: Annotated[Optional[EntityName], Query()] = None,
-                   field: Annotated[Optional[str], Query(max_length=64, pattern=NO_NUL)] = None,
-                   limit: Limit = 100, cursor: Cursor = None) -> ConflictPage:
+async def list_conflicts(request: Request, credentials: Credentials,
+                         status: Annotated[Optional[Literal["open", "resolved", "auto"]], Query()] = None,
+                         entity: Annotated[Optional[EntityName], Query()] = None,
+                         field: Annotated[Optional[str], Query(max_length=64, pattern=NO_NUL)] = None,
+                         limit: Limit = 100, cursor: Cursor = None) -> ConflictPage:
+    return await as_caller(request, credentials, _list_conflicts, status, entity, field, limit, cursor)
+
+
+def _list_conflicts(request: Request, caller: Caller, status: str | None, entity: str | None, field: str | None,
+                    limit: int, cursor: str | None) -> dict[str, Any]:
     eng = engine(request)
     p = caller.principal
     entities = _scope(eng, p, entity)
     if field and entity:
         require(eng, p, "read", entity, field)
     after = tuple(decode_cursor(cursor, "conflict", (datetime, str))) if cursor else None
-    rows = conflict_ops.list_conflicts(eng, status=status, entity=entity, field=field, limit=limit + 1,
+    rows = conflict_ops.list_conflicts(reader(request), status=status, entity=entity, field=field, limit=limit + 1,
                                        entities=entities, after=after)  # type: ignore[arg-type]
     rows, nxt = _page(rows, limit, "conflict")
     return {"conflicts": [r for r in rows if r["field"] not in p.denied_fields(r["entity"])], "next": nxt}
@@ -55,10 +60,13 @@ def list_conflicts(request: Request, caller: Annotated[Caller, Depends(authentic
 
 @router.get("/conflicts/{conflict_id}", tags=["conflicts"], operation_id="get_conflict",
             summary="One conflict with its record's context")
-def get_conflict(request: Request, conflict_id: ItemId,
-                 caller: Annotated[Caller, Depends(authenticate)]) -> ConflictDetail:
+async def get_conflict(request: Request, conflict_id: ItemId, credentials: Credentials) -> ConflictDetail:
+    return await as_caller(request, credentials, _get_conflict, conflict_id)
+
+
+def _get_conflict(request: Request, caller: Caller, conflict_id: str) -> dict[str, Any]:
     eng = engine(request)
-    c = conflict_ops.show_conflict(eng, conflict_id)
+    c = conflict_ops.show_conflict(reader(request), conflict_id)
     require(eng, caller.principal, "read", c["entity"], c["field"], target=f"conflict:{conflict_id}")
     hidden = caller.principal.denied_fields(c["entity"])
     if c["record"] is not None:
@@ -68,12 +76,16 @@ def get_conflict(request: Request, conflict_id: ItemId,
 
 @router.post("/conflicts/{conflict_id}/resolve", tags=["conflicts"], operation_id="resolve_conflict",
              summary="Settle a conflict (stewards): take a system's value, set one, or keep the golden value")
-def resolve_conflict(request: Request, conflict_id: ItemId, body: Annotated[ResolveRequest, Body()],
-                     caller: Annotated[Caller, Depends(authenticate)]) -> ResolveResult:
+async def resolve_conflict(request: Request, conflict_id: ItemId, body: Annotated[ResolveRequest, Body()],
+                           credentials: Credentials) -> ResolveResult:
     """The decision becomes golden, is written to history and the audit log, and is queued to every
     system that takes the entity, exactly as `triad conflicts resolve`."""
+    return await as_caller(request, credentials, _resolve, conflict_id, body)
+
+
+def _resolve(request: Request, caller: Caller, conflict_id: str, body: ResolveRequest) -> dict[str, Any]:
     eng = engine(request)
-    with eng.connect() as conn:
+    with reader(request).connect() as conn:
         c = conflict_ops.get_conflict(conn, conflict_id)
     # checked before the write transaction: a refusal is audited in a transaction of its own
     require(eng, caller.principal, "resolve", c["entity"], c["field"], target=f"conflict:{conflict_id}")
@@ -85,16 +97,21 @@ def resolve_conflict(request: Request, conflict_id: ItemId, body: Annotated[Reso
 
 @router.get("/quarantine", tags=["quarantine"], operation_id="list_quarantine",
             summary="Records parked by validation, mapping or unresolved references")
-def list_quarantine(request: Request, caller: Annotated[Caller, Depends(authenticate)],
-                    status: Annotated[Optional[Literal["parked", "resolved", "dropped"]], Query()] = "parked",
-                    entity: Annotated[Optional[EntityName], Query()] = None,
-                    connector: Annotated[Optional[str], Query(max_length=64, pattern=NO_NUL)] = None,
-                    limit: Limit = 100, cursor: Cursor = None) -> QuarantinePage:
+async def list_quarantine(request: Request, credentials: Credentials,
+                          status: Annotated[Optional[Literal["parked", "resolved", "dropped"]], Query()] = "parked",
+                          entity: Annotated[Optional[EntityName], Query()] = None,
+                          connector: Annotated[Optional[str], Query(max_length=64, pattern=NO_NUL)] = None,
+                          limit: Limit = 100, cursor: Cursor = None) -> QuarantinePage:
+    return await as_caller(request, credentials, _list_quarantine, status, entity, connector, limit, cursor)
+
+
+def _list_quarantine(request: Request, caller: Caller, status: str | None, entity: str | None,
+                     connector: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
     eng = engine(request)
     p = caller.principal
     entities = _scope(eng, p, entity)
     after = tuple(decode_cursor(cursor, "quarantine", (datetime, str))) if cursor else None
-    rows = quarantine_admin.list_items(eng, status=status, connector=connector, entity=entity, limit=limit + 1,
+    rows = quarantine_admin.list_items(reader(request), status=status, connector=connector, entity=entity, limit=limit + 1,
                                        after=after)  # type: ignore[arg-type]
     rows, nxt = _page(rows, limit, "quarantine")
     items = [_visible(r, p) for r in rows if entities is None or r["entity"] in entities]
@@ -103,10 +120,13 @@ def list_quarantine(request: Request, caller: Annotated[Caller, Depends(authenti
 
 @router.get("/quarantine/{item_id}", tags=["quarantine"], operation_id="get_quarantine",
             summary="One parked record with its reasons (and its raw payload)", response_model_exclude_unset=True)
-def get_quarantine(request: Request, item_id: ItemId,
-                   caller: Annotated[Caller, Depends(authenticate)]) -> QuarantineDetail:
+async def get_quarantine(request: Request, item_id: ItemId, credentials: Credentials) -> QuarantineDetail:
+    return await as_caller(request, credentials, _get_quarantine, item_id)
+
+
+def _get_quarantine(request: Request, caller: Caller, item_id: str) -> dict[str, Any]:
     eng = engine(request)
-    item = quarantine_admin.get_item(eng, item_id)
+    item = quarantine_admin.get_item(reader(request), item_id)
     require(eng, caller.principal, "read", item["entity"], target=f"quarantine:{item_id}")
     return _visible(item, caller.principal)
 
