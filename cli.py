@@ -1341,7 +1341,8 @@ def simulate(system: str, host: str, port: int, seed: int, records: int, fail_ra
 def _register_command_modules() -> None:
     """Command groups kept in their own modules (each imports only hub.clikit, never this file)."""
     from hub.cli_api import subscriptions, tokens
-    for group in (tokens, subscriptions):
+    from hub.cli_realtime import scheduler, worker
+    for group in (tokens, subscriptions, scheduler, worker):
         main.add_command(group)
 
 

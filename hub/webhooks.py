@@ -85,7 +85,7 @@ async def receive(connector: str, request: Request) -> Response:
     rt = realtime(request.app)
     body = await _read_limited(request, inbox.MAX_BODY)
     if body is None:
-        rt.metrics.inc("triad_webhook_events_rejected_total", connector=connector, reason="too_large")
+        rt.metrics.inc("triad_webhook_events_rejected_total", connector=_label(rt, connector), reason="too_large")
         return JSONResponse({"error": f"body larger than {inbox.MAX_BODY} bytes"}, status_code=413)
     headers = {k.lower(): v for k, v in request.headers.items()}
     query = dict(request.query_params)
@@ -95,9 +95,13 @@ async def receive(connector: str, request: Request) -> Response:
 def _accept(rt: Realtime, name: str, headers: dict[str, str], body: bytes, query: dict[str, str]) -> Response:
     c = rt.cfg.connectors.get(name)
     if c is None or c.direction == "out":
-        rt.metrics.inc("triad_webhook_events_rejected_total", connector=name, reason="unknown")
+        rt.metrics.inc("triad_webhook_events_rejected_total", connector=_label(rt, name), reason="unknown")
         return JSONResponse({"error": f"no connector '{name}' receives changes here"}, status_code=404)
-    connector = rt.connector(name)
+    try:
+        connector = rt.connector(name)
+    except Exception as exc:  # a config problem: the sender keeps the event and tries again
+        log.error("webhook for %s: the connector cannot be set up: %s", name, exc)
+        return JSONResponse({"error": f"connector '{name}' is not usable: {exc}"}, status_code=503)
     try:
         answer = inbox.call_hook(connector.verify_webhook, headers, body, query)
     except WebhookRejected as exc:
@@ -111,7 +115,11 @@ def _accept(rt: Realtime, name: str, headers: dict[str, str], body: bytes, query
     except Exception as exc:  # an unreadable body is stored anyway; the worker records why it fails
         log.debug("no event id in a %s delivery: %s", name, exc)
         vendor_key = None
-    stored = inbox.store(rt.engine, name, headers, body, query=query, key=inbox.event_key(name, vendor_key))
+    try:
+        stored = inbox.store(rt.engine, name, headers, body, query=query, key=inbox.event_key(name, vendor_key))
+    except Exception as exc:  # not stored, so not acknowledged: the sender delivers it again
+        log.error("webhook for %s could not be stored: %s", name, exc)
+        return JSONResponse({"error": "the event could not be stored; deliver it again"}, status_code=503)
     if stored.duplicate:
         rt.metrics.inc("triad_webhook_events_duplicate_total", connector=name)
     else:
@@ -122,6 +130,11 @@ def _accept(rt: Realtime, name: str, headers: dict[str, str], body: bytes, query
         status, content, media_type = ack
         return Response(content=content, status_code=status, media_type=media_type)
     return JSONResponse({"accepted": True, "id": stored.id, "duplicate": stored.duplicate}, status_code=202)
+
+
+def _label(rt: Realtime, name: str) -> str:
+    """A metrics label: configured connector names only (a path segment must not grow the series)."""
+    return name if name in rt.cfg.connectors else "(unknown)"
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from hub.config import TriadConfig
-from hub.inbox import InboxProcessor
+from hub.inbox_processor import InboxProcessor
 from hub.push import PushReport, push, push_ids
 from hub.streams import Parts, inbound_streams
 from hub.sync import run_sync, worker_id

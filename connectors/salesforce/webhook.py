@@ -32,7 +32,7 @@ Connector options: ``webhook_token`` (required), ``organization_id``, ``webhook_
 through REST, complete and current, with relationship fields such as ``Owner.Name`` that a
 message cannot carry; ``message``: use the message's fields as they are, which then must
 include every field the mapping reads), ``webhook_objects`` (sObject -> entity, default
-Account/Order/Contract/Payment__c -> customer/order/contract/payment).
+Account/Opportunity/Order/Contract/Payment__c -> customer/opportunity/order/contract/payment).
 """
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 OM_NS = "http://soap.sforce.com/2005/09/outbound"
 SF_NS = "urn:sobject.enterprise.soap.sforce.com"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-DEFAULT_OBJECTS = {"Account": "customer", "Order": "order", "Contract": "contract", "Payment__c": "payment"}
+DEFAULT_OBJECTS = {"Account": "customer", "Opportunity": "opportunity", "Order": "order", "Contract": "contract",
+                   "Payment__c": "payment"}
 ACK = (f'<?xml version="1.0" encoding="UTF-8"?>\n<soapenv:Envelope xmlns:soapenv="{SOAP_NS}">'
        f'<soapenv:Body><notificationsResponse xmlns="{OM_NS}"><Ack>true</Ack></notificationsResponse>'
        f'</soapenv:Body></soapenv:Envelope>').encode("utf-8")
