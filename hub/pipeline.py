@@ -125,6 +125,7 @@ def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str,
     stats.add("quarantined", quarantine.flush())
     stats.add("unchanged", quarantine.repeated)
     quarantine.supersede([i.source_id for i in changed + deletes], keep=set(stats.resolved_quarantine))
+    writes.flush_history(conn)    # last: the change feed's lock is then held only until the commit
     return stats
 
 
@@ -305,12 +306,17 @@ class _Writes:
         self.deleted_in: dict[str, list[str] | None] = {}
         self.candidates: list[dict[str, Any]] = []
 
+    def flush_history(self, conn: Connection) -> None:
+        from sqlalchemy import insert
+        from hub.models import FieldHistory
+        if self.history:
+            lock_history(conn)   # the change feed hands out history numbers in commit order
+            execute_many(conn, insert(FieldHistory.__table__), self.history, "history-insert")
+
     def flush(self, conn: Connection, ctx: StreamContext) -> None:
         from sqlalchemy import bindparam, insert
         from hub.models import FieldHistory, GOLDEN_MODELS
         now = ctx.now
-        if self.history:
-            lock_history(conn)   # the change feed hands out history numbers in commit order
         golden.insert_new(conn, ctx.entity, [(rid, v, p) for rid, (v, p) in self.new_golden.items()], now)
         golden.update_changed(conn, ctx.entity, [(row, row.provenance) for row in self.changed_golden.values()], now)
         if self.deleted_in:
@@ -325,7 +331,6 @@ class _Writes:
                                           xt.c.source_id == bindparam("_sid"))
                          .values(status=bindparam("status"), updated_at=now), self.xref_status)
         upsert(conn, SourceState.__table__, list(self.states.values()), ["entity", "system", "source_id"])
-        execute_many(conn, insert(FieldHistory.__table__), self.history, "history-insert")
         execute_many(conn, insert(Conflict.__table__), self.conflicts, "conflict-insert")
         if self.candidates:
             from hub.models import MatchCandidate

@@ -228,6 +228,9 @@ def run_worker(engine: Engine, cfg: TriadConfig, *, interval: float = 60.0, once
             if proc is not None:
                 totals["inbox_rows"] += drain(proc, lambda ids: push_ids(engine, parts, ids, worker=name), cancel)
             runs = run_sync(engine, parts, user=user or name, cancel=cancel)
+            if cfg.flows and not cancel.is_set():
+                from hub.flows import run_flows
+                run_flows(engine, parts)
             pushes = push(engine, parts, worker=name, cancel=cancel)
             totals["runs"] = [r.as_dict() for r in runs]          # the last cycle's (memory stays flat)
             totals["pushes"] = [p.as_dict() for p in pushes]

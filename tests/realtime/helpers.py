@@ -61,7 +61,7 @@ class Served:
 
     def __enter__(self) -> "Served":
         self.thread.start()
-        wait_for(lambda: self.server.started, 15, "uvicorn did not start")
+        wait_for(lambda: self.server.started, 20, "uvicorn did not start")
         if getattr(self.app.state, "triad_realtime", None) and self.app.state.triad_realtime.worker:
             wait_for(lambda: self.app.state.triad_realtime.worker.state == "running", 60, "worker not ready")
         return self

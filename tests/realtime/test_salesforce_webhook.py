@@ -83,7 +83,7 @@ serve: {{window_ms: 20}}
         rec = org.sim.get("Account", ids[2])
         body = envelope(org.sim.org_id, "Account", [rec])
         assert s.post("mkt", body, {"X-Triad-Token": "om-2"}).status_code == 200
-        wait_for(lambda: rows(s.engine, "select source_id from xref where system = 'mkt'"), 5, "the message's record")
+        wait_for(lambda: rows(s.engine, "select source_id from xref where system = 'mkt'"), 20, "the message's record")
         assert [x.source_id for x in rows(s.engine, "select source_id from xref where system = 'mkt'")] == [ids[2]]
         assert rows(s.engine, "select status from inbox where connector = 'mkt'")[0].status == "done"
 

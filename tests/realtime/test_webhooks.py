@@ -89,7 +89,7 @@ serve: {{window_ms: 50}}
                                 "event_id": "e7"})
         assert s.post("erp", body, headers).status_code == 202
         account = wait_for(lambda: [a for a in org.sim.records["Account"].values() if a["Name"] == "Seven Seas Ltd"],
-                           5, "the account to reach the org")[0]
+                           20, "the account to reach the org")[0]
         golden = rows(s.engine, "select id, name from customer")
         assert [g.name for g in golden] == ["Seven Seas Ltd"]
         assert account["Triad_Id__c"] == golden[0].id
@@ -97,7 +97,11 @@ serve: {{window_ms: 50}}
         assert [x.status for x in inbox_rows(s)] == ["done"]
         health = s.http.get(f"{s.url}/healthz").json()
         assert health["status"] == "ok" and health["worker"] == "running" and health["inbox"]["pending"] == 0
-        text = s.http.get(f"{s.url}/metrics").text
+        # the push's counters are updated after the org has the account: wait for them, not for a time
+        def counted() -> str | None:
+            text = s.http.get(f"{s.url}/metrics").text
+            return text if 'triad_outbox_pushed_total{connector="crm",result="written"} 1' in text else None
+        text = wait_for(counted, 20, "the push to be counted")
         assert 'triad_inbox_events_processed_total{connector="erp",status="done"} 1' in text
         assert 'triad_outbox_pushed_total{connector="crm",result="written"} 1' in text
         assert 'triad_outbox_depth{status="done"} 1' in text and "triad_inbox_lag_seconds 0" in text
