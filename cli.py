@@ -333,7 +333,7 @@ def mappings_validate(ctx: Context, files: tuple[str, ...], entity: str | None) 
 @mappings.command("preview")
 @click.argument("connector")
 @click.argument("entity")
-@click.option("--limit", default=5, show_default=True, help="How many source records to show.")
+@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 100_000), help="How many source records to show.")
 @reporting
 @pass_ctx
 def mappings_preview(ctx: Context, connector: str, entity: str, limit: int) -> None:
@@ -488,7 +488,7 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
 @reporting
 @pass_ctx
 def runs_list(ctx: Context, limit: int) -> None:
@@ -532,8 +532,8 @@ def records() -> None:
 @records.command("list")
 @click.argument("entity")
 @click.option("--where", multiple=True, metavar="FIELD=VALUE", help="Filter on a field (repeatable).")
-@click.option("--limit", default=50, show_default=True)
-@click.option("--offset", default=0, show_default=True, help="Skip this many (paging).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0, 10**12), help="Skip this many (paging).")
 @reporting
 @pass_ctx
 def records_list(ctx: Context, entity: str, where: tuple[str, ...], limit: int, offset: int) -> None:
@@ -648,8 +648,8 @@ def conflicts() -> None:
 @click.option("--field", "field_name", help="Only this field.")
 @click.option("--system", help="Only conflicts involving this system.")
 @click.option("--older-than", help="Only conflicts older than this (30m, 12h, 7d).")
-@click.option("--limit", default=100, show_default=True)
-@click.option("--offset", default=0, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0, 10**12))
 @reporting
 @pass_ctx
 def conflicts_list(ctx: Context, status: str | None, entity: str | None, field_name: str | None,
@@ -778,7 +778,7 @@ def quarantine() -> None:
 @click.option("--status", type=click.Choice(["parked", "resolved", "dropped"]), default="parked", show_default=True)
 @click.option("--connector", help="Only this connector.")
 @click.option("--entity", help="Only this entity.")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @reporting
 @pass_ctx
 def quarantine_list(ctx: Context, status: str, connector: str | None, entity: str | None, limit: int) -> None:
@@ -890,7 +890,7 @@ def outbox() -> None:
 @outbox.command("list")
 @click.option("--status", type=click.Choice(["pending", "done", "dead", "dropped"]), help="Only this status.")
 @click.option("--connector", help="Only this connector.")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @reporting
 @pass_ctx
 def outbox_list(ctx: Context, status: str | None, connector: str | None, limit: int) -> None:
@@ -969,7 +969,7 @@ def audit() -> None:
 @audit.command("list")
 @click.option("--user", "by_user", help="Only this user's actions.")
 @click.option("--since", help="ISO time or an age like 24h.")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @reporting
 @pass_ctx
 def audit_list(ctx: Context, by_user: str | None, since: str | None, limit: int) -> None:
@@ -1042,7 +1042,7 @@ def flows_run(ctx: Context) -> None:
 
 @flows.command("list")
 @click.option("--status", type=click.Choice(["running", "waiting", "done", "failed"]), help="Only this status.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @reporting
 @pass_ctx
 def flows_list(ctx: Context, status: str | None, limit: int) -> None:
@@ -1341,8 +1341,9 @@ def simulate(system: str, host: str, port: int, seed: int, records: int, fail_ra
 def _register_command_modules() -> None:
     """Command groups kept in their own modules (each imports only hub.clikit, never this file)."""
     from hub.cli_api import subscriptions, tokens
+    from hub.cli_matches import matches
     from hub.cli_realtime import scheduler, worker
-    for group in (tokens, subscriptions, scheduler, worker):
+    for group in (tokens, subscriptions, scheduler, worker, matches):
         main.add_command(group)
 
 

@@ -189,6 +189,9 @@ def interpolate(data: Any, where: str, file: str) -> Any:
         return {k: interpolate(v, f"{where}.{k}" if where else str(k), file) for k, v in data.items()}
     if isinstance(data, list):
         return [interpolate(v, f"{where}[{i}]", file) for i, v in enumerate(data)]
+    if isinstance(data, str) and "${" in data and not _VAR.search(data):
+        raise ConfigError(f"{file}: {where}: '${{' starts a variable that is not closed: write ${{NAME}} "
+                          f"or ${{NAME:-default}}")
     if isinstance(data, str) and "${" in data:
         def sub(m: re.Match) -> str:
             name, default = m.group(1), m.group(2)
@@ -252,6 +255,8 @@ def parse_config(text: str, file: str = DEFAULT_FILE, env_override: bool = True)
     text, found = _shield_variables(text)
     try:
         raw = _unshield(yamlio.load(text) or {}, found)
+    except (RecursionError, ValueError) as exc:   # self-referencing aliases, absurd nesting or numbers
+        raise ConfigError(f"{file}: cannot be read as configuration: {type(exc).__name__}: {str(exc)[:200]}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"

@@ -160,11 +160,11 @@ class Connector(ABC):
         secret, token = reveal(self.options.get("webhook_secret")), reveal(self.options.get("webhook_token"))
         if secret:
             expected = "sha256=" + hmac.new(str(secret).encode(), body, hashlib.sha256).hexdigest()
-            if hmac.compare_digest(expected, h.get("x-triad-signature", "")):
+            if hmac.compare_digest(expected.encode(), h.get("x-triad-signature", "").encode("utf-8", "replace")):
                 return None
             raise WebhookRejected("bad or missing X-Triad-Signature")
         if token:
-            if hmac.compare_digest(str(token), h.get("x-triad-token", "")):
+            if hmac.compare_digest(str(token).encode(), h.get("x-triad-token", "").encode("utf-8", "replace")):
                 return None
             raise WebhookRejected("bad or missing X-Triad-Token")
         raise WebhookRejected(f"connector {self.name} has no webhook_secret or webhook_token configured")
@@ -175,9 +175,18 @@ class Connector(ABC):
         import json
         doc = json.loads(body)
         docs = doc if isinstance(doc, list) else [doc]
-        return [WebhookEvent(entity=d["entity"], records=list(d.get("records") or []),
-                             deleted=[str(x) for x in d.get("deleted") or []], event_key=d.get("event_id"))
-                for d in docs]
+        events = []
+        for d in docs:   # a body of the wrong shape is refused at once: retrying cannot fix it
+            if not isinstance(d, dict) or not isinstance(d.get("entity"), str):
+                raise ValueError('each event must be an object with "entity" (a string)')
+            records, deleted = d.get("records") or [], d.get("deleted") or []
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise ValueError('"records" must be a list of objects')
+            if not isinstance(deleted, list):
+                raise ValueError('"deleted" must be a list of ids')
+            events.append(WebhookEvent(entity=d["entity"], records=list(records), deleted=[str(x) for x in deleted],
+                                       event_key=d.get("event_id")))
+        return events
 
     def webhook_event_key(self, headers: Mapping[str, str], body: bytes,
                           query: Mapping[str, str] | None = None) -> str | None:

@@ -1,8 +1,11 @@
 """Identity resolution by exact normalized keys (SPEC section 5, `matching.<entity>.exact`).
 
-Keys are compared in the canonical form the mappings produce (tax ids upper
-without spaces, emails lower, phones E.164); one indexed IN lookup per key
-field per batch.
+Keys are compared in normalized form (:func:`hub.normalize.exact_key`): a tax
+id typed with spaces or in lower case, an e-mail in capitals or a phone
+written the national way all match their canonical spelling. Two indexed
+lookups per key field per batch: the golden column (raw and normalized
+spellings), and, for tax ids, e-mails and phones, the blocking keys the fuzzy
+matcher keeps (which also hold each system's own spelling of the record).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, select
 
 from hub.golden import table_of
+from hub.normalize import exact_key
 from hub.sqlutil import chunks
 
 
@@ -21,19 +25,34 @@ def exact_matches(conn: Connection, entity: str, keys: Sequence[str],
     Tombstones (merged records) never match. When several golden records share
     a key, the oldest id wins so the answer does not depend on arrival order.
     """
+    from hub.matching import lookup_keys
+    from hub.matching_blocking import EXACT_KEY_TYPES
     found: list[str | None] = [None] * len(records)
     if not keys or not records:
         return found
     t = table_of(entity)
     for key in keys:
         col = t.c[key]
-        wanted = sorted({str(r[key]) for r, f in zip(records, found) if f is None and r.get(key) not in (None, "")})
+        wanted = {n: exact_key(key, r.get(key)) for n, r in enumerate(records) if found[n] is None}
+        wanted = {n: v for n, v in wanted.items() if v}
+        if not wanted:
+            continue
+        spellings = sorted({str(records[n][key]) for n in wanted} | set(wanted.values()))
         hits: dict[str, str] = {}
-        for part in chunks(wanted):
-            for value, rid in conn.execute(select(col, t.c.id).where(col.in_(part), t.c.merged_into.is_(None))):
-                if value not in hits or rid < hits[value]:
-                    hits[value] = rid
-        for n, r in enumerate(records):
-            if found[n] is None and r.get(key) not in (None, ""):
-                found[n] = hits.get(str(r[key]))
+
+        def hit(value: str | None, rid: str) -> None:
+            if value and (value not in hits or rid < hits[value]):
+                hits[value] = rid
+        for part in chunks(spellings):
+            q = select(col, t.c.id, t.c.merged_into).where(col.in_(part))
+            for value, rid, merged_into in conn.execute(q):
+                if merged_into is None:   # tombstones never match (filtered here: SQLite would scan that index)
+                    hit(exact_key(key, value), rid)
+        key_type = EXACT_KEY_TYPES.get(key)
+        if key_type:
+            for part in chunks(sorted(set(wanted.values()))):
+                for value, rid in lookup_keys(conn, entity, key_type, part):
+                    hit(value, rid)
+        for n, v in wanted.items():
+            found[n] = hits.get(v)
     return found

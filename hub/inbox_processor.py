@@ -136,7 +136,7 @@ class InboxProcessor:
             except Exception as exc:  # whatever the body holds, the row must end up visible
                 failed.append((row, f"cannot read the delivery: {type(exc).__name__}: {exc}", True))
                 continue
-            bad = [e.entity for e in events if e.entity not in c.entities]
+            bad = [str(e.entity) for e in events if not isinstance(e.entity, str) or e.entity not in c.entities]
             if bad:
                 failed.append((row, f"connector '{name}' does not sync {', '.join(sorted(set(bad)))}", True))
                 continue

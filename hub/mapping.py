@@ -113,6 +113,9 @@ def preview(mapping: Mapping, raws: list[dict[str, Any]]) -> list[dict[str, Any]
         except MappingError as exc:
             out.append({"raw": raw, "error": exc.message, "field": exc.field})
             continue
+        except (ValueError, ArithmeticError, TypeError) as exc:   # values no type accepts (huge epochs ...)
+            out.append({"raw": raw, "error": f"{type(exc).__name__}: {exc}", "field": None})
+            continue
         out.append({"raw": raw, "source_id": record.source_id, "canonical": record.values,
                     "refs": record.refs, "deleted": record.deleted, "source_ts": record.source_ts})
     return out

@@ -282,6 +282,8 @@ def resolve_mapping(text: str, file: str, entity_name: str) -> tuple[MappingPlan
     """
     try:
         doc = parse_yaml(text)
+    except (RecursionError, ValueError) as exc:   # self-referencing aliases, absurd nesting or numbers
+        return None, [MappingIssue(file, 1, "", f"cannot be read as a mapping: {type(exc).__name__}: {str(exc)[:200]}")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1

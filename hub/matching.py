@@ -15,32 +15,27 @@ such a pair again, and the memory is dropped when either record changes.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
+from sqlalchemy import Connection, func, or_, select
 
-from hub import normalize as norm
 from hub.canonical import ENTITIES
 from hub.golden import table_of
 from hub.matching_blocking import BROAD, IDENTIFYING, key_fields, key_rows, record_keys
-from hub.matching_scoring import Params, Scorer
+from hub.matching_index import (MAX_BLOCK, fingerprint, index_all, index_records, lookup_keys,  # noqa: F401
+                                material_fields, small_blocks)
+from hub.matching_scoring import DUPLICATES_PER_RECORD, MIN_STORE, Params, Scorer
 from hub.models import AuditLog, MatchCandidate, MatchKey, MatchReject, SourceState
 from hub.sqlutil import chunks, upsert
 
 log = logging.getLogger(__name__)
 
-MAX_BLOCK = 200          # a non-identifying key shared by more golden records than this says too little
-MAX_CANDIDATES = 40      # golden records scored per incoming record (those sharing the most keys)
+MAX_CANDIDATES = 12      # golden records scored per incoming record (those sharing the most, rarest keys)
 TRAIN_ACTION = "matches.train"
-MATERIAL = {"customer": ("name", "customer_type", "tax_id", "email", "phone", "country", "province", "city",
-                         "address", "postal_code")}
-
-
 @dataclass
 class MatchDecision:
     """What the matcher says about one incoming record.
@@ -56,29 +51,6 @@ class MatchDecision:
     same_as: int | None = None
     candidates: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
     score: float | None = None
-
-
-def material_fields(entity: str) -> tuple[str, ...]:
-    return MATERIAL.get(entity) or key_fields(entity)
-
-
-def fingerprint(entity: str, values: dict[str, Any]) -> str:
-    """A digest of a record's material fields in normalized form: formatting changes keep it."""
-    parts = []
-    for f in material_fields(entity):
-        v = values.get(f)
-        if f == "name":
-            n = norm.name(v, "person" if values.get("customer_type") == "person" else None)
-            parts.append(f"{n.full}|{n.branch}" if n else None)
-        elif f == "address":
-            a = norm.address(v)
-            parts.append(a.full if a else None)
-        elif f in ("tax_id", "email", "phone", "postal_code"):
-            parts.append(norm.exact_key(f, v))
-        else:
-            parts.append(norm.text(v) or None)
-    payload = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def load_params(conn: Connection, entity: str, fields: list[str]) -> Params:
@@ -122,7 +94,12 @@ class FuzzyMatcher:
         if not values_list:
             return []
         if not self._params_loaded:
-            self.scorer.set_params(load_params(conn, self.entity, self.scorer.fields))
+            params = load_params(conn, self.entity, self.scorer.fields)
+            if not params.trained:   # the default prior scales with the store
+                t = table_of(self.entity)
+                n = conn.scalar(select(func.count()).select_from(t).where(t.c.merged_into.is_(None))) or 0
+                params.lam = DUPLICATES_PER_RECORD / max(n, MIN_STORE)
+            self.scorer.set_params(params)
             self._params_loaded = True
         feats = [self.scorer.features(v) for v in values_list]
         keys = [record_keys(self.entity, v) for v in values_list]
@@ -130,14 +107,15 @@ class FuzzyMatcher:
         per_record = [self._candidates(k, blocks) for k in keys]
         golden = self._golden(conn, {rid for c in per_record for rid in c})
         in_batch = _batch_blocks(keys)
-        decisions: list[MatchDecision] = []
         which: list[dict[str, int]] = []   # per record: golden id -> the version that scored best
+        scored: list[list[tuple[str, float]]] = []
+        earlier: list[list[tuple[int, float]]] = []
         for i in range(len(values_list)):
             best = {rid: self._best(feats[i], golden[rid]) for rid in per_record[i] if rid in golden}
             which.append({rid: b[1] for rid, b in best.items()})
-            scored = [(rid, b[0]) for rid, b in best.items()]
-            earlier = [(j, self.scorer.score(feats[i], feats[j])) for j in _earlier(i, keys[i], in_batch)]
-            decisions.append(self._decide(i, scored, earlier, decisions, ids))
+            scored.append([(rid, b[0]) for rid, b in best.items()])
+            earlier.append([(j, self.scorer.score(feats[i], feats[j])) for j in _earlier(i, keys[i], in_batch)])
+        decisions = self._decide(scored, earlier, ids)
         self._explain_and_filter(conn, values_list, feats, golden, which, decisions)
         self._index_links(conn, values_list, decisions)
         return decisions
@@ -156,7 +134,6 @@ class FuzzyMatcher:
                    ["entity", "record_id", "key_type", "key_value"], [])
 
     def _lookup(self, conn: Connection, keys: list[set[tuple[str, str]]]) -> dict[tuple[str, str], list[str]]:
-        kt_col = MatchKey.__table__.c
         wanted: dict[str, set[str]] = {}
         for ks in keys:
             for kt, kv in ks:
@@ -164,15 +141,11 @@ class FuzzyMatcher:
         found: dict[tuple[str, str], list[str]] = {}
         for kt, values in wanted.items():
             for part in chunks(sorted(values)):
-                base = (kt_col.entity == self.entity, kt_col.key_type == kt)
-                if kt in BROAD:   # count first (index only): a large block is never fetched
-                    q = (select(kt_col.key_value).where(*base, kt_col.key_value.in_(part))
-                         .group_by(kt_col.key_value).having(func.count() <= MAX_BLOCK))
-                    part = [r[0] for r in conn.execute(q)]
+                if kt in BROAD:   # a large block is never fetched: at most MAX_BLOCK + 1 index entries are read
+                    part = small_blocks(conn, self.entity, kt, part)
                     if not part:
                         continue
-                q = select(kt_col.key_value, kt_col.record_id).where(*base, kt_col.key_value.in_(part))
-                for kv, rid in conn.execute(q):
+                for kv, rid in lookup_keys(conn, self.entity, kt, part):
                     found.setdefault((kt, kv), []).append(rid)
         return found
 
@@ -183,7 +156,7 @@ class FuzzyMatcher:
             rids = blocks.get(k)
             if not rids or (len(rids) > MAX_BLOCK and k[0] not in IDENTIFYING):
                 continue
-            weight = 3 if k[0] in IDENTIFYING else 1
+            weight = _key_weight(k[0], len(rids))
             for rid in rids:
                 votes[rid] += weight
         return [rid for rid, _ in sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CANDIDATES]]
@@ -193,15 +166,18 @@ class FuzzyMatcher:
         then each distinct version a source system sent (a duplicate may resemble any of them)."""
         from hub.values import encode
         t, st = table_of(self.entity), SourceState.__table__
-        cols = [t.c.id] + [t.c[f] for f in self._fields]
+        cols = [t.c.id, t.c.merged_into] + [t.c[f] for f in self._fields]
         out: dict[str, list[tuple[dict[str, Any], tuple]]] = {}
         seen: dict[str, set[tuple]] = {}
         if len(self._feature_cache) > 400_000:
             self._feature_cache.clear()
         ordered = sorted(rids)
         for part in chunks(ordered):
-            for r in conn.execute(select(*cols).where(t.c.id.in_(part), t.c.merged_into.is_(None))):
-                values = {f: encode(v) for f, v in zip(self._fields, r[1:])}
+            # tombstones are dropped here, not in SQL: SQLite would scan the merged_into index instead
+            for r in conn.execute(select(*cols).where(t.c.id.in_(part))):
+                if r[1] is not None:
+                    continue
+                values = {f: encode(v) for f, v in zip(self._fields, r[2:])}
                 out[r[0]] = [self._version(values)]
                 seen[r[0]] = {tuple(values.values())}
         for part in chunks([rid for rid in ordered if rid in out]):
@@ -231,29 +207,50 @@ class FuzzyMatcher:
                 best, at = sc, n
         return best, at
 
-    def _decide(self, i: int, scored: list[tuple[str, float]], earlier: list[tuple[int, float]],
-                decisions: list[MatchDecision], ids: Sequence[str] | None) -> MatchDecision:
-        d = MatchDecision()
-        best_g = max(scored, key=lambda x: (x[1], x[0]), default=None)
-        best_b = max(earlier, key=lambda x: (x[1], -x[0]), default=None)
-        d.score = max([s for _, s in scored] + [s for _, s in earlier], default=None)
-        if best_g and best_g[1] >= self.link_at and (not best_b or best_g[1] >= best_b[1]):
-            d.record_id = best_g[0]
-        elif best_b and best_b[1] >= self.link_at:
-            prior = decisions[best_b[0]]
-            if prior.record_id is not None:
-                d.record_id = prior.record_id
-            else:
-                d.same_as = prior.same_as if prior.same_as is not None else best_b[0]
-        d.candidates = [(rid, s, {}) for rid, s in sorted(scored, key=lambda x: -x[1])
-                        if s >= self.review_at and rid != d.record_id]
-        if ids is not None:   # review pairs inside the batch, named by the provisional ids
-            for j, s in earlier:
-                if s >= self.review_at and not (best_b and j == best_b[0] and s >= self.link_at):
-                    other = decisions[j].record_id or ids[decisions[j].same_as if decisions[j].same_as is not None else j]
-                    if other != d.record_id:
-                        d.candidates.append((other, s, {"_batch": j}))
-        return d
+    def _decide(self, scored: list[list[tuple[str, float]]], earlier: list[list[tuple[int, float]]],
+                ids: Sequence[str] | None) -> list[MatchDecision]:
+        """Records of the batch that link to each other (directly or through one another) form one group;
+        a group joins the golden record its members match best, else its first record is the new one."""
+        n = len(scored)
+        parent = list(range(n))
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+        for i in range(n):
+            for j, sc in earlier[i]:
+                if sc >= self.link_at:
+                    ri, rj = find(i), find(j)
+                    if ri != rj:
+                        parent[max(ri, rj)] = min(ri, rj)
+        target: dict[int, tuple[float, str]] = {}
+        for i in range(n):
+            best = max(scored[i], key=lambda x: (x[1], x[0]), default=None)
+            if best and best[1] >= self.link_at:
+                root = find(i)
+                if root not in target or (best[1], best[0]) > target[root]:
+                    target[root] = (best[1], best[0])
+        decisions = []
+        for i in range(n):
+            root = find(i)
+            d = MatchDecision(score=max([x for _, x in scored[i]] + [x for _, x in earlier[i]], default=None))
+            if root in target:
+                d.record_id = target[root][1]
+            elif root != i:
+                d.same_as = root
+            d.candidates = [(rid, sc, {}) for rid, sc in sorted(scored[i], key=lambda x: -x[1])
+                            if sc >= self.review_at and rid != d.record_id]
+            if ids is not None:   # review pairs inside the batch, named by the provisional ids
+                for j, sc in earlier[i]:
+                    rj = find(j)
+                    if sc >= self.review_at and rj != root:
+                        other = target[rj][1] if rj in target else ids[rj]
+                        if other != d.record_id:
+                            d.candidates.append((other, sc, {"_batch": j}))
+            decisions.append(d)
+        return decisions
 
     def _explain_and_filter(self, conn: Connection, values_list: Sequence[dict[str, Any]], feats: list[tuple],
                             golden: dict[str, list], which: list[dict[str, int]],
@@ -307,73 +304,9 @@ class FuzzyMatcher:
         index_records(conn, self.entity, records)
 
 
-def index_records(conn: Connection, entity: str, records: Sequence[tuple[str, dict[str, Any]]],
-                  *, fresh: bool = False) -> int:
-    """Set-based: delete the old keys of these ids, insert the new ones, drop stale rejects."""
-    if not records:
-        return 0
-    kt = MatchKey.__table__
-    ids = [rid for rid, _ in records]
-    if not fresh:
-        for part in chunks(ids):
-            conn.execute(delete(kt).where(kt.c.entity == entity, kt.c.record_id.in_(part)))
-    rows = _dedupe(key_rows(entity, list(records) + _source_versions(conn, entity, ids)))
-    if rows:
-        conn.execute(insert(kt), rows)
-    if not fresh:
-        _forget_stale_rejects(conn, entity, dict(records))
-    return len(rows)
-
-
-def _source_versions(conn: Connection, entity: str, ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    """The values each system last sent for these golden records (their keys find the record too)."""
-    st = SourceState.__table__
-    out = []
-    for part in chunks(ids):
-        for rid, values in conn.execute(select(st.c.record_id, st.c["values"]).where(
-                st.c.entity == entity, st.c.record_id.in_(part))):
-            if isinstance(values, dict):
-                out.append((rid, values))
-    return out
-
-
-def _dedupe(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    return list({(r["record_id"], r["key_type"], r["key_value"]): r for r in rows}.values())
-
-
-def _forget_stale_rejects(conn: Connection, entity: str, values: dict[str, dict[str, Any]]) -> None:
-    rt = MatchReject.__table__
-    stale = []
-    for part in chunks(sorted(values)):
-        q = select(rt.c.record_a, rt.c.record_b, rt.c.fingerprint_a, rt.c.fingerprint_b).where(
-            rt.c.entity == entity, or_(rt.c.record_a.in_(part), rt.c.record_b.in_(part)))
-        for a, b, fa, fb in conn.execute(q):
-            if (a in values and fingerprint(entity, values[a]) != fa) or \
-               (b in values and fingerprint(entity, values[b]) != fb):
-                stale.append({"_a": a, "_b": b})
-    if stale:
-        conn.execute(delete(rt).where(rt.c.entity == entity, rt.c.record_a == bindparam("_a"),
-                                      rt.c.record_b == bindparam("_b")), stale)
-        log.info("forgot %d rejected %s pair(s): a record changed materially", len(stale), entity)
-
-
-def index_all(conn: Connection, entity: str, *, page: int = 5000) -> int:
-    """Rebuild the blocking keys of every live golden record of ``entity``; returns the number of keys."""
-    from hub.values import encode
-    kt = MatchKey.__table__
-    conn.execute(delete(kt).where(kt.c.entity == entity))
-    t = table_of(entity)
-    fields = key_fields(entity)
-    cols = [t.c.id] + [t.c[f] for f in fields]
-    last, total = "", 0
-    while True:
-        rows = conn.execute(select(*cols).where(t.c.id > last, t.c.merged_into.is_(None))
-                            .order_by(t.c.id).limit(page)).all()
-        if not rows:
-            return total
-        total += index_records(conn, entity, [(r[0], {f: encode(v) for f, v in zip(fields, r[1:])}) for r in rows],
-                               fresh=True)
-        last = rows[-1][0]
+def _key_weight(key_type: str, block: int) -> float:
+    """How much sharing a key says: rarer keys more (a pair's candidates are ranked by the sum)."""
+    return math.log2(1 + MAX_BLOCK / block) + (8.0 if key_type in IDENTIFYING else 0.0)
 
 
 def _batch_blocks(keys: list[set[tuple[str, str]]]) -> dict[tuple[str, str], list[int]]:
@@ -391,7 +324,7 @@ def _earlier(i: int, ks: set[tuple[str, str]], blocks: dict[tuple[str, str], lis
         members = blocks[k]
         if len(members) > MAX_BLOCK and k[0] not in IDENTIFYING:
             continue
-        weight = 3 if k[0] in IDENTIFYING else 1
+        weight = _key_weight(k[0], len(members))
         for j in members:
             if j >= i:
                 break

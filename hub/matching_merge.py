@@ -147,7 +147,8 @@ def merge(conn: Connection, entity: str, winner_id: str, loser_id: str, *, user:
     refs = []
     for e, f in _ref_fields(entity):
         et = golden.table_of(e)
-        refs += [{"entity": e, "id": rid, "field": f} for (rid,) in conn.execute(select(et.c.id).where(et.c[f] == loser_id))]
+        refs += [{"entity": e, "id": rid, "field": f, "updated_at": at.isoformat(), "version": v}
+                 for rid, at, v in conn.execute(select(et.c.id, et.c.updated_at, et.c.version).where(et.c[f] == loser_id))]
     ot, ct = Outbox.__table__, MatchCandidate.__table__
     outbox_ids = [r[0] for r in conn.execute(select(ot.c.id).where(ot.c.entity == entity, ot.c.record_id == loser_id,
                                                                      ot.c.status == "pending"))]
@@ -286,8 +287,13 @@ def unmerge(conn: Connection, merge_id: str, *, user: str, out_systems: tuple[st
     history = []
     for ref in snap["refs"]:
         et = golden.table_of(ref["entity"])
-        res = conn.execute(update(et).where(et.c.id == ref["id"], et.c[ref["field"]] == winner_id)
-                           .values({ref["field"]: loser_id, "updated_at": now, "version": et.c.version + 1}))
+        where = (et.c.id == ref["id"], et.c[ref["field"]] == winner_id)
+        # untouched since the merge: back exactly as it was; otherwise only the reference goes back
+        res = conn.execute(update(et).where(*where, et.c.version == ref["version"] + 1).values(
+            {ref["field"]: loser_id, "updated_at": datetime.fromisoformat(ref["updated_at"]), "version": ref["version"]}))
+        if not res.rowcount:
+            res = conn.execute(update(et).where(*where).values(
+                {ref["field"]: loser_id, "updated_at": now, "version": et.c.version + 1}))
         if res.rowcount:
             history.append(_hist(ref["entity"], ref["id"], ref["field"], winner_id, loser_id, user, now, "unmerge"))
     ot, ct = Outbox.__table__, MatchCandidate.__table__

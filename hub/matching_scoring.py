@@ -7,8 +7,11 @@ when either side is empty (no evidence either way). Each level carries m (how
 often true duplicates compare at that level) and u (how often different
 records do); log2(m/u) summed over the fields plus the prior odds is the
 match weight, and its logistic the score in [0, 1] that ``link_at`` and
-``review_at`` cut. Defaults are set for candidate pairs found by blocking;
-``triad matches train`` estimates them from the store (:mod:`hub.matching_em`).
+``review_at`` cut. u is how often two records taken at random compare at a level, and the
+prior is the probability that two records taken at random are the same
+entity, so the score does not depend on how a pair was found. Defaults hold
+until ``triad matches train`` estimates them from the store
+(:mod:`hub.matching_em`).
 
 The configured field weights scale each field's evidence relative to the
 others (``weight / mean weight``): equal weights are plain Fellegi-Sunter.
@@ -88,13 +91,14 @@ def _levels(sim: float, cuts: tuple[float, ...]) -> int:
 
 def compare_name(a: norm.Name, b: norm.Name) -> tuple[int, float]:
     if a.full == b.full and a.branch == b.branch:
-        return 4, 1.0
+        # a Chinese person's name of two or three characters is shared by thousands (张伟): no proof alone
+        return (2 if a.person and a.cjk and len(a.full) <= 3 else 4), 1.0
     if a.cjk == b.cjk:
         sim = _sim_tokens(a.full, b.full) if not a.cjk else fuzz.ratio(a.full, b.full) / 100.0
         cap = 3
-    else:   # different scripts: compare romanized forms; transliteration is lossy, so never "exact"
+    else:   # different scripts: transliteration is lossy (星海 and 新海 are both xinghai): at most "similar"
         sim = _sim_tokens(" ".join(a.latin), " ".join(b.latin))
-        cap = 3
+        cap = 2
     if bool(a.region) != bool(b.region) and a.core and a.core == b.core:
         # 星海贸易 vs 上海星海贸易: one name omits its registration region
         body_a = [t for t in a.latin if t != a.region]
@@ -198,24 +202,30 @@ class Kind:
     u: tuple[float, ...]        # default P(level | different entities), among blocked candidates
 
 
+# Defaults before `triad matches train`: u is how often two records taken at random compare at a level.
 KINDS: dict[str, Kind] = {
     "name": Kind(compare_name, ("different", "partial", "similar", "very similar", "exact"),
-                 (0.04, 0.08, 0.10, 0.18, 0.60), (0.85, 0.10, 0.03, 0.012, 0.008)),
+                 (0.04, 0.08, 0.10, 0.18, 0.60), (0.9955, 0.003, 0.001, 0.0003, 0.0002)),
     "address": Kind(compare_address, ("different", "similar", "very similar", "exact"),
-                    (0.10, 0.10, 0.20, 0.60), (0.90, 0.06, 0.025, 0.015)),
-    "place": Kind(compare_place, ("different", "typo", "exact"), (0.07, 0.08, 0.85), (0.70, 0.05, 0.25)),
-    "region": Kind(compare_place, ("different", "typo", "exact"), (0.05, 0.05, 0.90), (0.55, 0.05, 0.40)),
-    "postal": Kind(compare_postal, ("different", "one digit off", "exact"), (0.07, 0.08, 0.85), (0.75, 0.05, 0.20)),
-    "phone": Kind(compare_phone, ("different", "close", "exact"), (0.30, 0.10, 0.60), (0.97, 0.02, 0.01)),
+                    (0.10, 0.15, 0.25, 0.50), (0.9985, 0.001, 0.0003, 0.0002)),
+    "place": Kind(compare_place, ("different", "typo", "exact"), (0.08, 0.08, 0.84), (0.985, 0.002, 0.013)),
+    "region": Kind(compare_place, ("different", "typo", "exact"), (0.05, 0.03, 0.92), (0.75, 0.01, 0.24)),
+    "postal": Kind(compare_postal, ("different", "one digit off", "exact"), (0.05, 0.10, 0.85), (0.985, 0.01, 0.005)),
+    "phone": Kind(compare_phone, ("different", "close", "exact"), (0.30, 0.10, 0.60), (0.9999, 0.00005, 0.00005)),
     "email": Kind(compare_email, ("different", "same mailbox or company domain", "exact"),
-                  (0.30, 0.15, 0.55), (0.97, 0.02, 0.01)),
-    "taxid": Kind(compare_taxid, ("different", "one character off", "exact"), (0.05, 0.05, 0.90), (0.985, 0.01, 0.005)),
-    "category": Kind(compare_exact, ("different", "same"), (0.05, 0.95), (0.40, 0.60)),
-    "code": Kind(compare_exact, ("different", "same"), (0.70, 0.30), (0.99, 0.01)),
+                  (0.30, 0.15, 0.55), (0.9999, 0.00008, 0.00002)),
+    "taxid": Kind(compare_taxid, ("different", "one character off", "exact"), (0.05, 0.05, 0.90),
+                  (0.99998, 0.00001, 0.00001)),
+    "category": Kind(compare_exact, ("different", "same"), (0.05, 0.95), (0.50, 0.50)),
+    "code": Kind(compare_exact, ("different", "same"), (0.70, 0.30), (0.9999, 0.0001)),
     "text": Kind(compare_text, ("different", "similar", "very similar", "exact"),
-                 (0.10, 0.10, 0.20, 0.60), (0.90, 0.05, 0.03, 0.02)),
+                 (0.10, 0.15, 0.25, 0.50), (0.998, 0.001, 0.0005, 0.0005)),
 }
-DEFAULT_LAMBDA = 0.05
+# The prior: the probability that two records taken at random are the same entity. Before training it is
+# DUPLICATES_PER_RECORD / (records in the store, at least MIN_STORE): a bigger store holds more look-alikes.
+DUPLICATES_PER_RECORD = 0.5
+MIN_STORE = 1000
+DEFAULT_LAMBDA = DUPLICATES_PER_RECORD / MIN_STORE
 _CLIP = 1e-4
 
 

@@ -82,6 +82,7 @@ class Name:
         legal_form: the legal form that was set aside (有限公司, co ltd), or "".
         branch: the branch that was set aside (北京 of 北京分公司), or "".
         cjk: whether the name is written in Chinese.
+        person: whether it was normalized as a person's name.
     """
 
     full: str
@@ -91,6 +92,7 @@ class Name:
     legal_form: str = ""
     branch: str = ""
     cjk: bool = False
+    person: bool = False
 
     @property
     def compact(self) -> str:
@@ -143,8 +145,11 @@ def _cjk_company(s: str, paren_region: str, person: bool) -> Name:
     if person:   # surname, then given name: 张晓明 -> zhang xiaoming (as it is written in Latin script)
         s, _ = _strip_suffixes(s, lex.CN_PERSON_TITLES)
         latin = tuple(t for t in (romanize(s[:1]), romanize(s[1:]).replace(" ", "")) if t)
-        return Name(s, latin, "".join(sorted(latin)), cjk=True)
+        return Name(s, latin, "".join(sorted(latin)), cjk=True, person=True)
     s, legal = _strip_suffixes(s, _LEGAL_LONGEST)
+    lead = re.match(r"[a-z]+", s)
+    if lead and lead.group() in _region_romans():   # SHANGHAI星海贸易: a region written in Latin letters
+        s = _region_romans()[lead.group()] + s[lead.end():]
     region, rest = _leading_region(s)
     region = region or paren_region
     core, industry = rest, []
@@ -169,7 +174,7 @@ def _latin_company(s: str, paren_region: str, person: bool) -> Name:
     tokens = [t for t in _NON_WORD.sub(" ", s).split() if t]
     if person:
         tokens = [t for t in tokens if t not in lex.PERSON_TITLES] or tokens
-        return Name(" ".join(tokens), tuple(tokens), "".join(sorted(tokens)))
+        return Name(" ".join(tokens), tuple(tokens), "".join(sorted(tokens)), person=True)
     while tokens and tokens[0] in lex.LATIN_LEADING_FORMS and len(tokens) > 1:
         tokens = tokens[1:]
     branch = ""

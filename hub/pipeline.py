@@ -142,7 +142,9 @@ def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "Quaran
         try:
             rec = to_canonical(raw)
             values = encode_record(rec.values)
-        except (MappingError, ValueError) as exc:
+            if _has_nul(values):
+                raise MappingError("a value holds a NUL byte (0x00), which no store keeps as text")
+        except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
             field_name = getattr(exc, "field", None)
             key = raw.get(ctx.mapping.key) if isinstance(raw, dict) else None
             quarantine.park(raw, None if key in (None, "") else str(key), "mapping",
@@ -153,6 +155,15 @@ def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "Quaran
         item.quarantine_id = from_quarantine.get(rec.source_id)
         items[rec.source_id] = item        # the last version of a key in a batch wins
     return items
+
+
+def _has_nul(values: dict[str, Any]) -> bool:
+    for v in values.values():
+        if isinstance(v, str) and "\x00" in v:
+            return True
+        if isinstance(v, list) and any(isinstance(x, str) and "\x00" in x for line in v for x in line.values()):
+            return True
+    return False
 
 
 def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item]) -> None:
@@ -236,48 +247,58 @@ def _resolve_identity(conn: Connection, ctx: StreamContext, items: list[_Item]) 
 
     A fuzzy score between ``review_at`` and ``link_at`` creates a new record and
     opens a match candidate for a steward (collected in ``item.candidates``).
+    Records of one batch that share an exact key end up on one golden record.
     """
     unlinked = [i for i in items if i.record_id is None]
     if not unlinked:
         return
     from hub.identity import exact_matches
-    matches = exact_matches(conn, ctx.entity, ctx.exact_keys, [i.values for i in unlinked])
-    in_batch: dict[tuple[str, Any], str] = {}
+    from hub.normalize import exact_key
+    matches: list[str | None] = exact_matches(conn, ctx.entity, ctx.exact_keys, [i.values for i in unlinked])
+    provisional: dict[int, str] = {}          # batch position -> the id a new record would get
+    in_batch: dict[tuple[str, str], int] = {}  # normalized key -> first batch position holding it
+    same_as: dict[int, int] = {}              # batch position -> earlier position it shares a key with
     for n, item in enumerate(unlinked):
+        keys = [(k, exact_key(k, item.values.get(k))) for k in ctx.exact_keys]
+        keys = [(k, v) for k, v in keys if v]
         if matches[n] is None:
-            for k in ctx.exact_keys:
-                v = item.values.get(k)
-                if v not in (None, "") and (k, v) in in_batch:
-                    matches[n] = in_batch[(k, v)]
-                    break
-        for k in ctx.exact_keys:
-            v = item.values.get(k)
-            if v not in (None, "") and matches[n] is not None:
-                in_batch.setdefault((k, v), matches[n])
-        if matches[n] is None:
-            item.record_id = new_id()
-            for k in ctx.exact_keys:
-                v = item.values.get(k)
-                if v not in (None, ""):
-                    in_batch.setdefault((k, v), item.record_id)
-    fuzzy_pending = [(n, i) for n, i in enumerate(unlinked) if matches[n] is None]
-    if ctx.matcher is not None and fuzzy_pending:
-        decisions = ctx.matcher.match_batch(conn, [i.values for _, i in fuzzy_pending])
-        for (n, item), d in zip(fuzzy_pending, decisions):
+            earlier = next((in_batch[kv] for kv in keys if kv in in_batch), None)
+            if earlier is not None:
+                same_as[n] = earlier
+            else:
+                provisional[n] = new_id()
+        for kv in keys:
+            in_batch.setdefault(kv, n)
+    fuzzy = [n for n in provisional]          # only records no exact key placed
+    if ctx.matcher is not None and fuzzy:
+        decisions = ctx.matcher.match_batch(conn, [unlinked[n].values for n in fuzzy],
+                                            ids=[provisional[n] for n in fuzzy])
+        for n, d in zip(fuzzy, decisions):
             if d.record_id is not None:
                 matches[n] = d.record_id
-            elif d.same_as is not None:      # an earlier record of this batch
-                matches[n] = fuzzy_pending[d.same_as][1].record_id
-            item.candidates = list(d.candidates)
+                del provisional[n]
+            elif d.same_as is not None:       # an earlier record of this batch
+                same_as[n] = fuzzy[d.same_as]
+                del provisional[n]
+            unlinked[n].candidates = list(d.candidates)
+
+    def final(n: int) -> tuple[str, bool]:
+        seen = set()
+        while n in same_as and n not in seen:   # follow in-batch links to the record that decides
+            seen.add(n)
+            n = same_as[n]
+        if matches[n] is not None:
+            return matches[n], True
+        return provisional.setdefault(n, new_id()), False
+
     for n, item in enumerate(unlinked):
-        if matches[n] is None:
-            item._new = True  # type: ignore[attr-defined]
-            item.linked_now = False
+        rid, existing = (matches[n], True) if matches[n] is not None else final(n)
+        item.record_id = rid
+        first_of_new = not existing and n in provisional and provisional[n] == rid
+        item._new = first_of_new  # type: ignore[attr-defined]
+        item.linked_now = not first_of_new
+        if first_of_new:
             item.base = None
-        else:
-            item.record_id = matches[n]
-            item._new = False  # type: ignore[attr-defined]
-            item.linked_now = True
 
 
 def _open_manual(conn: Connection, entity: str, record_ids: list[str]) -> dict[str, set[str]]:

@@ -19,10 +19,12 @@ from hub.values import record_hash
 def _jsonable(raw: Any) -> Any:
     from hub.values import encode
     if isinstance(raw, dict):
-        return {str(k): _jsonable(v) for k, v in raw.items()}
+        return {str(k).replace("\x00", "\\x00"): _jsonable(v) for k, v in raw.items()}
     if isinstance(raw, list):
         return [_jsonable(v) for v in raw]
-    return encode(raw)
+    value = encode(raw)
+    # PostgreSQL's JSON cannot hold NUL: keep it visible as text instead of losing the whole batch
+    return value.replace("\x00", "\\x00") if isinstance(value, str) else value
 
 
 class QuarantineWriter:
@@ -33,6 +35,8 @@ class QuarantineWriter:
 
     def park(self, raw: dict[str, Any], source_id: str | None, kind: str, reasons: list[dict[str, Any]]) -> None:
         raw = _jsonable(raw)
+        if source_id is not None:
+            source_id = str(source_id).replace("\x00", "\\x00")[:255]
         self.pending.append({"source_id": source_id, "raw": raw, "raw_hash": record_hash(raw), "kind": kind,
                              "reasons": _jsonable(reasons)})
 

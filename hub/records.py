@@ -32,7 +32,10 @@ def parse_where(entity: str, where: tuple[str, ...]) -> list[tuple[str, Any]]:
         f = f.strip()
         if f not in fields and f != "id":
             raise UsageError(f"--where {w!r}: {entity} has no field '{f}'; fields: {', '.join(fields)}")
-        out.append((f, decode(v, fields.get(f, "string")) if v != "" else None))
+        try:
+            out.append((f, decode(v, fields.get(f, "string")) if v != "" else None))
+        except (ValueError, ArithmeticError) as exc:
+            raise UsageError(f"--where {w!r}: {v!r} is not a valid {fields.get(f, 'string')} for {f} ({exc})") from None
     return out
 
 

@@ -43,12 +43,15 @@ def cell(v: Any, width: int = 60) -> str:
     elif isinstance(v, datetime):
         v = v.strftime("%Y-%m-%d %H:%M:%S")
     s = str(v)
-    return s if len(s) <= width else s[: width - 1] + "…"
+    s = s if len(s) <= width else s[: width - 1] + "…"
+    from rich.markup import escape
+    return escape(s)      # data is shown as it is, never read as markup
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.markup import escape
     from rich.table import Table
-    t = Table(title=title, show_lines=False, header_style="bold")
+    t = Table(title=escape(title) if title else None, show_lines=False, header_style="bold")
     for c in columns:
         t.add_column(c, overflow="fold")
     n = 0
@@ -56,7 +59,8 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         t.add_row(*[cell(v) for v in r])
         n += 1
     if n == 0:
-        console().print(f"[dim]{title + ': ' if title else ''}nothing to show[/dim]")
+        from rich.markup import escape as esc
+        console().print(f"[dim]{esc(title) + ': ' if title else ''}nothing to show[/dim]")
     else:
         console().print(t)
 

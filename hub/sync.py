@@ -268,6 +268,12 @@ def retry_quarantine(engine: Engine, parts: Parts, ids: list[str], user: str | N
         q = q.where(qt.c.id.in_(ids))
     with engine.connect() as conn:
         streams = sorted(set(conn.execute(q).all()))
+        if ids:
+            known = {r.id for r in conn.execute(select(qt.c.id).where(qt.c.id.in_(ids), qt.c.status == "parked"))}
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                from hub.errors import NotFound
+                raise NotFound(f"no parked quarantine item {', '.join(unknown)} (see `triad quarantine list`)")
     reports = []
     for name, entity in streams:
         if name not in parts.cfg.connectors:

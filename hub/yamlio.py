@@ -9,7 +9,20 @@ import yaml
 
 
 class SafeLoader(yaml.SafeLoader):
-    """yaml.SafeLoader without YAML 1.1's yes/no/on/off booleans."""
+    """yaml.SafeLoader without YAML 1.1's yes/no/on/off booleans, refusing duplicate keys."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201 - PyYAML's signature
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            except TypeError:        # an unhashable key: PyYAML reports it itself
+                pass
+        return super().construct_mapping(node, deep=deep)
 
 
 SafeLoader.yaml_implicit_resolvers = {

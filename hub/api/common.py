@@ -135,7 +135,8 @@ def decode_cursor(token: str, kind: str, types: tuple[type, ...]) -> list[Any]:
             if t is datetime:
                 v = datetime.fromisoformat(v)
                 v = v if v.tzinfo else v.replace(tzinfo=timezone.utc)
-            elif t is int and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                v.astimezone(timezone.utc)   # OverflowError for year-1/9999 edge times: refused below
+            elif t is int and (not isinstance(v, int) or isinstance(v, bool) or v < 0 or v >= 2**63):
                 raise ValueError("int")
             elif t is str and not isinstance(v, str):
                 raise ValueError("str")
