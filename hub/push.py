@@ -211,6 +211,8 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
                 links.setdefault(x.record_id, x.source_id)
         current = golden.load(conn, entity, list(by_record))
         ref_ids = _ref_targets(conn, name, entity, current, by_record)
+        unread = _unread_changes(conn, connector, spec, mapping, name, entity,
+                                 {rid: links[rid] for rid in by_record if rid in links})
     changes: list[WriteChange] = []
     change_rows: dict[str, list[dict[str, Any]]] = {}
     written: dict[str, dict[str, Any]] = {}     # change -> canonical values the system now holds
@@ -229,6 +231,9 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
                 continue
             changes.append(WriteChange(group[-1]["idempotency_key"], rid, source_id, {}, delete=True))
             change_rows[group[-1]["idempotency_key"]] = group
+            continue
+        if source_id is not None and rid in unread:   # writing now would overwrite a change the hub has not read
+            deferred += [(r, unread[rid]) for r in group]
             continue
         if source_id is None:    # unknown to this system: create it with the whole golden record
             values = {k: v for k, v in g.values.items() if v not in (None, [])}
@@ -344,6 +349,59 @@ def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_row
             _record_bases(conn, name, entity, ok, written, now)
 
 
+def _unread_changes(conn: Connection, connector: Any, spec: Any, mapping: Any, name: str, entity: str,
+                    links: dict[str, str]) -> dict[str, str]:
+    """Records whose system may hold a change the hub has not read yet: record id -> why.
+
+    An update is held back (1) while the stream's last read failed -- the system's own edits are
+    unknown -- and (2) for connectors that can fetch by id, when the record as the system holds it now
+    differs from the base the hub last saw. The next read brings the change in and the merge rules
+    decide; the write then carries the outcome instead of overwriting the edit.
+    """
+    if not links:
+        return {}
+    from hub.models import SyncRun
+    sr = SyncRun.__table__
+    last = conn.execute(select(sr.c.status, sr.c.error).where(sr.c.connector == name, sr.c.entity == entity,
+                                                                sr.c.kind == "sync", sr.c.dry_run.is_(False),
+                                                                sr.c.status != "skipped")
+                        .order_by(sr.c.started_at.desc()).limit(1)).first()
+    if last is not None and last.status in ("error", "stopped"):
+        why = f"the last read of {name}/{entity} failed ({(last.error or last.status)[:120]}): waiting for a read"
+        return {rid: why for rid in links}
+    try:
+        raws = connector.fetch(spec, sorted(set(links.values())))
+    except NotImplementedError:
+        return {}
+    except Exception as exc:  # the check is a precaution: a failing fetch leaves the write to its own retries
+        log.info("cannot fetch %s/%s before writing: %s", name, entity, exc)
+        return {}
+    st = SourceState.__table__
+    bases: dict[str, dict[str, Any]] = {}
+    for part in chunks(sorted(set(links.values()))):
+        for r in conn.execute(select(st.c.source_id, st.c["values"]).where(
+                st.c.entity == entity, st.c.system == name, st.c.source_id.in_(part))):
+            bases[r.source_id] = r[1] or {}
+    by_source = {sid: rid for rid, sid in links.items()}
+    refs = set(ENTITIES[entity].refs)
+    out: dict[str, str] = {}
+    from hub.values import encode_record
+    for raw in raws:
+        try:
+            rec = mapping.to_canonical(raw)
+        except Exception:  # an unreadable record is left to the next read to park
+            continue
+        base = bases.get(rec.source_id)
+        rid = by_source.get(rec.source_id)
+        if base is None or rid is None:
+            continue
+        now = encode_record(rec.values)
+        changed = [f for f, v in now.items() if f not in refs and f in mapping.writable_fields and v != base.get(f)]
+        if changed:
+            out[rid] = f"{name} changed {', '.join(sorted(changed))} since the last read: waiting for a read"
+    return out
+
+
 def _record_bases(conn: Connection, name: str, entity: str, ok: list, written: dict[str, dict[str, Any]],
                   now: datetime) -> None:
     """The system now holds what was written: that becomes its merge base, so its next read compares
@@ -403,5 +461,8 @@ def _defer(engine: Engine, deferred: list[tuple[dict[str, Any], str]], report: P
     with engine.begin() as conn:
         conn.execute(update(ot).where(ot.c.id == bindparam("_id")).values(
             last_error=bindparam("err"), next_attempt_at=bindparam("at"), claimed_by=None, claimed_until=None,
-            updated_at=now), [{"_id": r["id"], "err": e, "at": now + timedelta(seconds=30)} for r, e in deferred])
+            updated_at=now), [{"_id": r["id"], "err": e,
+                               # a row waiting for a read is due again at once after it; others in 30 s
+                               "at": now + timedelta(seconds=1 if "waiting for a read" in e else 30)}
+                              for r, e in deferred])
     report.counts["deferred"] += len(deferred)

@@ -101,7 +101,6 @@ def test_the_ledger_finds_every_kind_of_outcome_and_every_failure(small: World):
         ("linked_twice", sorted([crm_sid, "001FAKE000000001AAA"]))]
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_UPDATE)
 def test_a_push_does_not_overwrite_a_change_the_hub_has_not_read(small: World):
     from hub.push import push
     from hub.sync import run_sync
