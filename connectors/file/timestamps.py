@@ -53,7 +53,10 @@ def parse_timestamp(value: object, tz: str = "UTC") -> datetime | None:
         if tz == "UTC":
             return dt.replace(tzinfo=timezone.utc)
         dt = dt.replace(tzinfo=zone(tz))
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:   # year 1 or 9999 with an offset: not a usable change time
+        return None
 
 
 def to_iso(dt: datetime) -> str:
