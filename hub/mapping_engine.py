@@ -305,6 +305,16 @@ class Mapping:
         return list(dict.fromkeys(".".join(p) for p in paths if p))
 
     def to_canonical(self, raw: dict) -> MappedRecord:
+        """Map one raw source record to canonical values (see :meth:`_to_canonical`); any value no
+        type accepts -- a list as a key, an epoch past year 9999 -- is a MappingError, never a crash."""
+        try:
+            return self._to_canonical(raw)
+        except MappingError:
+            raise
+        except (ValueError, ArithmeticError, TypeError) as exc:
+            raise MappingError(f"a value cannot be read: {type(exc).__name__}: {exc}", field=None) from None
+
+    def _to_canonical(self, raw: dict) -> MappedRecord:
         """Map one raw source record to canonical values.
 
         Raises:

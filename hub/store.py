@@ -41,7 +41,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"timeout": 30}
         db = parsed.database
         if db and db != ":memory:":
-            Path(db).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            target = Path(db).expanduser().resolve()
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"store.url: cannot create the folder of {target}: {exc.strerror or exc}") from None
+            if target.is_dir():
+                raise ConfigError(f"store.url: {target} is a folder, not a database file")
     else:
         kwargs["pool_pre_ping"] = True
     try:

@@ -251,7 +251,15 @@ def iter_deleted_keys(path: Path, key: str, *, encoding: str, delimiter: str) ->
     with path.open("rb") as fh:
         lines = _Lines(fh, encoding)
         column: int | None = None
-        for cells in csv.reader(lines, delimiter=delimiter, strict=False):
+        reader = csv.reader(lines, delimiter=delimiter, strict=False)
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:   # a damaged line (a field over the csv limit, say): skip it, say where
+                log.warning("%s line %d: skipped: %s", path.name, reader.line_num, exc)
+                continue
             if _blank(cells):
                 continue
             if column is None:

@@ -48,6 +48,8 @@ class FileSettings:
         path = options.get("path")
         if not path or not isinstance(path, (str, Path)):
             raise ConfigError(f"connectors.{name}.path: required, the folder holding the files")
+        if "\x00" in str(path):
+            raise ConfigError(f"connectors.{name}.path: a folder name cannot hold a NUL byte")
         base = Path(base_dir)
         folder = (base / Path(path).expanduser()).resolve()
         outbox_opt = options.get("outbox")

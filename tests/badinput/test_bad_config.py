@@ -148,18 +148,11 @@ def test_pathological_yaml_is_refused_not_crashed(tmp_path: Path, name: str):
     assert "triad.yaml" in out.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="finding C4: a NUL in the file connector's path raises ValueError "
-                                       "(traceback) in connectors/file/settings.py FileSettings.from_options "
-                                       "(Path.resolve); it should be a ConfigError naming connectors.erp.path")
 def test_nul_in_file_connector_path_is_refused(tmp_path: Path):
     out = clean(run_cli("connectors", "check", "erp", config=_copy(tmp_path, "file_path_nul.yaml")), 2)
     assert "connectors.erp.path" in out.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="finding C6: a SQLite store path that cannot be opened gives a traceback "
-                                       "(FileExistsError from the mkdir in hub/store.py make_engine when a parent "
-                                       "is a file; sqlite3 OperationalError when the path is a folder); it should "
-                                       "be 'store.url: cannot open ...', exit 2")
 @pytest.mark.parametrize("where", ["under_a_file", "a_folder"])
 def test_unopenable_store_is_a_config_error(tmp_path: Path, where: str):
     (tmp_path / "afile").write_text("not a folder", encoding="utf-8")

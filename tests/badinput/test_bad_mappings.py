@@ -243,9 +243,6 @@ def test_text_records_raise_only_mapping_errors(name: str):
     check()
 
 
-@pytest.mark.xfail(strict=True, reason="findings M2+M3: Mapping.to_canonical raises ValueError for a key that is "
-                                       "a list/dict and OverflowError for out-of-range dates and epochs (see the "
-                                       "two tests below); only MappingError may escape")
 def test_any_json_records_raise_only_mapping_errors():
     for name, mapping in sorted(_MAPPINGS.items()):
         @FIND
@@ -255,8 +252,6 @@ def test_any_json_records_raise_only_mapping_errors():
         check()
 
 
-@pytest.mark.xfail(strict=True, reason="finding M2: a key that is a list or an object raises ValueError from "
-                                       "to_string in hub/mapping_engine.py Mapping.to_canonical, not MappingError")
 @pytest.mark.parametrize("key", [[], ["C1"], {"id": "C1"}])
 def test_non_scalar_key_is_a_mapping_error(key: Any):
     mapping = _MAPPINGS["salesforce/customer.yaml"]
@@ -264,11 +259,6 @@ def test_non_scalar_key_is_a_mapping_error(key: Any):
         mapping.to_canonical({"Id": key, "Name": "Acme"})
 
 
-@pytest.mark.xfail(strict=True, reason="finding M3: OverflowError (not MappingError) from hub/mapping_types.py: "
-                                       "_from_epoch_ms for 20-digit epochs and /Date(-99999999999999)/, "
-                                       "astimezone() in datetime_parser for year-1 / year-9999 local times; the "
-                                       "pipeline catches only MappingError/ValueError, so one such value fails the "
-                                       "whole stream instead of parking the row")
 @pytest.mark.parametrize("mapping,raw", [
     ("file/payment.yaml", {"payment_no": "P1", "paid_at": "99999999999999999999"}),
     ("file/payment.yaml", {"payment_no": "P1", "paid_at": "/Date(-99999999999999)/"}),
