@@ -273,7 +273,7 @@ def retry_quarantine(engine: Engine, parts: Parts, ids: list[str], user: str | N
             unknown = [i for i in ids if i not in known]
             if unknown:
                 from hub.errors import NotFound
-                raise NotFound(f"no parked quarantine item {', '.join(unknown)} (see `triad quarantine list`)")
+                raise NotFound(f"no quarantine item {', '.join(unknown)} is parked (see `triad quarantine list`)")
     reports = []
     for name, entity in streams:
         if name not in parts.cfg.connectors:

@@ -96,9 +96,6 @@ def test_out_of_range_paging_is_usage_error(synced: Project, option: str):
     clean(synced.triad("records", "list", "customer", option, "99999999999999999999"), 2)
 
 
-@pytest.mark.xfail(strict=True, reason="finding A3: `quarantine retry <unknown id>` exits 0 ('retried: nothing "
-                                       "to show'); an id that names nothing should be 'no quarantine item', exit 1, "
-                                       "like `quarantine show` (hub/quarantine_admin.py)")
 def test_retry_of_an_unknown_quarantine_id_is_not_found(synced: Project):
     out = clean(synced.triad("quarantine", "retry", SQL_ID), 1)
     assert "no quarantine item" in out.stderr
