@@ -62,3 +62,18 @@ def migrated(store_url: str):
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def start_sims():
+    """``start(factory, **kwargs)`` builds a running simulator wrapper; every one is stopped at teardown."""
+    started = []
+
+    def start(factory, **kwargs):
+        made = factory(**kwargs)
+        started.append(made)
+        return made
+
+    yield start
+    for made in started:
+        made.stop()

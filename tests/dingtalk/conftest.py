@@ -58,18 +58,8 @@ class Sim:
 
 
 @pytest.fixture
-def make_sim() -> Iterator[Callable[..., Sim]]:
-    started: list[Sim] = []
-
-    def make(**kwargs: Any) -> Sim:
-        kwargs.setdefault("records", 30)
-        sim = Sim(SimOptions(**kwargs))
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
+def make_sim(start_sims: Callable[..., Sim]) -> Callable[..., Sim]:
+    return lambda **kwargs: start_sims(lambda **kw: Sim(SimOptions(**kw)), **{"records": 30, **kwargs})
 
 
 @pytest.fixture
