@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
 from hub.errors import ConfigError
 
@@ -219,8 +219,12 @@ class Connector(ABC):
         raise NotImplementedError(f"connector type {self.type_name} cannot fetch records by id")
 
 
-def load_registry() -> dict[str, type[Connector]]:
+def load_registry(only: Iterable[str] | None = None) -> dict[str, type[Connector]]:
     """All connector types installed under the ``triad.connectors`` entry point group.
+
+    Args:
+        only: import just these types (the ones a configuration uses); every installed name
+            is still checked for duplicates.
 
     Raises:
         ConfigError: two installed distributions register the same type name.
@@ -235,6 +239,8 @@ def load_registry() -> dict[str, type[Connector]]:
             raise ConfigError(
                 f"connector type '{ep.name}' is registered twice: {origins[ep.name]} and {origin}")
         origins[ep.name] = origin
+        if only is not None and ep.name not in only:
+            continue   # importing a connector module costs time; unused types stay unloaded
         try:
             cls = ep.load()
         except Exception as exc:  # a broken plugin must not hide the others

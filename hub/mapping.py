@@ -70,7 +70,19 @@ def load_mapping(path: str | Path, entity: str) -> Mapping:
         raise ConfigError(f"mapping {path} for {entity} has {len(issues)} "
                           f"issue{'s' if len(issues) != 1 else ''}:\n{lines}", file=str(path))
     log.debug("loaded mapping %s for %s (%d fields)", path, entity, len(plan.fields))
-    return Mapping(plan)
+    mapping = Mapping(plan)
+    mapping.fingerprint = _fingerprint(entity, text or "")
+    return mapping
+
+
+# bumped whenever a transform or type reader changes its output: rows read before are then mapped again
+MAPPING_CODE_VERSION = "1"
+
+
+def _fingerprint(entity: str, text: str) -> str:
+    import hashlib
+    payload = f"{MAPPING_CODE_VERSION}|{entity}|{text}".encode("utf-8")
+    return hashlib.blake2b(payload, digest_size=8).hexdigest()
 
 
 def find_mapping(connector_type: str, entity: str, override: str | None, base_dir: str | Path) -> Path:

@@ -271,6 +271,24 @@ class Mapping:
         self._get_ts = _getter(plan.updated_at) if plan.updated_at else None
         self._parse_ts = datetime_parser(plan.tz)
         self._deleted = self._compile_deleted()
+        # what the mapping file says, as a digest (set by hub.mapping.load_mapping): with the raw record
+        # it tells whether a row can be skipped unread; None turns that skipping off
+        self.fingerprint: str | None = None
+
+    def source_id_of(self, raw: dict) -> str | None:
+        """The source id :meth:`to_canonical` would give ``raw`` (None when it has none)."""
+        try:
+            key = self._get_key(raw)
+        except Exception:  # noqa: BLE001 - the mapping proper reports it
+            return None
+        if key is None or key == "":
+            return None
+        if key.__class__ is str:
+            return key
+        try:
+            return to_string(key)
+        except (ValueError, TypeError, ArithmeticError):
+            return None
 
     def __repr__(self) -> str:
         return f"<Mapping {self.file} ({self.source} -> {self.entity})>"

@@ -194,6 +194,9 @@ class SourceState(Base):
     record_id: Mapped[str] = mapped_column(Id, index=True)
     field_values: Mapped[dict[str, Any]] = mapped_column("values")     # canonical field -> encoded value
     row_hash: Mapped[str] = mapped_column(String(32))                  # skips unchanged rows without decoding
+    # digest of the raw record and the mapping that read it: an identical row is skipped before mapping;
+    # None whenever the values were written by another path (a push's base)
+    raw_hash: Mapped[str | None] = mapped_column(String(32))
     source_ts: Mapped[datetime | None]
     seen_at: Mapped[datetime]
     run_id: Mapped[str | None] = mapped_column(Id)

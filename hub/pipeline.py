@@ -6,12 +6,13 @@ merge in between is the pure :mod:`hub.merge`.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 
 from hub import golden, subscriptions
 from hub.changefeed import lock_history
@@ -73,7 +74,10 @@ class _Item:
     source_ts: str | None
     deleted: bool
     hash: str
+    raw_hash: str | None = None       # digest of the raw record with the mapping (None: not skippable)
     record_id: str | None = None
+    state_hash: str | None = None     # row_hash / raw_hash of the stored source_state
+    state_raw_hash: str | None = None
     linked_now: bool = False
     xref_status: str | None = None
     base: dict[str, Any] | None = None
@@ -94,17 +98,24 @@ def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str,
     stats.add("read", len(raws))
     quarantine = QuarantineWriter(conn, ctx.system, ctx.entity, ctx.run_id, ctx.now)
     outbox = OutboxQueue(ctx.entity, ctx.run_id, ctx.now)
-    items = _map(ctx, raws, quarantine, from_quarantine or {})
+    raws, digests = _skip_unread(conn, ctx, raws, from_quarantine or {}, stats)
+    items = _map(ctx, raws, quarantine, from_quarantine or {}, digests)
     _attach_state(conn, ctx, items)
     deletes = [i for i in items.values() if i.deleted]
-    changed = [i for i in items.values() if not i.deleted]
-    unchanged = [i for i in changed if i.base is not None and i.hash == i._state_hash]  # type: ignore[attr-defined]
-    for i in unchanged:
-        if i.xref_status != "deleted":
-            stats.add("unchanged")
-            changed.remove(i)
-            if i.quarantine_id:
-                stats.resolved_quarantine.append(i.quarantine_id)
+    changed, same = [], []
+    for i in items.values():
+        if i.deleted:
+            continue
+        if i.record_id is not None and i.hash == i.state_hash and i.xref_status != "deleted":
+            same.append(i)
+        else:
+            changed.append(i)
+    for i in same:
+        stats.add("unchanged")
+        if i.quarantine_id:
+            stats.resolved_quarantine.append(i.quarantine_id)
+    _remember_raw(conn, ctx, same)
+    _attach_bases(conn, ctx, changed + deletes)
     changed = _validate(ctx, changed, quarantine)
     changed = _resolve_refs(conn, ctx, changed, quarantine)
     _resolve_identity(conn, ctx, changed)
@@ -131,11 +142,72 @@ def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str,
 
 # --- stages ---------------------------------------------------------------------------------------
 
+def _raw_digest(fingerprint: str, raw: dict[str, Any]) -> str | None:
+    """The raw record as read, with the mapping and stream settings that read it; None when the
+    record's text form is not stable across runs (an object without a value repr)."""
+    sep, n = "\x1f", len(raw) - 1
+    try:   # rows of text (CSV, spreadsheets): joined, when no value holds the separator (so it is exact)
+        keys, values = sep.join(raw), sep.join(raw.values())
+    except TypeError:
+        keys = values = None
+    if keys is not None and values.count(sep) == n and keys.count(sep) == n:
+        text = f"{fingerprint}|j|{keys}|{values}"
+    else:
+        text = f"{fingerprint}|r|{raw!r}"
+        if " object at 0x" in text:
+            return None
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _stream_fingerprint(ctx: StreamContext) -> str | None:
+    """What besides the raw record decides its canonical values. References resolve through xref,
+    which can change while the raw row does not: such rows always take the full path."""
+    m = ctx.mapping
+    if getattr(m, "fingerprint", None) is None or m.ref_fields:
+        return None
+    return f"{m.fingerprint}|{','.join(sorted(ctx.synced))}"
+
+
+def _skip_unread(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str, Any]],
+                 from_quarantine: dict[str, str], stats: BatchStats) -> tuple[list[dict[str, Any]], list[str | None]]:
+    """Drop rows identical to the ones last taken in, before any mapping (a full re-read of an
+    unchanged source costs a digest and one lookup per row). Returns the rows left and their digests."""
+    fingerprint = _stream_fingerprint(ctx)
+    if fingerprint is None or not raws:
+        return list(raws), [None] * len(raws)
+    source_id_of = ctx.mapping.source_id_of
+    sids: list[str | None] = []
+    last: dict[str, int] = {}                # source id -> position of its last version in the batch
+    for n, raw in enumerate(raws):
+        sid = source_id_of(raw) if isinstance(raw, dict) and "__error__" not in raw else None
+        sids.append(sid)
+        if sid is not None:
+            last[sid] = n
+    digests: list[str | None] = [None] * len(raws)
+    for sid, n in last.items():
+        digests[n] = _raw_digest(fingerprint, raws[n])
+    stored: dict[str, str] = {}
+    xt, st = Xref.__table__, SourceState.__table__
+    for part in chunks(sorted(sid for sid in last if sid not in from_quarantine)):
+        q = (select(st.c.source_id, st.c.raw_hash)
+             .select_from(st.join(xt, and_(xt.c.entity == st.c.entity, xt.c.system == st.c.system,
+                                           xt.c.source_id == st.c.source_id)))
+             .where(st.c.entity == ctx.entity, st.c.system == ctx.system, st.c.source_id.in_(part),
+                    st.c.raw_hash.is_not(None), xt.c.status == "active"))
+        stored.update((r.source_id, r.raw_hash) for r in conn.execute(q))
+    skip = {sid for sid, n in last.items() if digests[n] is not None and stored.get(sid) == digests[n]}
+    if not skip:
+        return list(raws), digests
+    stats.add("unchanged", len(skip))
+    keep = [n for n, sid in enumerate(sids) if sid not in skip]   # every version of a skipped id goes
+    return [raws[n] for n in keep], [digests[n] for n in keep]
+
+
 def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "QuarantineWriter",
-         from_quarantine: dict[str, str]) -> dict[str, _Item]:
+         from_quarantine: dict[str, str], digests: Sequence[str | None] = ()) -> dict[str, _Item]:
     items: dict[str, _Item] = {}
     to_canonical = ctx.mapping.to_canonical
-    for raw in raws:
+    for n, raw in enumerate(raws):
         if "__error__" in raw:
             quarantine.park(raw, None, "read", [{"reason": "read", "message": raw["__error__"]}])
             continue
@@ -153,6 +225,7 @@ def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "Quaran
         item = _Item(raw, rec.source_id, values, rec.values, rec.refs, encode(rec.source_ts), rec.deleted,
                      record_hash(values, rec.deleted))
         item.quarantine_id = from_quarantine.get(rec.source_id)
+        item.raw_hash = digests[n] if n < len(digests) else None
         items[rec.source_id] = item        # the last version of a key in a batch wins
     return items
 
@@ -167,21 +240,41 @@ def _has_nul(values: dict[str, Any]) -> bool:
 
 
 def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item]) -> None:
-    """Bulk lookup of xref links and merge bases for the batch's source ids."""
+    """Bulk lookup of the batch's xref links and stored row digests (not the bases: see _attach_bases)."""
     xt, st = Xref.__table__, SourceState.__table__
-    ids = list(items)
-    for item in items.values():
-        item._state_hash = None  # type: ignore[attr-defined]
-    for part in chunks(ids):
-        q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c["values"])
+    for part in chunks(list(items)):
+        q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash)
              .select_from(xt.outerjoin(st, and_(st.c.entity == xt.c.entity, st.c.system == xt.c.system,
                                                 st.c.source_id == xt.c.source_id)))
              .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part)))
         for r in conn.execute(q):
             item = items[r.source_id]
             item.record_id, item.xref_status = r.record_id, r.status
-            item.base = r[4] if r[4] is not None else {}
-            item._state_hash = r.row_hash  # type: ignore[attr-defined]
+            item.state_hash, item.state_raw_hash = r.row_hash, r.raw_hash
+
+
+def _attach_bases(conn: Connection, ctx: StreamContext, items: list[_Item]) -> None:
+    """The merge bases (values last seen from this system) of the linked records that changed."""
+    linked = {i.source_id: i for i in items if i.record_id is not None}
+    for item in linked.values():
+        item.base = {}
+    st = SourceState.__table__
+    for part in chunks(list(linked)):
+        for r in conn.execute(select(st.c.source_id, st.c["values"]).where(
+                st.c.entity == ctx.entity, st.c.system == ctx.system, st.c.source_id.in_(part))):
+            linked[r.source_id].base = r[1] if r[1] is not None else {}
+
+
+def _remember_raw(conn: Connection, ctx: StreamContext, same: list[_Item]) -> None:
+    """Rows that map to what is stored but were read in another form (a first run with this mapping,
+    spaces, a reordered payload): note their digest, so the next read skips them unmapped."""
+    rows = [{"_entity": ctx.entity, "_system": ctx.system, "_sid": i.source_id, "raw_hash": i.raw_hash}
+            for i in same if i.raw_hash is not None and i.raw_hash != i.state_raw_hash]
+    if rows:
+        st = SourceState.__table__
+        stmt = update(st).where(st.c.entity == bindparam("_entity"), st.c.system == bindparam("_system"),
+                                st.c.source_id == bindparam("_sid")).values(raw_hash=bindparam("raw_hash"))
+        execute_many(conn, stmt, rows, "source-state-raw-hash")
 
 
 def _validate(ctx: StreamContext, items: list[_Item], quarantine: "QuarantineWriter") -> list[_Item]:
@@ -415,7 +508,7 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
                                  "created_at": ctx.now, "decided_at": None, "decided_by": None})
     w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
                                 "record_id": rid, "values": item.values, "row_hash": item.hash,
-                                "source_ts": _dt(item.source_ts), "seen_at": ctx.now, "run_id": ctx.run_id}
+                                "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now, "run_id": ctx.run_id}
 
 
 def _row_from_new(w: _Writes, rid: str) -> golden.GoldenRow | None:
@@ -449,7 +542,7 @@ def _delete_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRo
                 outbox: OutboxQueue, stats: BatchStats) -> None:
     w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
                                 "record_id": item.record_id, "values": item.base or item.values,
-                                "row_hash": item.hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now,
+                                "row_hash": item.hash, "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now,
                                 "run_id": ctx.run_id}
     if item.record_id is None:
         w.states.pop(item.source_id)   # never seen alive: nothing to flag

@@ -420,8 +420,9 @@ def _record_bases(conn: Connection, name: str, entity: str, ok: list, written: d
             continue
         values = {**bases.get(sid, {}), **written[ch.change_id]}
         rows.append({"entity": entity, "system": name, "source_id": sid, "record_id": ch.record_id,
-                     "values": values, "row_hash": "written", "source_ts": None, "seen_at": now, "run_id": None})
-    upsert(conn, st, rows, ["entity", "system", "source_id"], ["record_id", "values", "row_hash", "seen_at"])
+                     "values": values, "row_hash": "written", "raw_hash": None, "source_ts": None,
+                     "seen_at": now, "run_id": None})
+    upsert(conn, st, rows, ["entity", "system", "source_id"], ["record_id", "values", "row_hash", "raw_hash", "seen_at"])
 
 
 def _backoff(parts: Parts, attempts: int, retry_after: float | None) -> timedelta:

@@ -32,7 +32,7 @@ class Parts:
 
     def __post_init__(self) -> None:
         if not self.registry:
-            self.registry = load_registry()
+            self.registry = load_registry(only={c.type for c in self.cfg.connectors.values()})
 
     def connector(self, name: str) -> Connector:
         if name not in self.connectors:
@@ -56,25 +56,26 @@ class Parts:
             self.mappings[key] = load_mapping(path, entity)
         return self.mappings[key]
 
-    def validator(self, name: str, entity: str) -> Any:
+    def validator(self, name: str, entity: str, *, prepare: bool = False) -> Any:
         """The entity's suite, limited to the fields this connector's mapping provides.
 
         A CRM that has no customer code must not fail ``code is not null``: the
-        golden record gets its code from the system that has one.
+        golden record gets its code from the system that has one. The suite is
+        loaded and built on the first batch with rows to validate (a run of
+        unchanged rows never imports great-expectations), or now with ``prepare``.
         """
         mapped = frozenset(p.name for p in self.mapping(name, entity).plan.fields)
         key = (entity, mapped)
         if key not in self.validators:
-            from dataclasses import replace
-
-            from hub.validation import Validator, load_suite
+            from hub.validation import DeferredValidator
             override = self.cfg.validation.get(entity)
             if override:
                 override = str(Path(self.cfg.base_dir) / override)
-            suite = load_suite(entity, override)
-            suite = replace(suite, expectations=tuple(e for e in suite.expectations if set(e.columns) <= mapped))
-            self.validators[key] = Validator(suite)
-        return self.validators[key]
+            self.validators[key] = DeferredValidator(entity, override, mapped)
+        validator = self.validators[key]
+        if prepare:
+            validator.prepare()
+        return validator
 
     def stream_spec(self, name: str, entity: str, run_started_at: datetime | None) -> StreamSpec:
         c = self.cfg.connectors[name]

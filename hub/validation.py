@@ -28,7 +28,7 @@ from typing import Any
 from hub.canonical import ENTITIES
 from hub.validation_suites import ExpectationSpec, Suite, gx_module, load_suite
 
-__all__ = ["ValidationResult", "Validator", "load_suite", "Suite", "ExpectationSpec"]
+__all__ = ["ValidationResult", "Validator", "DeferredValidator", "load_suite", "Suite", "ExpectationSpec"]
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,42 @@ class Validator:
                      len(table_failures), self.entity, len(rows))
         return ValidationResult(row_failures=dict(sorted(row_failures.items())),
                                 table_failures=table_failures)
+
+
+class DeferredValidator:
+    """A :class:`Validator` built on first use.
+
+    Loading a suite checks it against great-expectations, whose import costs
+    seconds; a run whose rows are all unchanged never needs it. The suite is
+    limited to the expectations whose columns are in ``mapped`` (a system that
+    has no customer code must not fail ``code is not null``).
+    """
+
+    def __init__(self, entity: str, override_path: str | None, mapped: frozenset[str]) -> None:
+        self.entity, self.override_path, self.mapped = entity, override_path, mapped
+        self._inner: Validator | None = None
+        self._lock = threading.Lock()
+
+    def prepare(self) -> Validator:
+        """Load, check and build the suite now (raises ConfigError for a bad suite)."""
+        with self._lock:
+            if self._inner is None:
+                from dataclasses import replace
+                suite = load_suite(self.entity, self.override_path)
+                suite = replace(suite, expectations=tuple(e for e in suite.expectations
+                                                          if set(e.columns) <= self.mapped))
+                self._inner = Validator(suite)
+            return self._inner
+
+    def validate(self, rows: list[dict[str, Any]]) -> ValidationResult:
+        if not rows:
+            return ValidationResult()
+        return self.prepare().validate(rows)
+
+    def __getattr__(self, name: str) -> Any:   # suite, columns ... of the built validator
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.prepare(), name)
 
 
 def _as_floats(values: list[Any]) -> list[float] | None:

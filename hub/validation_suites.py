@@ -99,6 +99,8 @@ def gx_module() -> ModuleType:
     if gx_log.level == logging.NOTSET:
         # GE logs every decorator registration at INFO; keep an explicit app setting if any
         gx_log.setLevel(logging.WARNING)
+    from hub.deferred_imports import defer
+    defer("scipy.stats", "altair")   # imported by expectations the shipped suites do not use
     import great_expectations
 
     return great_expectations

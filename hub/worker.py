@@ -171,7 +171,7 @@ def warm(parts: Parts) -> None:
     """Build mappings and validators up front, so the first event does not pay for them."""
     for name, entity in inbound_streams(parts.cfg):
         try:
-            parts.validator(name, entity)
+            parts.validator(name, entity, prepare=True)
         except Exception as exc:  # reported again, per row, when an event needs it
             log.warning("cannot prepare %s/%s: %s", name, entity, exc)
 

@@ -49,6 +49,15 @@ class FileConnector(Connector):
                                     encoding=self.settings.encoding, delimiter=self.settings.delimiter,
                                     connector=name)
 
+    @classmethod
+    def validate_options(cls, name: str, options: dict[str, Any], base_dir: str = ".") -> list[str]:
+        """Problems of a connector block, found without touching the folder (for `triad config validate`)."""
+        try:
+            FileSettings.from_options(name, options, base_dir)
+        except ConfigError as exc:
+            return [exc.message]
+        return []
+
     def check(self) -> CheckResult:
         """The folder exists and can be listed; for writes, the outbox can be created."""
         folder = self.settings.folder

@@ -6,7 +6,8 @@ as ISO strings), a JSON number the digits as written. Each reader yields
 ``(line, record)`` pairs one at a time, so memory is bounded by what the
 caller keeps. A row that cannot be read becomes an error record (keys
 ``__error__``, ``__line__``, ``__file__``, ``__raw__``) instead of aborting the
-file; the pipeline quarantines it.
+file; the pipeline quarantines it. So does a row holding a NUL byte, which no
+store keeps as text.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import logging
 import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
+from connectors.file.lines import NUL, LineSource, open_lines
 from hub.errors import FatalError
 
 log = logging.getLogger(__name__)
@@ -32,61 +34,21 @@ Row = tuple[int, dict[str, Any]]
 
 
 def error_record(file: str, line: int, message: str, raw: str = "") -> dict[str, Any]:
-    """A record that stands for a row that could not be read."""
-    return {ERROR: message, LINE: line, FILE: file, RAW: raw[:RAW_LIMIT]}
+    """A record that stands for a row that could not be read (a NUL in the raw text is shown as ``\\x00``)."""
+    return {ERROR: message, LINE: line, FILE: file, RAW: raw[:RAW_LIMIT].replace(NUL, "\\x00")}
 
 
 def is_error(record: dict[str, Any]) -> bool:
     return ERROR in record
 
 
-class _Lines:
-    """Bytes lines decoded one at a time; undecodable lines are set aside with their numbers.
+def _set_aside(lines: LineSource, file: str) -> Iterator[Row]:
+    """Error records for the lines that could not be decoded since the last call."""
+    for line, message, raw in lines.take_bad():
+        yield line, error_record(file, line, message, raw)
 
-    ``csv.reader`` pulls exactly the lines of one record per row, so
-    ``row_start`` tells where the record the reader just returned began.
-    """
 
-    def __init__(self, fh: IO[bytes], encoding: str) -> None:
-        self._it = iter(fh)
-        # utf-8-sig decodes through a slow Python wrapper; plain utf-8 and one BOM check are the same
-        self._bom = encoding == "utf-8-sig"
-        self.encoding = "utf-8" if self._bom else encoding
-        self.physical = 0
-        self.row_start: int | None = None
-        self.bad: list[tuple[int, UnicodeDecodeError, bytes]] = []
-
-    def __iter__(self) -> "_Lines":
-        return self
-
-    def __next__(self) -> str:
-        while True:
-            raw = next(self._it)
-            self.physical += 1
-            try:
-                text = raw.decode(self.encoding)
-            except UnicodeDecodeError as exc:
-                self.bad.append((self.physical, exc, raw))
-                continue
-            if self._bom:
-                self._bom = False
-                text = text.removeprefix("\ufeff")
-            if self.row_start is None:
-                self.row_start = self.physical
-            return text
-
-    def take_start(self) -> int:
-        start = self.row_start if self.row_start is not None else self.physical
-        self.row_start = None
-        return start
-
-    def drain_bad(self, file: str) -> Iterator[Row]:
-        while self.bad:
-            line, exc, raw = self.bad.pop(0)
-            msg = (f"line {line}: cannot decode byte 0x{raw[exc.start]:02x} at column {exc.start + 1} "
-                   f"as {self.encoding}")
-            yield line, error_record(file, line, msg, raw.decode(self.encoding, errors="replace").rstrip("\r\n"))
-
+# --- CSV ------------------------------------------------------------------------------------------
 
 def _header(cells: list[str], file: str, required: tuple[str, ...]) -> list[str]:
     names = [c.strip() for c in cells]
@@ -109,15 +71,24 @@ def _blank(cells: list[str]) -> bool:
     return True
 
 
+def _nul_column(header: list[str], cells: list[str]) -> str | None:
+    """The first named column whose cell holds a NUL byte (unnamed columns are not kept, so they do not count)."""
+    for name, cell in zip(header, cells):
+        if name and NUL in cell:
+            return name
+    return None
+
+
 def iter_csv(path: Path, *, encoding: str, delimiter: str, required: tuple[str, ...] = ()) -> Iterator[Row]:
     """Records of a delimited text file whose first non-blank row is the header.
 
     Raises:
-        FatalError: the header lacks a required column or repeats one.
+        FatalError: the file is UTF-16/32 but ``encoding`` is not, or the
+            header lacks a required column, repeats one or holds a NUL byte.
     """
     file = path.name
     with path.open("rb") as fh:
-        lines = _Lines(fh, encoding)
+        lines = open_lines(fh, encoding, file)
         reader = csv.reader(lines, delimiter=delimiter, strict=False)
         header: list[str] | None = None
         while True:
@@ -127,40 +98,73 @@ def iter_csv(path: Path, *, encoding: str, delimiter: str, required: tuple[str, 
                 break
             except csv.Error as exc:  # e.g. a field over the size limit; the reader resets per row
                 start = lines.take_start()
-                yield from lines.drain_bad(file)
+                lines.nul = False
+                yield from _set_aside(lines, file)
                 yield start, error_record(file, start, f"line {start}: {exc}")
                 continue
             start = lines.take_start()
-            yield from lines.drain_bad(file)
+            if lines.bad:
+                yield from _set_aside(lines, file)
             if _blank(cells):
+                lines.nul = False
                 continue
             if header is None:
+                if lines.nul:
+                    hint = "" if lines.wide else "; if the file is UTF-16 or UTF-32, set encoding: utf-16 (or utf-32)"
+                    raise FatalError(f"{file}: line {start}: the header holds a NUL byte (0x00){hint}", file=file)
                 header = _header(cells, file, required)
                 continue
             if len(cells) != len(header):
+                lines.nul = False
                 raw = delimiter.join(cells)
                 yield start, error_record(
                     file, start, f"line {start}: expected {len(header)} columns, got {len(cells)}", raw)
                 continue
+            if lines.nul:
+                lines.nul = False
+                column = _nul_column(header, cells)
+                if column is not None:
+                    yield start, error_record(file, start, f"line {start}: column '{column}' holds a NUL byte "
+                                              f"(0x00)", delimiter.join(cells))
+                    continue
             yield start, {h: v for h, v in zip(header, cells) if h}
-        yield from lines.drain_bad(file)
+        yield from _set_aside(lines, file)
+
+
+# --- JSON lines -----------------------------------------------------------------------------------
+
+def _nul_field(value: Any, where: str = "") -> str | None:
+    """The path of the first key or string value holding a NUL byte, else None."""
+    if isinstance(value, str):
+        return where if NUL in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{where}.{k}" if where else k
+            if NUL in k:
+                return here
+            found = _nul_field(v, here)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_field(v, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def iter_jsonl(path: Path, *, encoding: str = "utf-8-sig") -> Iterator[Row]:
-    """Records of a JSON-lines file; numbers stay the digits as written."""
+    """Records of a JSON-lines file; numbers stay the digits as written.
+
+    Raises:
+        FatalError: the file is UTF-16/32 but ``encoding`` is not.
+    """
     file = path.name
-    codec = "utf-8" if encoding == "utf-8-sig" else encoding
     with path.open("rb") as fh:
-        for line, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode(codec)
-                if line == 1:
-                    text = text.removeprefix("\ufeff")
-            except UnicodeDecodeError as exc:
-                yield line, error_record(file, line, f"line {line}: cannot decode byte 0x{raw[exc.start]:02x} at "
-                                         f"column {exc.start + 1} as {codec}",
-                                         raw.decode(codec, errors="replace").rstrip("\r\n"))
-                continue
+        lines = open_lines(fh, encoding, file)
+        for text in lines:
+            line = lines.physical
+            yield from _set_aside(lines, file)
             if not text.strip():
                 continue
             try:
@@ -172,7 +176,14 @@ def iter_jsonl(path: Path, *, encoding: str = "utf-8-sig") -> Iterator[Row]:
                 yield line, error_record(file, line, f"line {line}: expected a JSON object, got "
                                          f"{type(value).__name__}", text.rstrip("\r\n"))
                 continue
+            # a raw NUL is invalid JSON already; only the escape puts one in a value
+            held = _nul_field(value) if "\\u0000" in text else None
+            if held is not None:
+                yield line, error_record(file, line, f"line {line}: field '{held}' holds a NUL byte (0x00)",
+                                         text.rstrip("\r\n"))
+                continue
             yield line, value
+        yield from _set_aside(lines, file)
 
 
 _QUOTED = re.compile(r'"[^"]*"|\[[^\]]*\]')
@@ -247,9 +258,13 @@ def iter_xlsx(path: Path, *, sheet: str | None = None, required: tuple[str, ...]
 
 
 def iter_deleted_keys(path: Path, key: str, *, encoding: str, delimiter: str) -> Iterator[str]:
-    """Keys listed in a ``<stem>.deleted.csv`` side file: one column, header optional."""
+    """Keys listed in a ``<stem>.deleted.csv`` side file: one column, header optional.
+
+    Raises:
+        FatalError: the file is UTF-16/32 but ``encoding`` is not.
+    """
     with path.open("rb") as fh:
-        lines = _Lines(fh, encoding)
+        lines = open_lines(fh, encoding, path.name)
         column: int | None = None
         reader = csv.reader(lines, delimiter=delimiter, strict=False)
         while True:
@@ -268,6 +283,10 @@ def iter_deleted_keys(path: Path, key: str, *, encoding: str, delimiter: str) ->
                 if key in names:
                     continue
             if column < len(cells) and cells[column].strip():
-                yield cells[column].strip()
-        for line, _exc, _raw in lines.bad:
-            log.warning("%s line %d: undecodable as %s, skipped", path.name, line, encoding)
+                gone = cells[column].strip()
+                if NUL in gone:        # no stored id holds one, and PostgreSQL refuses it as a parameter
+                    log.warning("%s line %d: a key holding a NUL byte, skipped", path.name, reader.line_num)
+                    continue
+                yield gone
+        for _line, message, _raw in lines.take_bad():
+            log.warning("%s: skipped %s", path.name, message)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from connectors.file.lines import ascii_compatible
 from hub.errors import ConfigError
 
 FORMATS = ("csv", "xlsx", "jsonl")
@@ -14,8 +15,6 @@ EXTENSIONS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".xl
 DIRECTIONS = ("in", "out", "both")
 OUTBOX_FORMATS = ("jsonl", "csv")
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ",", "pipe": "|"}
-# bytes that csv and line splitting rely on; encodings that map them elsewhere (UTF-16) cannot be read per line
-_PROBE = ',;|\t\r\n"'
 
 
 @dataclass(frozen=True)
@@ -111,16 +110,13 @@ class FileSettings:
 
 
 def _check_encoding(encoding: str, where: str) -> str:
+    expected = "expected e.g. utf-8, gbk, gb18030, utf-16"
     try:
-        info = codecs.lookup(encoding)
+        codecs.lookup(encoding)
     except LookupError:
-        raise ConfigError(f"{where}.encoding: unknown encoding '{encoding}'; expected e.g. utf-8, gbk, gb18030") from None
-    probe_codec = "utf-8" if info.name == "utf-8-sig" else info.name
+        raise ConfigError(f"{where}.encoding: unknown encoding '{encoding}'; {expected}") from None
     try:
-        ok = _PROBE.encode(probe_codec) == _PROBE.encode("ascii")
-    except UnicodeError:
-        ok = False
-    if not ok:
-        raise ConfigError(f"{where}.encoding: '{encoding}' is not ASCII-compatible (UTF-16/32 files cannot be "
-                          f"read line by line); convert the file to utf-8 or gb18030")
+        ascii_compatible(encoding)    # UTF-16/32 are read too (as a stream); only codecs that are not for text fail
+    except LookupError:
+        raise ConfigError(f"{where}.encoding: '{encoding}' is not a text encoding; {expected}") from None
     return encoding

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 OP = "__op__"
 CHANGE_ID = "__change_id__"
 NEW_ID_PREFIX = "T-"
+# encodings whose encoder starts every call with a byte order mark: the mark once, then the lines without one
+_BOM_ONCE = {"utf-8-sig": (codecs.BOM_UTF8, "utf-8"), "utf-16": (codecs.BOM_UTF16_LE, "utf-16-le"),
+             "utf-32": (codecs.BOM_UTF32_LE, "utf-32-le")}
 
 
 def _json_default(value: Any) -> Any:
@@ -69,8 +72,7 @@ class OutboxWriter:
         self.folder = folder
         self.fmt = fmt
         # a BOM goes once at the top of the file, not in front of every encoded line
-        self.bom = codecs.BOM_UTF8 if codecs.lookup(encoding).name == "utf-8-sig" else b""
-        self.encoding = "utf-8" if self.bom else encoding
+        self.bom, self.encoding = _BOM_ONCE.get(codecs.lookup(encoding).name, (b"", encoding))
         self.delimiter = delimiter
         self.connector = connector
         self._seq = itertools.count(1)

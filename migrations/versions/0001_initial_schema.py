@@ -304,6 +304,7 @@ def upgrade() -> None:
     sa.Column('record_id', sa.String(length=26), nullable=False),
     sa.Column('values', sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('row_hash', sa.String(length=32), nullable=False),
+    sa.Column('raw_hash', sa.String(length=32), nullable=True),
     sa.Column('source_ts', hub.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('seen_at', hub.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('run_id', sa.String(length=26), nullable=True),

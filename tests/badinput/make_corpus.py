@@ -77,7 +77,7 @@ def configs() -> None:
         "mapping_missing.yaml": file_erp + "    entities:\n      customer: {mapping: ../../nowhere/customer.yaml}\n",
         "file_path_not_text.yaml": "connectors:\n  erp: {type: file, path: [a, b], entities: [customer]}\n",
         "file_encoding_unknown.yaml": file_erp + "    encoding: klingon\n    entities: [customer]\n",
-        "file_encoding_utf16.yaml": file_erp + "    encoding: utf-16\n    entities: [customer]\n",
+        "file_encoding_not_text.yaml": file_erp + "    encoding: rot13\n    entities: [customer]\n",
         "file_delimiter_bad.yaml": file_erp + "    delimiter: ';;'\n    entities: [customer]\n",
         "file_format_bad.yaml": file_erp + "    format: exe\n    entities: [customer]\n",
         "file_path_nul.yaml": "connectors:\n  erp: {type: file, path: \"./exp\\0orts\", entities: [customer]}\n",
@@ -145,6 +145,7 @@ def files() -> None:
            + b"\n" + ",".join(customer("C3")).encode("utf-8") + b"\n")
     write("files/gbk_declared_utf8.csv", gbk)
     write("files/utf16_bom.csv", csv_text(good).encode("utf-16"))
+    write("files/utf16le_no_bom.csv", csv_text(good).encode("utf-16-le"))
     write("files/nul_bytes.csv", csv_text([customer("C1"), customer("C2", "Nul\x00Name"), customer("C\x003"),
                                            customer("C4")]))
     sql_ids = ["'; DROP TABLE customer;--", "%", "_", "a\\b", 'x" OR "1"="1', "Robert'); DROP TABLE xref;--"]

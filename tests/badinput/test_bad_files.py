@@ -3,11 +3,17 @@ rows are parked with a reason and their line, SQL-looking and path-looking ids a
 nothing is read or written outside the folder, and a batch is all or nothing."""
 from __future__ import annotations
 
+import codecs
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+from connectors.file.connector import FileConnector
+from connectors.file.readers import iter_csv
+from hub.connector import StreamSpec, WriteChange
 
 from .conftest import CORPUS, SQL_ID, Project, clean, tree_snapshot
 
@@ -87,13 +93,62 @@ def test_utf16_file_fails_the_stream_cleanly(project: Project):
     assert codes(project) == set()
 
 
-@pytest.mark.xfail(strict=True, reason="finding F5: a UTF-16 export fails with \"column '\\x00' appears twice in "
-                                       "the header\"; connectors/file/readers.py iter_csv should recognise the "
-                                       "UTF-16 BOM and say the file is UTF-16 (convert it or set encoding)")
 def test_utf16_file_error_names_the_encoding(project: Project):
     use(project, "utf16_bom.csv")
     out = clean(project.triad("sync", "run", "-c", "erp", "-e", "customer"), 1)
-    assert "UTF-16" in out.stderr or "utf-16" in out.stderr
+    assert "customers.csv: the file is UTF-16 (it starts with a UTF-16 byte order mark), not utf-8" in out.stderr
+    assert "set encoding: utf-16" in out.stderr
+
+
+def test_utf16_file_without_bom_error_names_the_encoding(project: Project):
+    use(project, "utf16le_no_bom.csv")
+    out = clean(project.triad("sync", "run", "-c", "erp", "-e", "customer"), 1)
+    assert "the file is UTF-16-LE" in out.stderr and "set encoding: utf-16-le" in out.stderr
+    assert codes(project) == set()
+
+
+@pytest.mark.parametrize("name,encoding", [("utf16_bom.csv", "utf-16"), ("utf16le_no_bom.csv", "utf-16-le")])
+def test_utf16_file_with_its_encoding_declared_is_read(project: Project, name: str, encoding: str):
+    project.edit("triad.yaml", "customer: {mapping: mappings/erp_customer.yaml}",
+                 f"customer: {{mapping: mappings/erp_customer.yaml, encoding: {encoding}}}")
+    clean(project.triad("config", "validate"), 0)
+    use(project, name)
+    run = project.sync("-c", "erp", "-e", "customer", codes=(0,))[ERP_CUSTOMER]
+    assert (run["status"], run["created"], run["quarantined"]) == ("ok", 2, 0)
+    assert codes(project) == {"C1", "C2"}
+    export = project.erp / "customers.csv"
+    lines = export.read_bytes().decode(encoding).splitlines(keepends=True)
+    export.write_bytes("".join(line for line in lines if not line.startswith("C2,")).encode(encoding))
+    (project.erp / "customers.deleted.csv").write_bytes("customer_no\r\nC2\r\n".encode(encoding))
+    run = project.sync("-c", "erp", "-e", "customer", codes=(0,))[ERP_CUSTOMER]
+    assert run["deleted"] == 1
+    [c2] = project.customers("code=C2")
+    assert c2["deleted_in"] == ["erp"]
+
+
+def test_utf16_file_keeps_bad_rows_per_line(tmp_path: Path):
+    path = tmp_path / "customers.csv"
+    lone_surrogate = b"\x00\xd8"
+    path.write_bytes("customer_no,name\nC1,ok\nC2,Nul\x00Name\n".encode("utf-16") + lone_surrogate
+                     + "C3,x\nC4,ok\n".encode("utf-16-le"))
+    rows = list(iter_csv(path, encoding="utf-16", delimiter=",", required=("customer_no",)))
+    assert [(line, r.get("customer_no") or r["__error__"]) for line, r in rows] == [
+        (2, "C1"), (3, "line 3: column 'name' holds a NUL byte (0x00)"),
+        (4, "line 4: cannot decode byte 0x00 at character 1 as utf-16"), (5, "C4")]
+
+
+def test_utf16_outbox_has_one_byte_order_mark_and_reads_back(tmp_path: Path):
+    conn = FileConnector("erp", {"path": str(tmp_path), "encoding": "utf-16", "outbox_format": "csv"})
+    spec = StreamSpec(entity="customer", source="customers.csv", key="customer_no", updated_at=None,
+                      timezone="UTC", batch_size=10, run_started_at=None, fields=("customer_no", "name"))
+    results = conn.write(spec, [WriteChange("ch1", "R1", None, {"customer_no": "C9", "name": "上海"}),
+                                WriteChange("ch2", "R2", "C2", {"name": "renamed"})])
+    assert all(r.ok for r in results)
+    [written] = (tmp_path / "outbox").iterdir()
+    data = written.read_bytes()
+    assert data.startswith(codecs.BOM_UTF16_LE) and data.count(codecs.BOM_UTF16_LE) == 1
+    rows = [r for _line, r in iter_csv(written, encoding="utf-16", delimiter=",")]
+    assert [(r["customer_no"], r["name"]) for r in rows] == [("C9", "上海"), ("C2", "renamed")]
 
 
 def test_nul_bytes_never_stop_the_run(project: Project):
@@ -103,15 +158,26 @@ def test_nul_bytes_never_stop_the_run(project: Project):
     assert {"C1", "C4"} <= codes(project)
 
 
-@pytest.mark.xfail(strict=True, reason="finding F4: rows holding NUL bytes go into the store as they are "
-                                       "(SQLite keeps them; PostgreSQL refuses text with NUL, see the postgres "
-                                       "test); connectors/file/readers.py (or hub/pipeline._map) should park them "
-                                       "with the line, like undecodable bytes")
 def test_nul_bytes_are_parked_with_their_lines(project: Project):
     use(project, "nul_bytes.csv")
     run = project.sync("-c", "erp", "-e", "customer", codes=(0,))[ERP_CUSTOMER]
     assert run["quarantined"] == 2 and codes(project) == {"C1", "C4"}
-    assert all("line" in m for m in messages(parked(project)))
+    assert messages(parked(project)) == ["line 3: column 'name' holds a NUL byte (0x00)",
+                                         "line 4: column 'customer_no' holds a NUL byte (0x00)"]
+    item = next(i for i in parked(project) if "line 3" in i["reasons"][0]["message"])
+    assert "C2,Nul\\x00Name," in project.ok("quarantine", "show", item["id"])["raw"]["__raw__"]   # shown, not lost
+
+
+def test_nul_escape_in_json_lines_is_parked_with_its_line(project: Project):
+    (project.erp / "customers.csv").unlink()
+    project.erp_source("customers.jsonl")
+    rows = [{"customer_no": "C1", "name": "Good", "email": "c1@bad.example.cn"},
+            {"customer_no": "C2", "name": "Nul\x00Name", "email": "c2@bad.example.cn"},
+            {"customer_no": "C3", "name": "Good", "email": "c3@bad.example.cn"}]
+    (project.erp / "customers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    run = project.sync("-c", "erp", "-e", "customer", codes=(0,))[ERP_CUSTOMER]
+    assert run["quarantined"] == 1 and codes(project) == {"C1", "C3"}
+    assert messages(parked(project)) == ["line 2: field 'name' holds a NUL byte (0x00)"]
 
 
 @pytest.mark.postgres

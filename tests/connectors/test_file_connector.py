@@ -344,7 +344,7 @@ def test_check(folder: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("options, message", [
     ({}, "connectors.erp.path: required"),
-    ({"path": "x", "encoding": "utf-16"}, "not ASCII-compatible"),
+    ({"path": "x", "encoding": "rot13"}, "not a text encoding"),
     ({"path": "x", "encoding": "klingon"}, "unknown encoding"),
     ({"path": "x", "delimiter": ";;"}, "expected one character"),
     ({"path": "x", "format": "parquet"}, "expected auto, csv, xlsx, jsonl"),
