@@ -67,15 +67,29 @@ def _row(entity: str, rid: str, values: dict[str, Any], fields: list[str]) -> di
     return {f: decode(values.get(f), types[f]) for f in fields} | {"id": rid}
 
 
+def _typed_fields(entity: str, fields: list[str]) -> list[tuple[str, str]]:
+    """The fields whose stored form differs from their encoded one (numbers, dates): text passes as is."""
+    types = ENTITIES[entity].fields
+    return [(f, types[f]) for f in fields if types[f] in ("decimal", "datetime", "date", "int", "bool")]
+
+
 def insert_new(conn: Connection, entity: str, records: list[tuple[str, dict[str, Any], dict[str, list]]],
                now: datetime) -> None:
     """Insert new golden records: (id, encoded values, provenance)."""
     if not records:
         return
     fields = scalar_fields(entity)
-    rows = [_row(entity, rid, values, fields) | {"provenance": prov, "updated_at": now, "version": 1,
-                                                  "deleted_in": None, "merged_into": None}
-            for rid, values, prov in records]
+    typed = _typed_fields(entity, fields)
+    blank = dict.fromkeys(fields)
+    rows = []
+    for rid, values, prov in records:
+        row = blank | {f: v for f, v in values.items() if f in blank}
+        for f, type_name in typed:
+            v = row[f]
+            if v is not None:
+                row[f] = decode(v, type_name)
+        row.update(id=rid, provenance=prov, updated_at=now, version=1, deleted_in=None, merged_into=None)
+        rows.append(row)
     execute_many(conn, insert(table_of(entity)), rows, f"golden-insert:{entity}")
     if entity == "order":
         replace_lines(conn, {rid: values.get("lines") or [] for rid, values, _ in records}, fresh=True)

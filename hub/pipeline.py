@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, select, update
@@ -76,8 +76,9 @@ class _Item:
     hash: str
     raw_hash: str | None = None       # digest of the raw record with the mapping (None: not skippable)
     record_id: str | None = None
-    state_hash: str | None = None     # row_hash / raw_hash of the stored source_state
+    state_hash: str | None = None     # row_hash / raw_hash / source_ts of the stored source_state
     state_raw_hash: str | None = None
+    state_ts: datetime | None = None
     linked_now: bool = False
     xref_status: str | None = None
     base: dict[str, Any] | None = None
@@ -106,7 +107,7 @@ def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str,
     for i in items.values():
         if i.deleted:
             continue
-        if i.record_id is not None and i.hash == i.state_hash and i.xref_status != "deleted":
+        if i.record_id is not None and i.xref_status != "deleted" and (i.hash == i.state_hash or _older(i)):
             same.append(i)
         else:
             changed.append(i)
@@ -114,7 +115,7 @@ def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str,
         stats.add("unchanged")
         if i.quarantine_id:
             stats.resolved_quarantine.append(i.quarantine_id)
-    _remember_raw(conn, ctx, same)
+    _remember_raw(conn, ctx, [i for i in same if i.hash == i.state_hash])
     _attach_bases(conn, ctx, changed + deletes)
     changed = _validate(ctx, changed, quarantine)
     changed = _resolve_refs(conn, ctx, changed, quarantine)
@@ -243,14 +244,23 @@ def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item])
     """Bulk lookup of the batch's xref links and stored row digests (not the bases: see _attach_bases)."""
     xt, st = Xref.__table__, SourceState.__table__
     for part in chunks(list(items)):
-        q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash)
+        q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash, st.c.source_ts)
              .select_from(xt.outerjoin(st, and_(st.c.entity == xt.c.entity, st.c.system == xt.c.system,
                                                 st.c.source_id == xt.c.source_id)))
              .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part)))
         for r in conn.execute(q):
             item = items[r.source_id]
             item.record_id, item.xref_status = r.record_id, r.status
-            item.state_hash, item.state_raw_hash = r.row_hash, r.raw_hash
+            item.state_hash, item.state_raw_hash, item.state_ts = r.row_hash, r.raw_hash, r.source_ts
+
+
+def _older(item: _Item) -> bool:
+    """A version older than the one already taken in (a superseded export read again, a replay):
+    taking it would turn the golden record back and forth."""
+    if item.source_ts is None or item.state_ts is None:
+        return False
+    stored = item.state_ts if item.state_ts.tzinfo else item.state_ts.replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(item.source_ts) < stored
 
 
 def _attach_bases(conn: Connection, ctx: StreamContext, items: list[_Item]) -> None:
