@@ -18,6 +18,29 @@ from hub.normalize import exact_key
 from hub.sqlutil import chunks
 
 
+def lock_exact_keys(conn: Connection, entity: str, keys: Sequence[str], records: Sequence[dict[str, Any]]) -> None:
+    """Hold, until the transaction ends, a lock on each normalized exact key of ``records`` (PostgreSQL).
+
+    Two workers bringing the same new company at once would each find no golden record
+    with its tax id and create one; with the key locked, the second waits for the first
+    to commit and then finds its record. One statement per batch, keys in one order
+    (no deadlocks); SQLite serializes writers already.
+    """
+    if conn.dialect.name != "postgresql" or not keys or not records:
+        return
+    import hashlib
+    ids = set()
+    for r in records:
+        for key in keys:
+            value = exact_key(key, r.get(key))
+            if value:
+                digest = hashlib.blake2b(f"{entity}|{key}|{value}".encode(), digest_size=8).digest()
+                ids.add(int.from_bytes(digest, "big", signed=True))
+    if ids:
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(%(ids)s::bigint[]) AS k "
+                             "ORDER BY k) AS keys", {"ids": sorted(ids)})
+
+
 def exact_matches(conn: Connection, entity: str, keys: Sequence[str],
                   records: Sequence[dict[str, Any]]) -> list[str | None]:
     """For each record, the golden record id sharing the first matching exact key (in ``keys`` order), else None.

@@ -355,8 +355,9 @@ def _resolve_identity(conn: Connection, ctx: StreamContext, items: list[_Item]) 
     unlinked = [i for i in items if i.record_id is None]
     if not unlinked:
         return
-    from hub.identity import exact_matches
+    from hub.identity import exact_matches, lock_exact_keys
     from hub.normalize import exact_key
+    lock_exact_keys(conn, ctx.entity, ctx.exact_keys, [i.values for i in unlinked])
     matches: list[str | None] = exact_matches(conn, ctx.entity, ctx.exact_keys, [i.values for i in unlinked])
     provisional: dict[int, str] = {}          # batch position -> the id a new record would get
     in_batch: dict[tuple[str, str], int] = {}  # normalized key -> first batch position holding it
