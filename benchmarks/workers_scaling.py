@@ -2,7 +2,8 @@
 
 Several inbound streams (file connectors, N customers each) are loaded by k workers started
 together with `triad worker --once`; streams are shared out through their leases, so k workers
-run up to k streams at once. Prints one JSON line per k: wall time and records/s.
+run up to k streams at once. Prints one JSON line per k: wall time, records/s and the load average
+(1 min) just before the run, since the machine may be shared.
 
     python benchmarks/workers_scaling.py --streams 4 --records 25000
 """
@@ -84,6 +85,7 @@ def main() -> None:
         name = f"triad_bench_{uuid.uuid4().hex[:8]}"
         with admin.connect() as c:
             c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        load = os.getloadavg()[0]
         try:
             wall = run(root, ADMIN.rsplit("/", 1)[0] + f"/{name}", k)
         finally:
@@ -91,7 +93,7 @@ def main() -> None:
                 c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
                 c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
         print(json.dumps({"workers": k, "streams": args.streams, "records": total, "wall_s": round(wall, 1),
-                          "records_per_s": round(total / wall)}), flush=True)
+                          "records_per_s": round(total / wall), "load_before": round(load, 2)}), flush=True)
 
 
 if __name__ == "__main__":

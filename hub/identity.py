@@ -18,13 +18,19 @@ from hub.normalize import exact_key
 from hub.sqlutil import chunks
 
 
+KEY_LOCKS = 32                  # locks the exact keys of new records are spread over
+KEY_LOCK_BASE = 0x7472696164000  # their advisory lock numbers start here (apart from the change feed's)
+
+
 def lock_exact_keys(conn: Connection, entity: str, keys: Sequence[str], records: Sequence[dict[str, Any]]) -> None:
     """Hold, until the transaction ends, a lock on each normalized exact key of ``records`` (PostgreSQL).
 
     Two workers bringing the same new company at once would each find no golden record
     with its tax id and create one; with the key locked, the second waits for the first
     to commit and then finds its record. One statement per batch, keys in one order
-    (no deadlocks); SQLite serializes writers already.
+    (no deadlocks); SQLite serializes writers already. Keys share KEY_LOCKS locks (by
+    hash), so a batch of any size holds a bounded number of them: PostgreSQL's lock table
+    is small (64 per connection by default).
     """
     if conn.dialect.name != "postgresql" or not keys or not records:
         return
@@ -35,7 +41,7 @@ def lock_exact_keys(conn: Connection, entity: str, keys: Sequence[str], records:
             value = exact_key(key, r.get(key))
             if value:
                 digest = hashlib.blake2b(f"{entity}|{key}|{value}".encode(), digest_size=8).digest()
-                ids.add(int.from_bytes(digest, "big", signed=True))
+                ids.add(KEY_LOCK_BASE + int.from_bytes(digest, "big") % KEY_LOCKS)
     if ids:
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(%(ids)s::bigint[]) AS k "
                              "ORDER BY k) AS keys", {"ids": sorted(ids)})

@@ -7,8 +7,6 @@ Rows parked for unresolved references are retried first on every run.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,7 +14,8 @@ from typing import Any, Callable
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from hub.errors import FatalError, LimitExceeded, TriadError
+from hub.errors import FatalError, LimitExceeded, RetriableError, TriadError
+from hub.liveness import dead_here, worker_id
 from hub.models import Quarantine, StreamState, SyncRun
 from hub.pipeline import STAT_KEYS, BatchStats, StreamContext, process_batch
 from hub.sqlutil import upsert
@@ -49,10 +48,6 @@ class RunReport:
             self.counts[k] += v
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def run_sync(engine: Engine, parts: Parts, *, connectors: tuple[str, ...] = (), entities: tuple[str, ...] = (),
              full: bool = False, dry_run: bool = False, user: str | None = None,
              progress: Progress | None = None, cancel: threading.Event | None = None) -> list[RunReport]:
@@ -77,13 +72,13 @@ def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bo
     ``cancel`` is checked between batches: when set, the run ends after the batch in
     progress with status ``stopped`` and the next run resumes from the committed cursor.
     """
-    started = utcnow()
     report = RunReport(new_id(), name, entity, dry_run=dry_run)
     owner = worker_id()
-    if not dry_run and not _take_lease(engine, name, entity, owner, started):
+    if not dry_run and not _take_lease(engine, name, entity, owner, utcnow()):
         report.status = "skipped"
         report.error = "another worker is running this stream"
         return report
+    started = utcnow()    # after the lease: runs of one stream never overlap in sync_run
     with engine.begin() as conn:
         conn.execute(insert(SyncRun.__table__), [{
             "id": report.id, "connector": name, "entity": entity, "kind": "sync", "status": "running",
@@ -189,7 +184,7 @@ def _take_lease(engine: Engine, name: str, entity: str, owner: str, now: datetim
         upsert(conn, st, [{"connector": name, "entity": entity, "cursor": None, "updated_at": now,
                            "lease_owner": None, "lease_until": None}], ["connector", "entity"], [])
         holder = conn.scalar(select(st.c.lease_owner).where(st.c.connector == name, st.c.entity == entity))
-        stale = holder is not None and _dead_here(holder)
+        stale = holder is not None and dead_here(holder)
         res = conn.execute(update(st).where(
             st.c.connector == name, st.c.entity == entity,
             (st.c.lease_until.is_(None)) | (st.c.lease_until < now) | (st.c.lease_owner == owner)
@@ -198,23 +193,14 @@ def _take_lease(engine: Engine, name: str, entity: str, owner: str, now: datetim
         return res.rowcount == 1
 
 
-def _dead_here(holder: str) -> bool:
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def _renew_lease(conn: Connection, name: str, entity: str, owner: str) -> None:
+    """Raises (the batch rolls back) when the lease ran out and another worker took the stream."""
     st = StreamState.__table__
-    conn.execute(update(st).where(st.c.connector == name, st.c.entity == entity, st.c.lease_owner == owner)
-                 .values(lease_until=utcnow() + LEASE))
+    res = conn.execute(update(st).where(st.c.connector == name, st.c.entity == entity, st.c.lease_owner == owner)
+                       .values(lease_until=utcnow() + LEASE))
+    if res.rowcount != 1:
+        raise RetriableError(f"the lease on {name}/{entity} ran out and another worker took the stream over",
+                             connector=name, entity=entity)
 
 
 def _release_lease(conn: Connection, name: str, entity: str, owner: str) -> None:

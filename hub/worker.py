@@ -25,7 +25,8 @@ from hub.config import TriadConfig
 from hub.inbox_processor import InboxProcessor
 from hub.push import PushReport, push, push_ids
 from hub.streams import Parts, inbound_streams
-from hub.sync import run_sync, worker_id
+from hub.liveness import worker_id
+from hub.sync import run_sync
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class SweepThread(threading.Thread):
 
     def run(self) -> None:
         parts = Parts(self.cfg)
-        name = f"{worker_id()}:sweep"
+        name = worker_id("sweep")
         try:
             while not self.halt.is_set():
                 try:
@@ -122,7 +123,7 @@ class InboxThread(threading.Thread):
 
     def run(self) -> None:
         parts = Parts(self.cfg)
-        name = f"{worker_id()}:inbox"
+        name = worker_id("inbox")
         proc = InboxProcessor(self.engine, parts, worker=name, metrics=self.metrics, max_rows=self.options.max_rows)
 
         def deliver(ids: list[str]) -> None:

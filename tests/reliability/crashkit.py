@@ -213,23 +213,13 @@ def settle(engine: Any, config: Path, rounds: int = 8) -> None:
     assert soak_settle(engine, config, rounds, tally) is not None, f"the hub did not settle in {rounds} rounds: {tally}"
 
 
-def stranded_claims(engine: Any) -> list[str]:
-    """Pending outbox rows still claimed (by a push process that no longer runs, once nothing else does)."""
+def stranded_claims(engine: Any) -> dict[str, str]:
+    """Pending outbox rows still claimed, with their holder (``host:pid`` of a push that may be gone)."""
     from sqlalchemy import select
 
     from hub.models import Outbox
     from hub.types import utcnow
     ot = Outbox.__table__
     with engine.connect() as conn:
-        return list(conn.scalars(select(ot.c.id).where(ot.c.status == "pending", ot.c.claimed_until > utcnow())))
-
-
-def run_out_claims(engine: Any, ids: list[str]) -> None:
-    """Let the claims on these rows run out now instead of after ``hub.push.CLAIM``."""
-    from sqlalchemy import update
-
-    from hub.models import Outbox
-    from hub.types import utcnow
-    ot = Outbox.__table__
-    with engine.begin() as conn:
-        conn.execute(update(ot).where(ot.c.id.in_(ids)).values(claimed_until=utcnow()))
+        return dict(conn.execute(select(ot.c.id, ot.c.claimed_by).where(ot.c.status == "pending",
+                                                                        ot.c.claimed_until > utcnow())).all())

@@ -24,9 +24,10 @@ from sqlalchemy import text
 from benchmarks.soak import linked_pairs
 from hub.config import load_config
 from hub.ledger import check, classify
+from hub.liveness import dead_here
 from hub.streams import Parts
 
-from .crashkit import TOKEN, Proc, World, make_world, run_out_claims, settle, stranded_claims, wait_for
+from .crashkit import TOKEN, Proc, World, make_world, settle, stranded_claims, wait_for
 
 pytestmark = pytest.mark.slow
 RECORDS = 30
@@ -133,13 +134,14 @@ def test_sigkill_at_chosen_points_then_restart(world: World):
                 assert proc.in_tx, "killed outside a transaction"
         stranded = stranded_claims(w.engine)
         if stranded:
-            # a killed push leaves the rows it claimed claimed: a restarted push skips them until the
-            # claim runs out (hub.push.CLAIM, 5 minutes). Nothing is lost meanwhile; then the claim runs out.
+            # a killed push leaves the rows it claimed claimed in its name (host:pid); the restart takes
+            # them over at once, the process being gone, instead of waiting for the claim to run out
             assert point in ("commit_push", "push") and proc.killed, f"{point}: rows claimed by nobody"
+            assert all(dead_here(by) for by in stranded.values()), f"{point}: claimed by {set(stranded.values())}"
             assert classify(w.engine, "customer", w.users.ledger).counts["lost"] == 0
-            run_out_claims(w.engine, stranded)
             held[point] += 1
         settle(w.engine, w.config)
+        assert stranded_claims(w.engine) == {}, f"{point}: claims not taken over"
         verify(w, f"iteration {n} ({point}, {'killed' if proc.killed else 'finished first'})")
     assert sum(kills.values()) >= len(PLAN) - 1, (kills, held)
     assert set(kills) == set(POINTS), (kills, held)
