@@ -73,7 +73,7 @@ def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bo
     progress with status ``stopped`` and the next run resumes from the committed cursor.
     """
     report = RunReport(new_id(), name, entity, dry_run=dry_run)
-    owner = worker_id()
+    owner = worker_id(f"t{threading.get_ident()}")   # two threads of one process are two holders
     if not dry_run and not _take_lease(engine, name, entity, owner, utcnow()):
         report.status = "skipped"
         report.error = "another worker is running this stream"
@@ -190,7 +190,16 @@ def _take_lease(engine: Engine, name: str, entity: str, owner: str, now: datetim
             (st.c.lease_until.is_(None)) | (st.c.lease_until < now) | (st.c.lease_owner == owner)
             | (st.c.lease_owner == (holder if stale else "")))
             .values(lease_owner=owner, lease_until=now + LEASE))
-        return res.rowcount == 1
+        if res.rowcount != 1:
+            return False
+        if holder is not None and holder != owner:   # taken over: the run it left is over, say so
+            sr = SyncRun.__table__
+            conn.execute(update(sr).where(sr.c.connector == name, sr.c.entity == entity, sr.c.status == "running",
+                                          sr.c.started_at < now)
+                         .values(status="error", finished_at=now,
+                                 error=f"stopped: its worker ({holder}) went away; the next run went on "
+                                       f"from the last committed batch"))
+        return True
 
 
 def _renew_lease(conn: Connection, name: str, entity: str, owner: str) -> None:

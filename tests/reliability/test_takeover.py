@@ -155,3 +155,39 @@ def test_a_lease_of_a_dead_process_is_taken_over_and_its_holder_commits_nothing_
     with migrated.begin() as conn:
         _renew_lease(conn, "crm", "customer", worker_id())      # the holder renews
     assert lease_owner(migrated) == worker_id()
+
+
+def test_a_taken_over_run_is_closed_and_a_live_one_is_left(migrated: Engine, pids: tuple[int, int]):
+    from hub.models import SyncRun
+    gone, alive = pids
+    sr = SyncRun.__table__
+    started = utcnow() - timedelta(minutes=1)
+    with migrated.begin() as conn:
+        conn.execute(insert(sr), [{"id": rid, "connector": c, "entity": "customer", "kind": "sync",
+                                   "status": "running", "dry_run": False, "stats": {}, "cursor": None, "error": None,
+                                   "user": None, "started_at": started, "finished_at": None}
+                                  for rid, c in (("R-DEAD", "crm"), ("R-LIVE", "erp"))])
+    assert _take_lease(migrated, "crm", "customer", holder(gone), started)
+    assert _take_lease(migrated, "erp", "customer", holder(alive), started)
+    assert _take_lease(migrated, "crm", "customer", worker_id(), utcnow())       # the dead holder's: taken
+    assert not _take_lease(migrated, "erp", "customer", worker_id(), utcnow())   # the live holder's: not
+    with migrated.connect() as conn:
+        runs = {r.id: r for r in conn.execute(select(sr))}
+    assert runs["R-DEAD"].status == "error" and runs["R-DEAD"].finished_at is not None
+    assert str(gone) in runs["R-DEAD"].error
+    assert runs["R-LIVE"].status == "running" and runs["R-LIVE"].finished_at is None
+
+
+def test_two_holders_racing_for_one_lease_get_it_once(migrated: Engine):
+    took: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def take() -> None:
+        barrier.wait()
+        took.append(_take_lease(migrated, "crm", "customer", worker_id(f"t{threading.get_ident()}"), utcnow()))
+    threads = [threading.Thread(target=take) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(took) == [False, True]

@@ -305,11 +305,14 @@ def test_three_workers_one_killed_mid_stream(project: Project, second_db: str):
     # (b) one run of a stream at a time; the killed run was taken over by another worker
     bad, runs = overlaps(project.engine, workers)
     assert bad == [], bad
-    killed = [r for r in runs[stream] if r[2] == victim.name and r[3] == "running"]
-    assert len(killed) == 1
+    killed = [r for r in runs[stream] if r[2] == victim.name and r[3] != "ok"]
+    assert len(killed) == 1 and killed[0][3] == "error", killed     # the taker closed the dead run
+    (error,) = [e for (e,) in sql(project.engine, "select error from sync_run where \"user\" = :u and "
+                                  "status = 'error'", u=victim.name)]
+    assert "went away" in error, error
     after = [r for r in runs[stream] if r[0] >= killed[0][1]]
     assert after and after[0][2] != victim.name and after[0][3] == "ok", runs[stream]
-    assert (after[0][0] - killed[0][1]).total_seconds() < 30, "the dead worker's lease was not taken over at once"
+    assert (after[0][0] - victim.dead_at).total_seconds() < 30, "the dead worker's lease was not taken over at once"
 
     # (a) nothing lost, nothing duplicated, every system agrees with the store
     parts = Parts(load_config(str(config)))
