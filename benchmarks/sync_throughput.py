@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -88,10 +87,14 @@ def phase(workdir: Path, name: str, args: list[str], warm: bool = False) -> dict
     """
     start = ("import cli; from hub.validation_suites import gx_module; gx_module(); t=time.perf_counter()\n"
              if warm else "t=time.perf_counter(); import cli\n")
-    code = ("import resource, sys, time, json\n" + start +
+    # VmHWM, this process's own peak: ru_maxrss would carry the parent's peak over the exec
+    code = ("import sys, time, json\n"
+            "def peak_rss_mb():\n"
+            "    for line in open('/proc/self/status'):\n"
+            "        if line.startswith('VmHWM:'):\n"
+            "            return int(line.split()[1]) / 1024\n" + start +
             "try:\n    cli.main(sys.argv[1:], standalone_mode=False)\n"
-            "finally:\n    print(json.dumps({'wall': time.perf_counter()-t, "
-            "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}), file=sys.stderr)\n")
+            "finally:\n    print(json.dumps({'wall': time.perf_counter()-t, 'rss_mb': peak_rss_mb()}), file=sys.stderr)\n")
     env = dict(os.environ)
     env.pop("TRIAD_DATABASE_URL", None)
     p = subprocess.run([sys.executable, "-c", code, "--json", *args], cwd=workdir, env=env, capture_output=True,

@@ -188,6 +188,8 @@ class SourceState(Base):
     """The last values seen from a system for a record: the base of the three-way merge."""
 
     __tablename__ = "source_state"
+    # SQLite keeps the rows in the primary key itself: one B-tree to write and to look a source id up in
+    __table_args__ = ({"sqlite_with_rowid": False},)
     entity: Mapped[str] = mapped_column(String(16), primary_key=True)
     system: Mapped[str] = mapped_column(String(64), primary_key=True)
     source_id: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -99,10 +99,9 @@ def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str,
     stats.add("read", len(raws))
     quarantine = QuarantineWriter(conn, ctx.system, ctx.entity, ctx.run_id, ctx.now)
     outbox = OutboxQueue(ctx.entity, ctx.run_id, ctx.now)
-    known: dict[str, Any] = {}             # source id -> its xref/source_state row, looked up once
-    raws, digests = _skip_unread(conn, ctx, raws, from_quarantine or {}, stats, known)
+    raws, digests = _skip_unread(conn, ctx, raws, from_quarantine or {}, stats)
     items = _map(ctx, raws, quarantine, from_quarantine or {}, digests)
-    _attach_state(conn, ctx, items, known)
+    _attach_state(conn, ctx, items)
     deletes = [i for i in items.values() if i.deleted]
     changed, same = [], []
     for i in items.values():
@@ -170,26 +169,11 @@ def _stream_fingerprint(ctx: StreamContext) -> str | None:
     return f"{m.fingerprint}|{','.join(sorted(ctx.synced))}"
 
 
-def _lookup_state(conn: Connection, ctx: StreamContext, source_ids: Sequence[str], known: dict[str, Any]) -> None:
-    """The xref links and stored digests of ``source_ids`` (one query per chunk), into ``known``;
-    an id looked up and not linked maps to None."""
-    xt, st = Xref.__table__, SourceState.__table__
-    wanted = sorted(sid for sid in set(source_ids) if sid not in known)
-    for part in chunks(wanted):
-        q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash, st.c.source_ts)
-             .select_from(xt.outerjoin(st, and_(st.c.entity == xt.c.entity, st.c.system == xt.c.system,
-                                                st.c.source_id == xt.c.source_id)))
-             .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part)))
-        known.update(dict.fromkeys(part))
-        known.update((r.source_id, r) for r in conn.execute(q))
-
-
 def _skip_unread(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str, Any]],
-                 from_quarantine: dict[str, str], stats: BatchStats,
-                 known: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str | None]]:
+                 from_quarantine: dict[str, str], stats: BatchStats) -> tuple[list[dict[str, Any]], list[str | None]]:
     """Drop rows identical to the ones last taken in, before any mapping (a full re-read of an
-    unchanged source costs a digest and one lookup per row). Returns the rows left and their digests;
-    the rows looked up are left in ``known`` for the rest of the batch."""
+    unchanged source costs a digest and one primary-key lookup per row). Returns the rows left and
+    their digests."""
     fingerprint = _stream_fingerprint(ctx)
     if fingerprint is None or not raws:
         return list(raws), [None] * len(raws)
@@ -204,13 +188,13 @@ def _skip_unread(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str, 
     digests: list[str | None] = [None] * len(raws)
     for sid, n in last.items():
         digests[n] = _raw_digest(fingerprint, raws[n])
-    _lookup_state(conn, ctx, list(last), known)
-
-    def unchanged(sid: str, digest: str | None) -> bool:
-        row = known.get(sid)
-        return (digest is not None and row is not None and row.raw_hash == digest and row.status == "active"
-                and sid not in from_quarantine)
-    skip = {sid for sid, n in last.items() if unchanged(sid, digests[n])}
+    stored: dict[str, str] = {}
+    st = SourceState.__table__
+    for part in chunks(sorted(sid for sid in last if sid not in from_quarantine)):
+        # source_state alone (its primary key): a record flagged deleted has no raw_hash (_Writes.flush)
+        stored.update(conn.execute(select(st.c.source_id, st.c.raw_hash).where(
+            st.c.entity == ctx.entity, st.c.system == ctx.system, st.c.source_id.in_(part))).all())
+    skip = {sid for sid, n in last.items() if digests[n] is not None and stored.get(sid) == digests[n]}
     if not skip:
         return list(raws), digests
     stats.add("unchanged", len(skip))
@@ -254,12 +238,16 @@ def _has_nul(values: dict[str, Any]) -> bool:
     return False
 
 
-def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item], known: dict[str, Any]) -> None:
-    """The batch's xref links and stored row digests (not the bases: see _attach_bases)."""
-    _lookup_state(conn, ctx, list(items), known)
-    for sid, item in items.items():
-        r = known.get(sid)
-        if r is not None:
+def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item]) -> None:
+    """Bulk lookup of the batch's xref links and stored row digests (not the bases: see _attach_bases)."""
+    xt, st = Xref.__table__, SourceState.__table__
+    for part in chunks(sorted(items)):
+        q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash, st.c.source_ts)
+             .select_from(xt.outerjoin(st, and_(st.c.entity == xt.c.entity, st.c.system == xt.c.system,
+                                                st.c.source_id == xt.c.source_id)))
+             .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part)))
+        for r in conn.execute(q):
+            item = items[r.source_id]
             item.record_id, item.xref_status = r.record_id, r.status
             item.state_hash, item.state_raw_hash, item.state_ts = r.row_hash, r.raw_hash, r.source_ts
 
@@ -465,6 +453,11 @@ class _Writes:
             conn.execute(update(xt).where(xt.c.entity == ctx.entity, xt.c.system == ctx.system,
                                           xt.c.source_id == bindparam("_sid"))
                          .values(status=bindparam("status"), updated_at=now), self.xref_status)
+            gone = [{"_sid": x["_sid"]} for x in self.xref_status if x["status"] == "deleted"]
+            if gone:   # the record's next appearance is a change, whatever its raw form
+                st = SourceState.__table__
+                conn.execute(update(st).where(st.c.entity == ctx.entity, st.c.system == ctx.system,
+                                              st.c.source_id == bindparam("_sid")).values(raw_hash=None), gone)
         upsert(conn, SourceState.__table__, list(self.states.values()), ["entity", "system", "source_id"])
         execute_many(conn, insert(Conflict.__table__), self.conflicts, "conflict-insert")
         if self.candidates:

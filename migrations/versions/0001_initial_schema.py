@@ -308,7 +308,8 @@ def upgrade() -> None:
     sa.Column('source_ts', hub.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('seen_at', hub.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('run_id', sa.String(length=26), nullable=True),
-    sa.PrimaryKeyConstraint('entity', 'system', 'source_id', name=op.f('pk_source_state'))
+    sa.PrimaryKeyConstraint('entity', 'system', 'source_id', name=op.f('pk_source_state')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('source_state', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_source_state_record_id'), ['record_id'], unique=False)
