@@ -99,3 +99,18 @@ def test_an_older_export_read_again_does_not_turn_the_record_back(project: Path)
     assert again["updated"] == 0
     assert golden_limits(project)[code] == "600000"
     assert history_rows(project) == before
+
+
+def test_a_record_deleted_then_sent_again_unchanged_comes_back(project: Path):
+    from hub.models import Xref
+    sync()
+    exports = project / "exports" / "erp"
+    (exports / "customers.deleted.csv").write_text("customer_no\nC0004\n", encoding="utf-8")
+    assert sync()["deleted"] == 1
+    (exports / "customers.deleted.csv").unlink()
+    sync("--full")                         # the very row it had before: not skipped as unchanged
+    engine = create_engine(f"sqlite:///{project / 'triad.db'}")
+    xt = Xref.__table__
+    with engine.connect() as conn:
+        status = conn.scalar(select(xt.c.status).where(xt.c.system == "erp", xt.c.source_id == "C0004"))
+    assert status == "active"
