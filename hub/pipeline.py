@@ -188,18 +188,39 @@ def _skip_unread(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str, 
     digests: list[str | None] = [None] * len(raws)
     for sid, n in last.items():
         digests[n] = _raw_digest(fingerprint, raws[n])
-    stored: dict[str, str] = {}
-    st = SourceState.__table__
-    for part in chunks(sorted(sid for sid in last if sid not in from_quarantine)):
-        # source_state alone (its primary key): a record flagged deleted has no raw_hash (_Writes.flush)
-        stored.update(conn.execute(select(st.c.source_id, st.c.raw_hash).where(
-            st.c.entity == ctx.entity, st.c.system == ctx.system, st.c.source_id.in_(part))).all())
+    stored = _stored_raw_hashes(conn, ctx, sorted(sid for sid in last if sid not in from_quarantine))
     skip = {sid for sid, n in last.items() if digests[n] is not None and stored.get(sid) == digests[n]}
     if not skip:
         return list(raws), digests
     stats.add("unchanged", len(skip))
     keep = [n for n, sid in enumerate(sids) if sid not in skip]   # every version of a skipped id goes
     return [raws[n] for n in keep], [digests[n] for n in keep]
+
+
+def _stored_raw_hashes(conn: Connection, ctx: StreamContext, source_ids: list[str]) -> dict[str, str]:
+    """source id -> raw digest, from source_state alone (its primary key; a record flagged deleted has
+    none, see _Writes.flush). The ids go as one array parameter where the store has one, not as
+    thousands of bound parameters."""
+    if not source_ids:
+        return {}
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        import json
+        rows = conn.exec_driver_sql(
+            "SELECT source_id, raw_hash FROM source_state WHERE entity = ? AND system = ? "
+            "AND source_id IN (SELECT value FROM json_each(?))", (ctx.entity, ctx.system, json.dumps(source_ids)))
+        return dict(rows.all())
+    if dialect == "postgresql":
+        rows = conn.exec_driver_sql(
+            "SELECT source_id, raw_hash FROM source_state WHERE entity = %(e)s AND system = %(s)s "
+            "AND source_id = ANY(%(ids)s)", {"e": ctx.entity, "s": ctx.system, "ids": source_ids})
+        return dict(rows.all())
+    st = SourceState.__table__
+    out: dict[str, str] = {}
+    for part in chunks(source_ids):
+        out.update(conn.execute(select(st.c.source_id, st.c.raw_hash).where(
+            st.c.entity == ctx.entity, st.c.system == ctx.system, st.c.source_id.in_(part))).all())
+    return out
 
 
 def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "QuarantineWriter",

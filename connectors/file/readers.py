@@ -113,6 +113,7 @@ def iter_csv(path: Path, *, encoding: str, delimiter: str, required: tuple[str, 
                     hint = "" if lines.wide else "; if the file is UTF-16 or UTF-32, set encoding: utf-16 (or utf-32)"
                     raise FatalError(f"{file}: line {start}: the header holds a NUL byte (0x00){hint}", file=file)
                 header = _header(cells, file, required)
+                all_named = all(header)   # the common case: rows become dicts without a filter
                 continue
             if len(cells) != len(header):
                 lines.nul = False
@@ -127,7 +128,7 @@ def iter_csv(path: Path, *, encoding: str, delimiter: str, required: tuple[str, 
                     yield start, error_record(file, start, f"line {start}: column '{column}' holds a NUL byte "
                                               f"(0x00)", delimiter.join(cells))
                     continue
-            yield start, {h: v for h, v in zip(header, cells) if h}
+            yield start, dict(zip(header, cells)) if all_named else {h: v for h, v in zip(header, cells) if h}
         yield from _set_aside(lines, file)
 
 
