@@ -2,9 +2,11 @@
 
 Generates N deterministic customers as a CSV file source, runs each phase in a
 fresh process through the real pipeline (map, validate with great-expectations,
-identity, merge, set-based writes), and measures two references on the same
-rows: a raw sqlite3 executemany insert, and dlt's merge load when dlt is installed.
-Prints one JSON line.
+identity, merge, set-based writes), the incremental phase also in a warm process
+(imports done, as in a long-running worker), and measures three references on the
+same rows: a raw sqlite3 executemany into one table, the store floor (raw sqlite3
+writes of exactly what an initial load stores per record, in Triad's own tables),
+and dlt's merge load when dlt is installed. Prints one JSON line.
 
     python benchmarks/sync_throughput.py --records 1000000
 """
