@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -27,18 +28,41 @@ def pg_server() -> str:
     return PG_ADMIN_URL
 
 
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"triad_t_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def _throwaway_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped (its sessions ended) when the block ends."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = _pg_admin()
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield pg_server.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.dispose()
+    try:
+        yield server_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with _throwaway_database(pg_server, "triad_t") as url:
+        yield url
+
+
+@pytest.fixture
+def second_pg_url(pg_server: str) -> Iterator[str]:
+    """Another one, for a test that compares two stores."""
+    with _throwaway_database(pg_server, "triad_t") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_session_url(pg_server: str) -> Iterator[str]:
+    """One PostgreSQL database for all tests of a session that recreate their own tables."""
+    with _throwaway_database(pg_server, "triad_c") as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,20 +6,11 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select
 
 from cli import main
 from hub.models import FieldHistory, SourceState
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
-    assert CliRunner().invoke(main, ["init", str(tmp_path / "p")]).exit_code == 0
-    monkeypatch.chdir(tmp_path / "p")
-    return tmp_path / "p"
 
 
 def sync(*args: str) -> dict:

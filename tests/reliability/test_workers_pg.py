@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,7 +33,7 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from hub.config import load_config
 from hub.ledger import Change, check, read_back
@@ -132,22 +131,6 @@ def project(tmp_path: Path, pg_url: str) -> Iterator[Project]:
     finally:
         engine.dispose()
         server.stop()
-
-
-@pytest.fixture
-def second_db(pg_server: str) -> Iterator[str]:
-    """Another empty database, for the single-process reference."""
-    name = f"triad_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield pg_server.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
 
 
 # --- the workers ----------------------------------------------------------------------------------
@@ -285,7 +268,7 @@ def reference(project: Project, store: str) -> dict[frozenset, dict[str, Any]]:
         engine.dispose()
 
 
-def test_three_workers_one_killed_mid_stream(project: Project, second_db: str):
+def test_three_workers_one_killed_mid_stream(project: Project, second_pg_url: str):
     config = project.config("triad")
     ledger = system_values(config)
     started = time.monotonic()
@@ -336,7 +319,7 @@ def test_three_workers_one_killed_mid_stream(project: Project, second_db: str):
     mine = golden_store(project.engine)
     companies = len({i for first, last, _ in FILES.values() for i in range(first, last)})
     assert len(mine) > companies and len(creates) == len(mine)
-    single = reference(project, second_db)
+    single = reference(project, second_pg_url)
     assert mine == single, [k for k in set(mine) ^ set(single)][:5]
     print(f"3 workers, one killed in {stream}: settled in {took:.1f} s")
 
