@@ -149,8 +149,9 @@ def test_sigkill_at_chosen_points_then_restart(world: World):
 
 # --- the webhook worker ---------------------------------------------------------------------------
 
-def serve(w: World, port: int, window_ms: int) -> Proc:
+def serve(w: World, port: int, window_ms: int, started: list[Proc]) -> Proc:
     proc = Proc(w.config, "serve", "--port", str(port), env={"SOAK_WINDOW_MS": str(window_ms)})
+    started.append(proc)
     wait_for(lambda: health(port) or proc.p.poll() is not None, 60, "serve to answer")
     assert proc.p.poll() is None, proc.p.stderr.read() if proc.p.stderr else ""
     return proc
@@ -186,35 +187,43 @@ def post(w: World, port: int, sids: list[str]) -> None:
 
 
 def test_webhook_events_survive_a_killed_server(world: World, unused_port: int):
-    w = world
-    since = len(w.users.ledger)
-    # 1. the worker holds the events for a minute (its gathering window): killed before it runs them
-    sids = crm_edits(w, 4)
-    first = serve(w, unused_port, 60_000)
-    post(w, unused_port, sids)
-    wait_for(lambda: inbox(w) == ["pending"], 10, "the event to be stored")
-    first.kill()
-    first.wait()
-    assert first.killed
-    fresh = w.users.ledger[since:]
-    assert classify(w.engine, "customer", fresh).counts["lost"] == len(fresh), "processed before the kill"
-    # 2. restarted, the worker runs the stored event: the changes are golden before any `sync run`
-    second = serve(w, unused_port, 50)
-    wait_for(lambda: inbox(w) == ["done"], 30, "the stored event to be processed")
-    # 3. another message, the server killed at a random moment while it stores, runs or pushes it
-    sids = crm_edits(w, 4)
-    post(w, unused_port, sids)
-    second.later(w.rng.uniform(0.0, 0.4))()
-    second.wait()
-    assert second.killed
-    third = serve(w, unused_port, 50)
-    wait_for(lambda: inbox(w) == ["done", "done"], 30, "the second event to be processed")
-    third.p.send_signal(signal.SIGTERM)
-    third.wait(30)
-    got = classify(w.engine, "customer", w.users.ledger[since:]).counts
-    assert got["lost"] == 0 and got["golden"] + got["pending"] + got["superseded"] == len(w.users.ledger) - since, got
-    settle(w.engine, w.config)
-    verify(w, "after the webhook kills")
+    servers: list[Proc] = []   # killed at the end whatever happened: a failed check must not leave one running
+    try:
+        w = world
+        since = len(w.users.ledger)
+        # 1. the worker holds the events for a minute (its gathering window): killed before it runs them
+        sids = crm_edits(w, 4)
+        first = serve(w, unused_port, 60_000, servers)
+        post(w, unused_port, sids)
+        wait_for(lambda: inbox(w) == ["pending"], 10, "the event to be stored")
+        first.kill()
+        first.wait()
+        assert first.killed
+        fresh = w.users.ledger[since:]
+        assert classify(w.engine, "customer", fresh).counts["lost"] == len(fresh), "processed before the kill"
+        # 2. restarted, the worker runs the stored event: the changes are golden before any `sync run`
+        second = serve(w, unused_port, 50, servers)
+        wait_for(lambda: inbox(w) == ["done"], 30, "the stored event to be processed")
+        # 3. another message, the server killed at a random moment while it stores, runs or pushes it
+        sids = crm_edits(w, 4)
+        post(w, unused_port, sids)
+        second.later(w.rng.uniform(0.0, 0.4))()
+        second.wait()
+        assert second.killed
+        third = serve(w, unused_port, 50, servers)
+        wait_for(lambda: inbox(w) == ["done", "done"], 30, "the second event to be processed")
+        third.p.send_signal(signal.SIGTERM)
+        third.wait(30)
+        got = classify(w.engine, "customer", w.users.ledger[since:]).counts
+        found = got["golden"] + got["pending"] + got["superseded"]
+        assert got["lost"] == 0 and found == len(w.users.ledger) - since, got
+        settle(w.engine, w.config)
+        verify(w, "after the webhook kills")
+    finally:
+        for proc in servers:
+            if proc.p.poll() is None:
+                proc.p.kill()
+                proc.p.wait()
 
 
 @pytest.fixture
