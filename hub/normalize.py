@@ -44,11 +44,18 @@ def romanize(s: str) -> str:
     """Toneless pinyin for Chinese characters, one word per character run; other text kept."""
     if not has_cjk(s):
         return s
-    from pypinyin import lazy_pinyin   # imported on first Chinese value only
+    from pypinyin.seg.simpleseg import seg   # imported on first Chinese value only
     out = []
     for run in _CJK_RUN.findall(s):
-        out.append("".join(lazy_pinyin(run)) if has_cjk(run) else run)
+        # pypinyin's own segmentation (phrases decide polyphones: 重庆 chongqing), each segment cached
+        out.append("".join(_pinyin(w) for w in seg(run)) if has_cjk(run) else run)
     return " ".join(out)
+
+
+@lru_cache(maxsize=CACHE)
+def _pinyin(segment: str) -> str:
+    from pypinyin import lazy_pinyin
+    return "".join(lazy_pinyin(segment))
 
 
 @lru_cache(maxsize=1)
@@ -67,6 +74,24 @@ def _region_roman(cn: str) -> str:
 _REGIONS_LONGEST = tuple(sorted(lex.CN_REGIONS, key=len, reverse=True))
 _INDUSTRY_LONGEST = tuple(sorted(lex.CN_INDUSTRY, key=len, reverse=True))
 _LEGAL_LONGEST = tuple(sorted(lex.CN_LEGAL_FORMS, key=len, reverse=True))
+
+
+def _by_length(words: tuple[str, ...]) -> tuple[tuple[int, frozenset[str]], ...]:
+    """Words grouped by length, longest first: one set lookup per length finds the longest affix."""
+    return tuple((n, frozenset(w for w in words if len(w) == n)) for n in sorted({len(w) for w in words}, reverse=True))
+
+
+_REGIONS_BY_LEN = _by_length(lex.CN_REGIONS)
+_INDUSTRY_BY_LEN = _by_length(tuple(lex.CN_INDUSTRY))
+_LEGAL_BY_LEN = _by_length(lex.CN_LEGAL_FORMS)
+
+
+def _longest_suffix(s: str, by_len: tuple[tuple[int, frozenset[str]], ...]) -> str:
+    """The longest of the words that ``s`` ends with (never all of ``s``), or ""."""
+    for n, words in by_len:
+        if len(s) > n and s[-n:] in words:
+            return s[-n:]
+    return ""
 _LATIN_LEGAL_LONGEST = tuple(sorted(lex.LATIN_LEGAL_FORMS, key=len, reverse=True))
 
 
@@ -101,9 +126,9 @@ class Name:
 
 def _leading_region(s: str) -> tuple[str, str]:
     """Split a leading Chinese region (with its 省/市 suffix) off a name or address."""
-    for r in _REGIONS_LONGEST:
-        if s.startswith(r) and len(s) > len(r):
-            rest = s[len(r):]
+    for n, regions in _REGIONS_BY_LEN:
+        if len(s) > n and s[:n] in regions:
+            r, rest = s[:n], s[n:]
             for suf in lex.CN_REGION_SUFFIXES:
                 if rest.startswith(suf) and len(rest) > len(suf):
                     rest = rest[len(suf):]
@@ -146,21 +171,18 @@ def _cjk_company(s: str, paren_region: str, person: bool) -> Name:
         s, _ = _strip_suffixes(s, lex.CN_PERSON_TITLES)
         latin = tuple(t for t in (romanize(s[:1]), romanize(s[1:]).replace(" ", "")) if t)
         return Name(s, latin, "".join(sorted(latin)), cjk=True, person=True)
-    s, legal = _strip_suffixes(s, _LEGAL_LONGEST)
+    legal = ""
+    while suffix := _longest_suffix(s, _LEGAL_BY_LEN):
+        s, legal = s[: -len(suffix)], suffix + legal
     lead = re.match(r"[a-z]+", s)
     if lead and lead.group() in _region_romans():   # SHANGHAI星海贸易: a region written in Latin letters
         s = _region_romans()[lead.group()] + s[lead.end():]
     region, rest = _leading_region(s)
     region = region or paren_region
     core, industry = rest, []
-    changed = True
-    while changed:
-        changed = False
-        for w in _INDUSTRY_LONGEST:
-            if core.endswith(w) and len(core) > len(w):
-                core, changed = core[: -len(w)], True
-                industry.insert(0, w)
-                break
+    while w := _longest_suffix(core, _INDUSTRY_BY_LEN):
+        core = core[: -len(w)]
+        industry.insert(0, w)
     full = region + core + "".join(industry)
     latin = ([_region_roman(region)] if region else []) + [romanize(core).replace(" ", "")]
     for w in industry:

@@ -206,13 +206,14 @@ def upgrade() -> None:
 
     op.create_table('match_key',
     sa.Column('entity', sa.String(length=16), nullable=False),
-    sa.Column('record_id', sa.String(length=26), nullable=False),
     sa.Column('key_type', sa.String(length=32), nullable=False),
     sa.Column('key_value', sa.String(length=255), nullable=False),
-    sa.PrimaryKeyConstraint('entity', 'record_id', 'key_type', 'key_value', name=op.f('pk_match_key'))
+    sa.Column('record_id', sa.String(length=26), nullable=False),
+    sa.PrimaryKeyConstraint('entity', 'key_type', 'key_value', 'record_id', name=op.f('pk_match_key')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('match_key', schema=None) as batch_op:
-        batch_op.create_index('ix_match_key_lookup', ['entity', 'key_type', 'key_value'], unique=False)
+        batch_op.create_index('ix_match_key_record', ['entity', 'record_id'], unique=False)
 
     op.create_table('match_reject',
     sa.Column('entity', sa.String(length=16), nullable=False),
@@ -606,7 +607,7 @@ def downgrade() -> None:
     op.drop_table('merge_log')
     op.drop_table('match_reject')
     with op.batch_alter_table('match_key', schema=None) as batch_op:
-        batch_op.drop_index('ix_match_key_lookup')
+        batch_op.drop_index('ix_match_key_record')
 
     op.drop_table('match_key')
     with op.batch_alter_table('match_candidate', schema=None) as batch_op:

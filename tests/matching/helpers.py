@@ -42,7 +42,10 @@ class Hub:
                             validator=None, matcher=_matcher(p, entity))
         raws = [{"updated_at": "2024-01-01 00:00:00", "type": "company", **r} for r in rows]
         with self.engine.begin() as conn:
-            return process_batch(conn, ctx, raws)
+            stats = process_batch(conn, ctx, raws)
+            if ctx.matcher is not None:
+                ctx.matcher.settle(conn, ctx.rules, ctx.out_systems)
+            return stats
 
     def record_of(self, system: str, source_id: str, entity: str = "customer") -> str | None:
         from sqlalchemy import select
