@@ -93,7 +93,10 @@ serve: {{window_ms: 50}}
         golden = rows(s.engine, "select id, name from customer")
         assert [g.name for g in golden] == ["Seven Seas Ltd"]
         assert account["Triad_Id__c"] == golden[0].id
-        assert rows(s.engine, "select source_id from xref where system = 'crm'")[0].source_id == account["Id"]
+        # the org answers before the push commits the link it learnt: wait for the commit, not for a time
+        link = wait_for(lambda: rows(s.engine, "select source_id from xref where system = 'crm'"), 20,
+                        "the push to record the org's id")
+        assert link[0].source_id == account["Id"]
         assert [x.status for x in inbox_rows(s)] == ["done"]
         health = s.http.get(f"{s.url}/healthz").json()
         assert health["status"] == "ok" and health["worker"] == "running" and health["inbox"]["pending"] == 0
