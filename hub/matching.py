@@ -31,7 +31,7 @@ from sqlalchemy import Connection, func, or_, select
 
 from hub.canonical import ENTITIES
 from hub.golden import table_of
-from hub.matching_blocking import BROAD, IDENTIFYING, key_fields, key_rows, record_keys
+from hub.matching_blocking import BROAD, IDENTIFYING, key_fields, record_keys
 from hub.matching_bridges import Bridge, consistent, find_bridges
 from hub.matching_index import (MAX_BLOCK, fingerprint, golden_rows, index_all, index_records,  # noqa: F401
                                 insert_keys, lookup_keys, material_fields, small_blocks, source_versions)

@@ -2,9 +2,14 @@
 
 A golden record's keys come from its golden values and from every version a
 source system sent (``source_state``): a new record resembling any of them
-finds the record. Keys are replaced whenever the pipeline writes a new or
-changed golden record; a steward's reject whose record changed materially is
-forgotten at the same time (:func:`fingerprint`).
+finds the record. A new golden record gets its keys; a changed one has them
+replaced (a steward's reject whose record changed materially is forgotten at
+the same time, :func:`fingerprint`); a record linked to an existing golden
+record adds its own keys to it (:class:`hub.matching.FuzzyMatcher`).
+
+The lookups here are the hottest queries of matching: they go to the driver
+as plain SQL on ``match_key``'s primary key (entity, key_type, key_value,
+record_id) and return plain tuples.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from hub.sqlutil import chunks
 log = logging.getLogger(__name__)
 
 MAX_BLOCK = 200          # a non-identifying key shared by more golden records than this says too little
+KEY_COLUMNS = ["entity", "key_type", "key_value", "record_id"]   # match_key's primary key
 MATERIAL = {"customer": ("name", "customer_type", "tax_id", "email", "phone", "country", "province", "city",
                          "address", "postal_code")}
 
@@ -57,11 +63,7 @@ def _marks(conn: Connection, n: int) -> str:
 
 
 def lookup_keys(conn: Connection, entity: str, key_type: str, values: Sequence[str]) -> list[tuple[str, str]]:
-    """(key value, record id) of golden records holding any of ``values`` as a ``key_type`` key.
-
-    The hottest query of matching (a batch reads some twenty rows per record), so it
-    goes to the driver as plain SQL on the primary key and returns plain tuples.
-    """
+    """(key value, record id) of golden records holding any of ``values`` as a ``key_type`` key."""
     if not values:
         return []
     ph = _marks(conn, 1)
@@ -85,8 +87,9 @@ def golden_rows(conn: Connection, entity: str, fields: Sequence[str],
     if all(types.get(f) == "string" for f in fields):
         q = conn.dialect.identifier_preparer.quote
         ph = _marks(conn, 1)
-        head = (f"SELECT t.id, t.merged_into, (SELECT count(*) FROM xref x WHERE x.entity = {ph} AND x.record_id = t.id), "
-                + ", ".join(f"t.{q(f)}" for f in fields) + f" FROM {q(t.name)} t WHERE t.id IN ")
+        links = f"(SELECT count(*) FROM xref x WHERE x.entity = {ph} AND x.record_id = t.id)"
+        head = (f"SELECT t.id, t.merged_into, {links}, " + ", ".join(f"t.{q(f)}" for f in fields)
+                + f" FROM {q(t.name)} t WHERE t.id IN ")
         for part in chunks(list(ids)):
             for r in conn.exec_driver_sql(f"{head}({_marks(conn, len(part))})", (entity, *part)).fetchall():
                 out.append((r[0], r[1], r[2], tuple(r[3:])))
@@ -115,11 +118,19 @@ def insert_keys(conn: Connection, rows: list[dict[str, str]], *, upsert: bool = 
         return
     from hub.bulk import execute_many
     kt = MatchKey.__table__
-    if upsert:
-        from hub.sqlutil import upsert as upsert_rows
-        upsert_rows(conn, kt, rows, ["entity", "key_type", "key_value", "record_id"], [])
-    else:
+    dialect = conn.dialect.name
+    if not upsert:
         execute_many(conn, insert(kt), rows, "match-key-insert")
+    elif dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        stmt = dialect_insert(kt).on_conflict_do_nothing(index_elements=KEY_COLUMNS)
+        execute_many(conn, stmt, rows, "match-key-upsert")
+    else:
+        from hub.sqlutil import upsert as upsert_rows
+        upsert_rows(conn, kt, rows, KEY_COLUMNS, [])
 
 
 def index_records(conn: Connection, entity: str, records: Sequence[tuple[str, dict[str, Any]]],

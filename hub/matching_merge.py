@@ -34,8 +34,8 @@ from typing import Any
 from sqlalchemy import Connection, Date, DateTime, Numeric, insert, select, update
 
 from hub import audit, golden
-from hub.changefeed import lock_history
 from hub.canonical import ENTITIES, entity as entity_def
+from hub.changefeed import lock_history
 from hub.errors import NotFound, TriadError, UsageError
 from hub.matching import index_records
 from hub.merge import Rules, provenance_of

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 from rapidfuzz import fuzz
@@ -76,8 +77,9 @@ def feature(kind: str, value: Any, record: dict[str, Any]) -> Any:
 
 # --- comparators: (a, b) -> (level, similarity 0..1) ------------------------------------------------
 
-def _sim_tokens(a: str, b: str) -> float:
-    return max(fuzz.token_sort_ratio(a, b), fuzz.ratio(a.replace(" ", ""), b.replace(" ", ""))) / 100.0
+def _sim_tokens(a: str, b: str, cut: float = 0) -> float:
+    return max(fuzz.token_sort_ratio(a, b, score_cutoff=cut),
+               fuzz.ratio(a.replace(" ", ""), b.replace(" ", ""), score_cutoff=cut)) / 100.0
 
 
 def _levels(sim: float, cuts: tuple[float, ...]) -> int:
@@ -89,21 +91,23 @@ def _levels(sim: float, cuts: tuple[float, ...]) -> int:
     return level
 
 
-def compare_name(a: norm.Name, b: norm.Name) -> tuple[int, float]:
+def compare_name(a: norm.Name, b: norm.Name, fast: bool = False) -> tuple[int, float]:
+    """``fast``: the level only (similarities below the lowest cut come back as 0)."""
     if a.full == b.full and a.branch == b.branch:
         # a Chinese person's name of two or three characters is shared by thousands (张伟): no proof alone
         return (2 if a.person and a.cjk and len(a.full) <= 3 else 4), 1.0
+    cut = 70 if fast else 0
     if a.cjk == b.cjk:
-        sim = _sim_tokens(a.full, b.full) if not a.cjk else fuzz.ratio(a.full, b.full) / 100.0
+        sim = _sim_tokens(a.full, b.full, cut) if not a.cjk else fuzz.ratio(a.full, b.full, score_cutoff=cut) / 100.0
         cap = 3
     else:   # different scripts: transliteration is lossy (星海 and 新海 are both xinghai): at most "similar"
-        sim = _sim_tokens(" ".join(a.latin), " ".join(b.latin))
+        sim = _sim_tokens(" ".join(a.latin), " ".join(b.latin), cut)
         cap = 2
     if bool(a.region) != bool(b.region) and a.core and a.core == b.core:
         # 星海贸易 vs 上海星海贸易: one name omits its registration region
         body_a = [t for t in a.latin if t != a.region]
         body_b = [t for t in b.latin if t != b.region]
-        sim = max(sim, _sim_tokens(" ".join(body_a), " ".join(body_b)))
+        sim = max(sim, _sim_tokens(" ".join(body_a), " ".join(body_b), cut))
     level = _levels(sim, (0.70, 0.85, 0.92))
     if level == 0 and _partial(a.latin, b.latin):   # "jack" vs "jack berry": one name lacks a word
         level = 1
@@ -120,22 +124,24 @@ def _partial(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     return all(max(fuzz.ratio(w, x) for x in long_) >= 80 for w in short)
 
 
-def compare_address(a: norm.Address, b: norm.Address) -> tuple[int, float]:
+def compare_address(a: norm.Address, b: norm.Address, fast: bool = False) -> tuple[int, float]:
+    """``fast``: the level only (similarities below the lowest cut come back as 0)."""
     if a.full == b.full:
         return 3, 1.0
+    cut = 75 if fast else 0
     if a.cjk == b.cjk:
         if a.cjk:
-            sim = fuzz.ratio(a.full, b.full) / 100.0
+            sim = fuzz.ratio(a.full, b.full, score_cutoff=cut) / 100.0
         else:   # "kingsburykstreet" vs "kingsbury street": compare the unabbreviated forms too
-            sim = max(_sim_tokens(a.full, b.full), fuzz.ratio(a.raw, b.raw) / 100.0)
+            sim = max(_sim_tokens(a.full, b.full, cut), fuzz.ratio(a.raw, b.raw, score_cutoff=cut) / 100.0)
         cap = 2
     else:
-        sim = _sim_tokens(" ".join(a.latin), " ".join(b.latin))
+        sim = _sim_tokens(" ".join(a.latin), " ".join(b.latin), cut)
         cap = 1
     if a.number and b.number and a.number != b.number:
         cap = min(cap, 1)
     level = _levels(sim, (0.75, 0.90))
-    if level == 0 and fuzz.token_set_ratio(a.full, b.full) >= 90:   # one address has an extra line
+    if level == 0 and fuzz.token_set_ratio(a.full, b.full, score_cutoff=90) >= 90:   # one address has an extra line
         level = 1
     return min(level, cap), sim
 
@@ -154,13 +160,14 @@ def compare_postal(a: str, b: str) -> tuple[int, float]:
     return (1 if d <= 1 and len(a) == len(b) else 0), 1.0 - d / max(len(a), len(b))
 
 
-def compare_phone(a: str, b: str) -> tuple[int, float]:
+def compare_phone(a: str, b: str, fast: bool = False) -> tuple[int, float]:
+    """``fast``: the level only (distances above 1 come back as 2)."""
     if a == b:
         return 2, 1.0
     da, db = a.lstrip("+"), b.lstrip("+")
     if len(da) >= 8 and len(db) >= 8 and da[-8:] == db[-8:]:
         return 1, 0.9
-    d = DamerauLevenshtein.distance(da, db)
+    d = DamerauLevenshtein.distance(da, db, score_cutoff=1 if fast else None)
     return (1 if d <= 1 and len(da) == len(db) else 0), 1.0 - d / max(len(da), len(db), 1)
 
 
@@ -201,6 +208,8 @@ class Kind:
     m: tuple[float, ...]        # default P(level | same entity)
     u: tuple[float, ...]        # default P(level | different entities), among blocked candidates
 
+
+FAST_KINDS = frozenset({"name", "address", "phone"})   # comparators with a level-only mode (``fast``)
 
 # Defaults before `triad matches train`: u is how often two records taken at random compare at a level.
 KINDS: dict[str, Kind] = {
@@ -279,15 +288,18 @@ class Scorer:
         for f, mult in zip(self.fields, self.mult):
             m, u = params.m[f], params.u[f]
             self.bits.append([mult * math.log2(max(mi, _CLIP) / max(ui, _CLIP)) for mi, ui in zip(m, u)])
-        self._compare = [KINDS[k].compare for k in self.kinds]
+        # score() needs levels only: the comparators that can, skip exact similarities below their cuts
+        self._compare = [partial(KINDS[k].compare, fast=True) if k in FAST_KINDS else KINDS[k].compare
+                         for k in self.kinds]
 
     def features(self, values: dict[str, Any]) -> tuple:
         return tuple(feature(k, values.get(f), values) for f, k in zip(self.fields, self.kinds))
 
     def levels(self, a: tuple, b: tuple) -> list[tuple[int, float] | None]:
+        """(level, similarity) per field, None where either side is empty."""
         out: list[tuple[int, float] | None] = []
-        for cmp, fa, fb in zip(self._compare, a, b):
-            out.append(None if fa is None or fb is None else cmp(fa, fb))
+        for kind, fa, fb in zip(self.kinds, a, b):
+            out.append(None if fa is None or fb is None else KINDS[kind].compare(fa, fb))
         return out
 
     def score(self, a: tuple, b: tuple) -> float:
