@@ -203,24 +203,17 @@ def _stored_raw_hashes(conn: Connection, ctx: StreamContext, source_ids: list[st
     thousands of bound parameters."""
     if not source_ids:
         return {}
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
+    if conn.dialect.name == "sqlite":
         import json
         rows = conn.exec_driver_sql(
             "SELECT source_id, raw_hash FROM source_state WHERE entity = ? AND system = ? "
             "AND source_id IN (SELECT value FROM json_each(?))", (ctx.entity, ctx.system, json.dumps(source_ids)))
         return dict(rows.all())
-    if dialect == "postgresql":
-        rows = conn.exec_driver_sql(
-            "SELECT source_id, raw_hash FROM source_state WHERE entity = %(e)s AND system = %(s)s "
-            "AND source_id = ANY(%(ids)s)", {"e": ctx.entity, "s": ctx.system, "ids": source_ids})
-        return dict(rows.all())
-    st = SourceState.__table__
-    out: dict[str, str] = {}
-    for part in chunks(source_ids):
-        out.update(conn.execute(select(st.c.source_id, st.c.raw_hash).where(
-            st.c.entity == ctx.entity, st.c.system == ctx.system, st.c.source_id.in_(part))).all())
-    return out
+    # the store is SQLite or PostgreSQL (hub.store)
+    rows = conn.exec_driver_sql(
+        "SELECT source_id, raw_hash FROM source_state WHERE entity = %(e)s AND system = %(s)s "
+        "AND source_id = ANY(%(ids)s)", {"e": ctx.entity, "s": ctx.system, "ids": source_ids})
+    return dict(rows.all())
 
 
 def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "QuarantineWriter",
