@@ -137,7 +137,9 @@ def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str,
     stats.add("quarantined", quarantine.flush())
     stats.add("unchanged", quarantine.repeated)
     quarantine.supersede([i.source_id for i in changed + deletes], keep=set(stats.resolved_quarantine))
-    writes.flush_history(conn)    # last: the change feed's lock is then held only until the commit
+    writes.flush_history(conn)    # the change feed's lock is then held only until the commit
+    if ctx.matcher is not None:    # golden records a record of the batch proved one: merged (on every path in)
+        ctx.matcher.settle(conn, ctx.rules, ctx.out_systems)
     return stats
 
 

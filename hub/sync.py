@@ -103,8 +103,6 @@ def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bo
                 tx = conn.begin()
                 try:
                     stats = process_batch(conn, ctx, batch.records, batch.deleted)
-                    if ctx.matcher is not None:   # golden records a record of the batch proved one: merged
-                        ctx.matcher.settle(conn, ctx.rules, ctx.out_systems)
                     _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
                     if batch.cursor is not None:
                         _save_cursor(conn, name, entity, batch.cursor, ctx.now)
