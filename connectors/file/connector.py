@@ -8,22 +8,26 @@ by hash), older rows are skipped, and a file without that column is read in
 full every time. Export files are rarely sorted by change time, so only the
 last batch of a read moves the cursor (to the newest timestamp seen, never
 past the run's start): a crash half-way re-reads the file instead of skipping
-older rows that follow newer ones. Keys listed in ``<source stem>.deleted.csv``
+older rows that follow newer ones. The cursor also records the files read in
+full; an incremental read passes over those not written since (see
+:mod:`connectors.file.cursor`). Keys listed in ``<source stem>.deleted.csv``
 are reported as deleted.
 """
 from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
+from connectors.file.cursor import FileCursor, file_mark
 from connectors.file.paths import deleted_pattern, matching_files
 from connectors.file.readers import (ERROR, error_record, iter_csv, iter_deleted_keys, iter_jsonl,
                                      iter_xlsx, Row)
 from connectors.file.settings import FileSettings
-from connectors.file.timestamps import cap, parse_cursor_ts, parse_timestamp, to_iso
+from connectors.file.timestamps import cap, parse_timestamp
 from connectors.file.writer import OutboxWriter
 from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
 from hub.errors import ConfigError
@@ -95,12 +99,21 @@ class FileConnector(Connector):
         files = matching_files(folder, stream.source, connector=self.name)
         if not files:
             log.warning("%s/%s: no file matches '%s' in %s", self.name, stream.entity, stream.source, folder)
-        since = parse_cursor_ts(cursor)
+        last = FileCursor.parse(cursor)
+        since = last.since
         newest: datetime | None = None
-        counts = {"read": 0, "skipped": 0, "errors": 0}
+        counts = {"read": 0, "skipped": 0, "errors": 0, "unchanged files": 0}
         batch: list[dict[str, Any]] = []
         key, updated_at = stream.key, stream.updated_at
+        read_in_full: dict[str, str] = {}
+        started = time.time()
         for path in files:
+            name, mark = path.relative_to(folder).as_posix(), file_mark(path, started)   # stat before reading
+            if mark is not None:
+                read_in_full[name] = mark
+                if cursor is not None and last.files.get(name) == mark:
+                    counts["unchanged files"] += 1
+                    continue
             for line, record in self._rows(path, settings, stream):
                 if ERROR not in record and record.get(key) in (None, ""):
                     record = error_record(path.name, line, f"line {line}: empty key '{key}'")
@@ -118,8 +131,7 @@ class FileConnector(Connector):
                 if len(batch) > stream.batch_size:  # one record of look-ahead: the last batch is never empty
                     yield Batch(records=batch[:-1], cursor=cursor)
                     batch = batch[-1:]
-        final = self._final_cursor(since, newest, stream)
-        final_cursor = to_iso(final) if final is not None else cursor
+        final_cursor = FileCursor(self._final_cursor(since, newest, stream), read_in_full).to_json()
         yielded_final = False
         deleted: list[str] = []
         for gone in self._deleted_keys(folder, settings, stream):
@@ -129,8 +141,9 @@ class FileConnector(Connector):
                 batch, deleted, yielded_final = [], [], True
         if batch or deleted or (not yielded_final and final_cursor != cursor):
             yield Batch(records=batch, cursor=final_cursor, deleted=deleted)
-        log.info("%s/%s: read %d record(s) (%d bad), skipped %d older than the cursor, from %d file(s)",
-                 self.name, stream.entity, counts["read"], counts["errors"], counts["skipped"], len(files))
+        log.info("%s/%s: read %d record(s) (%d bad), skipped %d older than the cursor, from %d file(s) "
+                 "(%d not written since the last read)", self.name, stream.entity, counts["read"], counts["errors"],
+                 counts["skipped"], len(files), counts["unchanged files"])
 
     def write(self, stream: StreamSpec, changes: list[WriteChange]) -> list[WriteResult]:
         """Append ``changes`` as one new file in the outbox; one result per change.

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import tracemalloc
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -204,7 +206,7 @@ def test_closed_lower_bound_timezone_and_cursor_only_on_the_last_batch(folder: P
     conn = connector(folder)
     records, batches = read(conn, stream(batch_size=2, tz="Asia/Shanghai"))
     assert [r["customer_no"] for r in records] == ["C3", "C2", "C1", "C4"]
-    assert [b.cursor for b in batches] == [None, "2024-01-03T00:00:00+00:00"]
+    assert [b.cursor for b in batches] == [None, {"ts": "2024-01-03T00:00:00+00:00", "files": {}}]   # too fresh
     cursor = batches[-1].cursor
     records, _ = read(conn, stream(tz="Asia/Shanghai"), "2024-01-02T00:00:00+00:00")
     assert [r["customer_no"] for r in records] == ["C3", "C2", "C4"]     # >= cursor, and unstamped rows
@@ -218,14 +220,14 @@ def test_cursor_never_passes_the_run_start(folder: Path) -> None:
     started = datetime(2025, 6, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
     records, batches = read(connector(folder), stream(run_started_at=started))
     assert len(records) == 2
-    assert batches[-1].cursor == "2025-06-01T12:00:00+00:00"
+    assert batches[-1].cursor["ts"] == "2025-06-01T12:00:00+00:00"
 
 
 def test_file_without_updated_at_column_is_read_in_full(folder: Path) -> None:
     (folder / "customers.csv").write_text("customer_no,name\nC1,a\nC2,b\n", encoding="utf-8")
-    records, batches = read(connector(folder), stream(), "2024-06-01T00:00:00+00:00")
+    records, batches = read(connector(folder), stream(), "2024-06-01T00:00:00+00:00")   # a cursor of earlier versions
     assert [r["customer_no"] for r in records] == ["C1", "C2"]
-    assert batches[-1].cursor == "2024-06-01T00:00:00+00:00"
+    assert batches[-1].cursor["ts"] == "2024-06-01T00:00:00+00:00"
 
 
 def test_glob_sources_and_deleted_side_files(folder: Path) -> None:
@@ -240,6 +242,64 @@ def test_glob_sources_and_deleted_side_files(folder: Path) -> None:
     _, batches = read(connector(folder), stream(batch_size=1))
     assert [k for b in batches for k in b.deleted] == ["C5", "C6"]
     assert all(len(b.deleted) <= 1 for b in batches)
+
+
+def settle(path: Path, seconds_ago: float = 60.0) -> None:
+    """Date a file's modification back, as an export written a while ago."""
+    stamp = time.time() - seconds_ago
+    os.utime(path, (stamp, stamp))
+
+
+def test_files_not_written_since_the_last_read_are_passed_over(folder: Path) -> None:
+    write_customers(folder, [("C1", "2024-01-01"), ("C2", "2024-01-02")], "customers-full.csv")
+    write_customers(folder, [("C3", "2024-01-03")], "customers-delta1.csv")
+    settle(folder / "customers-full.csv")
+    settle(folder / "customers-delta1.csv")
+    conn = connector(folder)
+    records, batches = read(conn, stream("customers-*.csv"))
+    assert [r["customer_no"] for r in records] == ["C3", "C1", "C2"]    # files in name order
+    cursor = batches[-1].cursor
+    assert sorted(cursor["files"]) == ["customers-delta1.csv", "customers-full.csv"]
+    # a new delta, with a row older than the cursor (a late export), and a full export rewritten
+    write_customers(folder, [("C4", "2024-01-04"), ("C0", "2023-12-31")], "customers-delta2.csv")
+    settle(folder / "customers-delta2.csv")
+    records, batches = read(conn, stream("customers-*.csv"), cursor)
+    assert [r["customer_no"] for r in records] == ["C4"]               # full and delta1 not opened
+    cursor = batches[-1].cursor
+    assert cursor["ts"] == "2024-01-04T00:00:00+00:00" and len(cursor["files"]) == 3
+    write_customers(folder, [("C1", "2024-02-01"), ("C2", "2024-01-02")], "customers-full.csv")
+    settle(folder / "customers-full.csv", 30)
+    records, batches = read(conn, stream("customers-*.csv"), cursor)
+    assert [r["customer_no"] for r in records] == ["C1"]                # rewritten: read again
+    assert read(conn, stream("customers-*.csv"), batches[-1].cursor)[0] == []
+    records, _ = read(conn, stream("customers-*.csv"), None)           # --full reads every file
+    assert len(records) == 5
+
+
+def test_a_file_written_moments_ago_is_read_again_next_time(folder: Path) -> None:
+    # it may still be being written, or its file system keeps whole seconds: not trusted yet
+    write_customers(folder, [("C1", "2024-01-01")])
+    conn = connector(folder)
+    _, batches = read(conn, stream())
+    assert batches[-1].cursor["files"] == {}
+    settle(folder / "customers.csv")
+    records, batches = read(conn, stream(), batches[-1].cursor)
+    assert [r["customer_no"] for r in records] == ["C1"]
+    assert list(batches[-1].cursor["files"]) == ["customers.csv"]
+    assert read(conn, stream(), batches[-1].cursor)[0] == []
+
+
+def test_a_file_replaced_by_one_of_the_same_size_and_time_is_read_again(folder: Path) -> None:
+    write_customers(folder, [("C1", "2024-01-01")])
+    settle(folder / "customers.csv")
+    conn = connector(folder)
+    cursor = read(conn, stream())[1][-1].cursor
+    before = (folder / "customers.csv").stat()
+    write_customers(folder, [("C2", "2024-01-01")], "next.tmp")        # an export written aside and renamed
+    os.utime(folder / "next.tmp", ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(folder / "next.tmp", folder / "customers.csv")
+    records, _ = read(conn, stream(), cursor)
+    assert [r["customer_no"] for r in records] == ["C2"]
 
 
 def test_missing_file_reads_nothing_and_bad_cursor_is_a_config_error(folder: Path) -> None:
