@@ -96,24 +96,35 @@ def insert_new(conn: Connection, entity: str, records: list[tuple[str, dict[str,
 
 
 def update_changed(conn: Connection, entity: str, records: list[tuple[GoldenRow, dict[str, Any]]],
-                   now: datetime) -> None:
-    """Write changed golden records in full (one executemany): (row with merged values, provenance)."""
+                   now: datetime, changed: dict[str, set[str]] | None = None) -> None:
+    """Write changed golden records (row with merged values, provenance), one executemany per set of
+    fields written.
+
+    ``changed``: record id -> the fields that changed; only those are written (with provenance,
+    updated_at and version), so the indexes of untouched columns are not rewritten. Without it, or
+    for a record not in it, every field is written.
+    """
     if not records:
         return
     t = table_of(entity)
     fields = scalar_fields(entity)
-    stmt = (update(t).where(t.c.id == bindparam("_id"))
-            .values({f: bindparam(f) for f in fields} | {"provenance": bindparam("provenance"),
-                                                          "updated_at": bindparam("updated_at"),
-                                                          "version": t.c.version + 1}))
-    params = []
+    types = ENTITIES[entity].fields
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row, prov in records:
-        p = {f: decode(row.values.get(f), ENTITIES[entity].fields[f]) for f in fields}
+        only = changed.get(row.id) if changed is not None else None
+        written = tuple(f for f in fields if f in only) if only is not None else tuple(fields)
+        p = {f: decode(row.values.get(f), types[f]) for f in written}
         p.update(_id=row.id, provenance=prov, updated_at=now)
-        params.append(p)
-    execute_many(conn, stmt, params, f"golden-update:{entity}")
+        groups.setdefault(written, []).append(p)
+    for written, params in groups.items():
+        stmt = (update(t).where(t.c.id == bindparam("_id"))
+                .values({f: bindparam(f) for f in written} | {"provenance": bindparam("provenance"),
+                                                               "updated_at": bindparam("updated_at"),
+                                                               "version": t.c.version + 1}))
+        execute_many(conn, stmt, params, f"golden-update:{entity}:{','.join(written)}")
     if entity == "order":
-        changed_lines = {row.id: row.values.get("lines") or [] for row, _ in records if "lines" in row.values}
+        changed_lines = {row.id: row.values.get("lines") or [] for row, _ in records
+                         if "lines" in row.values and (changed is None or "lines" in changed.get(row.id, ("lines",)))}
         replace_lines(conn, changed_lines)
 
 

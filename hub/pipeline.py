@@ -437,6 +437,7 @@ class _Writes:
     def __init__(self) -> None:
         self.new_golden: dict[str, tuple[dict[str, Any], dict[str, list]]] = {}
         self.changed_golden: dict[str, golden.GoldenRow] = {}
+        self.changed_fields: dict[str, set[str]] = {}    # only these columns are rewritten
         self.xrefs: dict[str, dict[str, Any]] = {}
         self.xref_status: list[dict[str, Any]] = []
         self.states: dict[str, dict[str, Any]] = {}
@@ -457,7 +458,8 @@ class _Writes:
         from hub.models import FieldHistory, GOLDEN_MODELS
         now = ctx.now
         golden.insert_new(conn, ctx.entity, [(rid, v, p) for rid, (v, p) in self.new_golden.items()], now)
-        golden.update_changed(conn, ctx.entity, [(row, row.provenance) for row in self.changed_golden.values()], now)
+        golden.update_changed(conn, ctx.entity, [(row, row.provenance) for row in self.changed_golden.values()], now,
+                              self.changed_fields)
         if self.deleted_in:
             t = GOLDEN_MODELS[ctx.entity].__table__
             conn.execute(update(t).where(t.c.id == bindparam("_id")).values(
@@ -517,6 +519,7 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
                     w.new_golden[rid] = (row.values, row.provenance)
                 else:
                     w.changed_golden[rid] = row
+                    w.changed_fields.setdefault(rid, set()).update(outcome.changes)
                 stats.add("updated" if outcome.changes else "unchanged")
             elif not item.linked_now:
                 stats.add("unchanged")

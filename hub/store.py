@@ -56,6 +56,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise ConfigError(f"store.url: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         _tune_sqlite(engine)
+        if parsed.database and parsed.database != ":memory:" and "mode=memory" not in str(parsed.query):
+            from hub.sqlite_checkpoint import attach
+            attach(engine, str(Path(parsed.database).expanduser().resolve()))
     return engine
 
 

@@ -1,0 +1,64 @@
+"""WAL checkpoints of a SQLite store run in a thread of their own, not inside the commits that fill the log."""
+from __future__ import annotations
+
+import os
+import struct
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from hub import sqlite_checkpoint
+from hub.store import make_engine
+
+
+def log_frames(db: Path) -> tuple[int, int]:
+    """(frames in the log, frames already copied into the database), from the WAL index header."""
+    head = (db.parent / (db.name + "-shm")).read_bytes()[:136]
+    return struct.unpack_from("<I", head, 16)[0], struct.unpack_from("<I", head, 96)[0]
+
+
+def fill_log(engine, rows: int = 6000) -> None:  # noqa: ANN001
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS blob (x BLOB)"))
+        conn.execute(text("INSERT INTO blob VALUES (:x)"), [{"x": os.urandom(900)} for _ in range(rows)])
+
+
+def test_a_commit_past_a_thousand_pages_does_not_copy_the_log_itself(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    engine = make_engine(f"sqlite:///{db}")
+    sqlite_checkpoint.checkpointer_of(engine).close(wait=5)   # only the committing connection could copy now
+    fill_log(engine)
+    frames, copied = log_frames(db)
+    assert frames > 1000 and copied == 0      # SQLite's default would have copied them in the commit
+    engine.dispose()
+
+
+def test_the_thread_copies_the_log_soon_after_a_commit(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    engine = make_engine(f"sqlite:///{db}")
+    fill_log(engine)
+    deadline = time.monotonic() + 10
+    while True:
+        frames, copied = log_frames(db)
+        if frames > 1000 and copied == frames:
+            break
+        assert time.monotonic() < deadline, f"log not checkpointed: {copied} of {frames} frames"
+        time.sleep(0.05)
+    with engine.connect() as conn:   # and the data is all there
+        assert conn.execute(text("SELECT count(*) FROM blob")).scalar() == 6000
+    engine.dispose()
+
+
+def test_in_memory_stores_have_no_checkpointer() -> None:
+    engine = make_engine("sqlite://")
+    assert sqlite_checkpoint.checkpointer_of(engine) is None
+    engine.dispose()
+
+
+def test_backstop_and_log_limit_are_set_on_every_connection(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == sqlite_checkpoint.BACKSTOP_PAGES
+        assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == sqlite_checkpoint.LOG_SIZE_LIMIT
+    engine.dispose()
