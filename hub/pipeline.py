@@ -20,6 +20,7 @@ from hub.mapping import Mapping
 from hub.merge import CREATED, Incoming, MergeOutcome, Rules, create, merge
 from hub.models import Conflict, SourceState, Xref
 from hub.errors import MappingError
+from hub.gc_pause import cyclic_gc_paused
 from hub.outbox import OutboxQueue
 from hub.quarantine import QuarantineWriter
 from hub.bulk import execute_many
@@ -95,6 +96,12 @@ def process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str,
         deleted_ids: source ids the system reports deleted.
         from_quarantine: source id -> quarantine id, when re-running parked rows.
     """
+    with cyclic_gc_paused():
+        return _process_batch(conn, ctx, raws, deleted_ids, from_quarantine)
+
+
+def _process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str, Any]],
+                   deleted_ids: Sequence[str], from_quarantine: dict[str, str] | None) -> BatchStats:
     stats = BatchStats()
     stats.add("read", len(raws))
     quarantine = QuarantineWriter(conn, ctx.system, ctx.entity, ctx.run_id, ctx.now)
