@@ -17,10 +17,10 @@ transaction is in the log, and whoever opens the file next replays it.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import sqlite3
 import threading
-import time
 import weakref
 
 from sqlalchemy import Engine, event
@@ -40,7 +40,7 @@ class Checkpointer:
     def __init__(self, path: str) -> None:
         self.path = path
         self._wake = threading.Event()
-        self._stop = False
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"wal-checkpoint:{path}", daemon=True)
         self._thread.start()
 
@@ -49,31 +49,37 @@ class Checkpointer:
 
     def close(self, wait: float = 0.0) -> None:
         """Stop the thread (after the checkpoint in progress); ``wait``: seconds to wait for it."""
-        self._stop = True
+        self._stopped.set()
         self._wake.set()
         if wait:
             self._thread.join(wait)
 
     def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
         while True:
             self._wake.wait()
             self._wake.clear()
-            if self._stop:
+            if self._stopped.is_set():
                 break
-            try:
-                if conn is None:
-                    conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-                busy, pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                # pages a reader still needs stay in the log; the next commit's checkpoint copies them
-                log.debug("checkpoint of %s: busy=%s, %s of %s log pages", self.path, busy, done, pages)
-            except sqlite3.Error as exc:   # locked for a moment, file gone: the next commit tries again
-                log.debug("checkpoint of %s skipped: %s", self.path, exc)
-                if conn is not None:
-                    conn.close()
-                    conn = None
-            time.sleep(MIN_INTERVAL)
-        if conn is not None:
+            self._checkpoint()
+            if self._stopped.wait(MIN_INTERVAL):
+                break
+
+    def _checkpoint(self) -> None:
+        # a connection per checkpoint, closed at once: when the process ends, the engine's own
+        # connections are the last ones, and the last to close copies the log back and removes it
+        # (a store file copied after a run then holds every change)
+        try:
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        except sqlite3.Error as exc:
+            log.debug("checkpoint of %s skipped: %s", self.path, exc)
+            return
+        try:
+            busy, pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            # pages a reader still needs stay in the log; the next commit's checkpoint copies them
+            log.debug("checkpoint of %s: busy=%s, %s of %s log pages", self.path, busy, done, pages)
+        except sqlite3.Error as exc:   # locked for a moment, file gone: the next commit tries again
+            log.debug("checkpoint of %s skipped: %s", self.path, exc)
+        finally:
             conn.close()
 
 
@@ -102,6 +108,7 @@ def attach(engine: Engine, path: str) -> Checkpointer:
 
     weakref.finalize(engine, checkpointer.close)
     _of[engine] = checkpointer
+    _live.add(checkpointer)
     return checkpointer
 
 
@@ -111,3 +118,12 @@ def checkpointer_of(engine: Engine) -> Checkpointer | None:
 
 
 _of: "weakref.WeakKeyDictionary[Engine, Checkpointer]" = weakref.WeakKeyDictionary()
+_live: "weakref.WeakSet[Checkpointer]" = weakref.WeakSet()
+
+
+@atexit.register
+def _finish() -> None:
+    """Let a checkpoint in progress end before the process does: the engine's connections close
+    after this, and the last of them can then take the log back into the file and remove it."""
+    for checkpointer in list(_live):
+        checkpointer.close(wait=60.0)

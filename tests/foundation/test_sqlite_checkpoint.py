@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -62,3 +65,20 @@ def test_backstop_and_log_limit_are_set_on_every_connection(tmp_path: Path) -> N
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == sqlite_checkpoint.BACKSTOP_PAGES
         assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == sqlite_checkpoint.LOG_SIZE_LIMIT
     engine.dispose()
+
+
+def test_a_process_that_ends_leaves_the_store_file_whole(tmp_path: Path) -> None:
+    # an admin who copies the .db file after a run must get every change: no log left beside it
+    db = tmp_path / "hub.db"
+    code = ("import os, sys; from sqlalchemy import text; from hub.store import make_engine\n"
+            f"e = make_engine('sqlite:///{db}')\n"
+            "with e.begin() as c:\n"
+            "    c.execute(text('CREATE TABLE blob (x BLOB)'))\n"
+            "    c.execute(text('INSERT INTO blob VALUES (:x)'), [{'x': os.urandom(900)} for _ in range(6000)])\n"
+            "import time; time.sleep(1)\n")    # the checkpointer has run by now
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert not (tmp_path / "hub.db-wal").exists()
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(db.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT count(*) FROM blob").fetchone()[0] == 6000
