@@ -19,13 +19,13 @@ such a pair again, and the memory is dropped when either record changes.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import math
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, Sequence
 
 from sqlalchemy import Connection, func, or_, select
 
@@ -33,6 +33,7 @@ from hub.canonical import ENTITIES
 from hub.golden import table_of
 from hub.matching_blocking import BROAD, IDENTIFYING, key_fields, record_keys
 from hub.matching_bridges import Bridge, consistent, find_bridges
+from hub.gc_pause import cyclic_gc_paused
 from hub.matching_index import (MAX_BLOCK, fingerprint, golden_rows, index_all, index_records,  # noqa: F401
                                 insert_keys, lookup_keys, material_fields, small_blocks, source_versions)
 from hub.matching_scoring import DUPLICATES_PER_RECORD, MIN_STORE, Params, Scorer
@@ -47,6 +48,8 @@ FEATURE_CACHE = 400_000  # feature vectors of golden versions kept between batch
 VERSION_FLOOR = 0.001    # below this, a candidate's golden values are too unlike the record for its
                          # versions to matter, unless it was found through one of them
 VERSION_KEYS = frozenset(IDENTIFYING + ("nm", "nl", "np", "nz", "nc", "nw", "nk"))   # name and identifier keys
+
+_first = itemgetter(0)
 
 # a candidate golden record, as the versions it is compared in: [(values, features)], golden values first
 Versions = list[tuple[dict[str, Any], tuple]]
@@ -98,6 +101,7 @@ class FuzzyMatcher:
         self.scorer = Scorer(entity, dict(fuzzy.fields), params)
         self._params_loaded = params is not None
         self._feature_cache: dict[tuple, tuple[dict[str, Any], tuple]] = {}
+        self._keys_cache: dict[int, tuple[dict[str, Any], set[tuple[str, str]]]] = {}   # see _own_keys
         self._fields = sorted(set(self.scorer.fields) | set(key_fields(entity)) | set(material_fields(entity))
                               | ({"customer_type", "country"} & set(ENTITIES[entity].fields)))
         # what the last batch decided, for index() and settle()
@@ -128,7 +132,8 @@ class FuzzyMatcher:
         feats = [self.scorer.features(v) for v in values_list]
         keys = [record_keys(self.entity, v) for v in values_list]
         blocks = self._lookup(conn, keys)
-        per_record = [self._candidates(k, blocks) for k in keys]
+        weights = _block_weights(blocks)
+        per_record = [_candidates(k, blocks, weights) for k in keys]
         golden, several = self._golden(conn, {rid for c in per_record for rid in c})
         scored, which = self._score(conn, feats, keys, blocks, per_record, golden, several)
         in_batch = _batch_blocks(keys)
@@ -197,23 +202,10 @@ class FuzzyMatcher:
                     part = small_blocks(conn, self.entity, kt, part)
                     if not part:
                         continue
-                for kv, rid in lookup_keys(conn, self.entity, kt, part):
-                    found.setdefault((kt, kv), []).append(rid)
+                # rows come grouped by key value (as the index is walked); a value split in two still gets all
+                for kv, rows in groupby(lookup_keys(conn, self.entity, kt, part), _first):
+                    found.setdefault((kt, kv), []).extend([r[1] for r in rows])
         return found
-
-    @staticmethod
-    def _candidates(ks: set[tuple[str, str]], blocks: dict[tuple[str, str], list[str]]) -> list[str]:
-        votes: dict[str, float] = {}
-        for k in ks:
-            rids = blocks.get(k)
-            if not rids or (len(rids) > MAX_BLOCK and k[0] not in IDENTIFYING):
-                continue
-            weight = _key_weight(k[0], len(rids))
-            for rid in rids:
-                votes[rid] = votes.get(rid, 0.0) + weight
-        if len(votes) <= MAX_CANDIDATES:
-            return sorted(votes)
-        return [rid for rid, _ in sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CANDIDATES]]
 
     def _score(self, conn: Connection, feats: list[tuple], keys: list[set[tuple[str, str]]],
                blocks: dict[tuple[str, str], list[str]], per_record: list[list[str]], golden: dict[str, Versions],
@@ -261,8 +253,17 @@ class FuzzyMatcher:
             return False
         mine = own_keys.get(rid)
         if mine is None:
-            mine = own_keys[rid] = record_keys(self.entity, values)
+            mine = own_keys[rid] = self._own_keys(values)
         return any(k not in mine for k in shared)
+
+    def _own_keys(self, values: dict[str, Any]) -> set[tuple[str, str]]:
+        """The keys of one cached version's values (kept with it: a golden record is a candidate of many)."""
+        cached = self._keys_cache.get(id(values))
+        if cached is not None and cached[0] is values:   # the entry holds the dict, so its id is not reused
+            return cached[1]
+        keys = record_keys(self.entity, values)
+        self._keys_cache[id(values)] = (values, keys)
+        return keys
 
     def _golden(self, conn: Connection, rids: set[str]) -> tuple[dict[str, Versions], set[str]]:
         """Candidate golden records in their golden values ([(values, features)], versions are added
@@ -272,6 +273,7 @@ class FuzzyMatcher:
         several: set[str] = set()
         if len(self._feature_cache) > FEATURE_CACHE:
             self._feature_cache.clear()
+            self._keys_cache.clear()
         for rid, merged_into, links, sig in golden_rows(conn, self.entity, self._fields, sorted(rids)):
             if merged_into is None:
                 out[rid] = [self._version(sig)]
@@ -420,25 +422,6 @@ class FuzzyMatcher:
         return merge_bridges(conn, self.entity, bridges, rules=rules, out_systems=out_systems)
 
 
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a batch is matched or indexed.
-
-    A batch builds some hundred thousand short-lived containers (keys, blocks,
-    candidate lists) and no reference cycles; meanwhile the collector would walk
-    the whole heap (normalization caches included) over and over, a fifth of the
-    matching time on a 100k store. Reference counting still frees everything at
-    once; anything cyclic waits for the next collection after the batch.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _best(score: Any, feats: tuple, versions: Versions) -> tuple[float, int]:
     """The best score of ``feats`` against any version, and that version's position."""
     best, at = -1.0, 0
@@ -447,6 +430,32 @@ def _best(score: Any, feats: tuple, versions: Versions) -> tuple[float, int]:
         if sc > best:
             best, at = sc, n
     return best, at
+
+
+def _block_weights(blocks: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], float]:
+    """The vote of each block worth voting with (once per batch, not once per record sharing it)."""
+    return {k: _key_weight(k[0], len(rids)) for k, rids in blocks.items()
+            if rids and (len(rids) <= MAX_BLOCK or k[0] in IDENTIFYING)}
+
+
+def _candidates(ks: set[tuple[str, str]], blocks: dict[tuple[str, str], list[str]],
+                weights: dict[tuple[str, str], float]) -> list[str]:
+    """The golden records a record is scored against: those sharing the most, rarest keys with it."""
+    votes: dict[str, float] = {}
+    get = votes.get
+    for k in ks:
+        weight = weights.get(k)
+        if weight is None:
+            continue
+        for rid in blocks[k]:
+            votes[rid] = get(rid, 0.0) + weight
+    if len(votes) <= MAX_CANDIDATES:
+        return sorted(votes)
+    return [rid for rid, _ in sorted(votes.items(), key=_by_votes)[:MAX_CANDIDATES]]
+
+
+def _by_votes(item: tuple[str, float]) -> tuple[float, str]:
+    return -item[1], item[0]
 
 
 def _key_weight(key_type: str, block: int) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from operator import itemgetter
 from typing import Any, Sequence
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
@@ -55,6 +56,9 @@ def fingerprint(entity: str, values: dict[str, Any]) -> str:
             parts.append(norm.text(v) or None)
     payload = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
+
+
+_primary_key = itemgetter(*KEY_COLUMNS)
 
 
 def _marks(conn: Connection, n: int) -> str:
@@ -118,6 +122,7 @@ def insert_keys(conn: Connection, rows: list[dict[str, str]], *, upsert: bool = 
         return
     from hub.bulk import execute_many
     kt = MatchKey.__table__
+    rows = sorted(rows, key=_primary_key)   # in key order: each insert lands next to the one before
     dialect = conn.dialect.name
     if not upsert:
         execute_many(conn, insert(kt), rows, "match-key-insert")

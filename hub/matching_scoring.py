@@ -121,7 +121,13 @@ def _partial(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     short, long_ = (a, b) if len(a) <= len(b) else (b, a)
     if not short or len(short) == len(long_):
         return False
-    return all(max(fuzz.ratio(w, x) for x in long_) >= 80 for w in short)
+    for w in short:
+        for x in long_:
+            if fuzz.ratio(w, x, score_cutoff=80):   # 0 below the cut
+                break
+        else:
+            return False
+    return True
 
 
 def compare_address(a: norm.Address, b: norm.Address, fast: bool = False) -> tuple[int, float]:
@@ -161,13 +167,15 @@ def compare_postal(a: str, b: str) -> tuple[int, float]:
 
 
 def compare_phone(a: str, b: str, fast: bool = False) -> tuple[int, float]:
-    """``fast``: the level only (distances above 1 come back as 2)."""
+    """``fast``: the level only (the similarity comes back as 0 unless the numbers agree)."""
     if a == b:
         return 2, 1.0
     da, db = a.lstrip("+"), b.lstrip("+")
     if len(da) >= 8 and len(db) >= 8 and da[-8:] == db[-8:]:
         return 1, 0.9
-    d = DamerauLevenshtein.distance(da, db, score_cutoff=1 if fast else None)
+    if fast:   # the level needs the distance only for numbers of one length
+        return (1 if len(da) == len(db) and DamerauLevenshtein.distance(da, db, score_cutoff=1) <= 1 else 0), 0.0
+    d = DamerauLevenshtein.distance(da, db)
     return (1 if d <= 1 and len(da) == len(db) else 0), 1.0 - d / max(len(da), len(db), 1)
 
 
@@ -289,8 +297,11 @@ class Scorer:
             m, u = params.m[f], params.u[f]
             self.bits.append([mult * math.log2(max(mi, _CLIP) / max(ui, _CLIP)) for mi, ui in zip(m, u)])
         # score() needs levels only: the comparators that can, skip exact similarities below their cuts
-        self._compare = [partial(KINDS[k].compare, fast=True) if k in FAST_KINDS else KINDS[k].compare
-                         for k in self.kinds]
+        compare = [partial(KINDS[k].compare, fast=True) if k in FAST_KINDS else KINDS[k].compare for k in self.kinds]
+        # the very same feature object on both sides (the normalizers' caches hand out one object per value)
+        # is the top level of every kind but names (a short Chinese person's name agrees only as "similar")
+        top = [None if k == "name" else len(b) - 1 for k, b in zip(self.kinds, self.bits)]
+        self._steps = list(zip(compare, self.bits, top))
 
     def features(self, values: dict[str, Any]) -> tuple:
         return tuple(feature(k, values.get(f), values) for f, k in zip(self.fields, self.kinds))
@@ -304,9 +315,10 @@ class Scorer:
 
     def score(self, a: tuple, b: tuple) -> float:
         w = self.prior
-        for cmp, bits, fa, fb in zip(self._compare, self.bits, a, b):
-            if fa is not None and fb is not None:
-                w += bits[cmp(fa, fb)[0]]
+        for (cmp, bits, top), fa, fb in zip(self._steps, a, b):
+            if fa is None or fb is None:
+                continue
+            w += bits[top] if fa is fb and top is not None else bits[cmp(fa, fb)[0]]
         return _logistic(w)
 
     def explain(self, a: tuple, b: tuple, values_a: dict[str, Any], values_b: dict[str, Any]) -> dict[str, Any]:

@@ -41,11 +41,8 @@ class Hub:
                             delete_targets=p.delete_targets(entity), run_id=new_id(), now=utcnow(),
                             validator=None, matcher=_matcher(p, entity))
         raws = [{"updated_at": "2024-01-01 00:00:00", "type": "company", **r} for r in rows]
-        with self.engine.begin() as conn:
-            stats = process_batch(conn, ctx, raws)
-            if ctx.matcher is not None:
-                ctx.matcher.settle(conn, ctx.rules, ctx.out_systems)
-            return stats
+        with self.engine.begin() as conn:   # the batch settles its bridge merges itself
+            return process_batch(conn, ctx, raws)
 
     def record_of(self, system: str, source_id: str, entity: str = "customer") -> str | None:
         from sqlalchemy import select

@@ -8,7 +8,7 @@ from sqlalchemy import insert
 from hub import golden
 from hub.config import Fuzzy
 from hub.identity import exact_matches
-from hub.matching import MAX_BLOCK, FuzzyMatcher, index_all
+from hub.matching import MAX_BLOCK, FuzzyMatcher, _block_weights, _candidates, index_all
 from hub.matching_blocking import record_keys
 from hub.types import new_id, utcnow
 
@@ -45,8 +45,9 @@ def test_exact_keys_always_reach_their_record(hub) -> None:
         probes.append((r["id"], field, {"name": "完全不同的名字", field: _respell(rng, field, r[field])}))
     with hub.engine.connect() as conn:
         blocks = matcher._lookup(conn, [record_keys("customer", v) for _, _, v in probes])
+        weights = _block_weights(blocks)
         for rid, field, values in probes:
-            assert rid in matcher._candidates(record_keys("customer", values), blocks), (field, values)
+            assert rid in _candidates(record_keys("customer", values), blocks, weights), (field, values)
             assert exact_matches(conn, "customer", [field], [values]) == [rid], (field, values)
 
 

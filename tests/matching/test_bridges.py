@@ -1,6 +1,7 @@
 """A record that links to two golden records proves them one: they merge after the batch (trained weights only)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,29 @@ def test_the_sync_merges_as_it_goes(tmp_path: Path) -> None:
     with hub.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(MatchCandidate.__table__).where(
             MatchCandidate.__table__.c.status == "open")) == 0
+
+
+def test_a_webhook_batch_merges_as_a_sync_run_does(hub: Hub) -> None:
+    """The inbox worker runs the pipeline's batch alone (no sync around it): the merge happens all the same."""
+    from hub.inbox import store
+    from hub.inbox_processor import InboxProcessor
+    _trained(hub)
+    hub.feed("crm", [A])
+    hub.feed("crm", [B])
+    a, b = hub.record_of("crm", "C1"), hub.record_of("crm", "C2")
+    assert a != b
+    record = {"updated_at": "2024-01-01 00:00:00", "type": "company", **R}
+    store(hub.engine, "crm", {"content-type": "application/json"},
+          json.dumps({"entity": "customer", "records": [record]}).encode())
+    worker = InboxProcessor(hub.engine, hub.parts, worker="test")
+    try:
+        report = worker.run_once()
+    finally:
+        worker.close()
+    assert (report.done, report.errors) == (1, 0)
+    assert hub.record_of("crm", "C1") == hub.record_of("crm", "C2") == hub.record_of("crm", "C3")
+    (m,) = _merges(hub)
+    assert m["merged_by"] == "matcher" and {m["winner_id"], m["loser_id"]} == {a, b}
 
 
 @pytest.mark.postgres
