@@ -7,12 +7,13 @@ merge in between is the pure :mod:`hub.merge`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, Text, and_, bindparam, select, type_coerce, update
 
 from hub import golden, subscriptions
 from hub.changefeed import lock_history
@@ -83,6 +84,7 @@ class _Item:
     linked_now: bool = False
     xref_status: str | None = None
     base: dict[str, Any] | None = None
+    stored_base: Any = None           # source_state.values as read with the xref, decoded only if needed
     quarantine_id: str | None = None
     candidates: list = field(default_factory=list)   # (record id, score, details) for a steward to review
 
@@ -123,7 +125,7 @@ def _process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str
         if i.quarantine_id:
             stats.resolved_quarantine.append(i.quarantine_id)
     _remember_raw(conn, ctx, [i for i in same if i.hash == i.state_hash])
-    _attach_bases(conn, ctx, changed + deletes)
+    _attach_bases(changed + deletes)
     changed = _validate(ctx, changed, quarantine)
     changed = _resolve_refs(conn, ctx, changed, quarantine)
     _resolve_identity(conn, ctx, changed)
@@ -213,7 +215,6 @@ def _stored_raw_hashes(conn: Connection, ctx: StreamContext, source_ids: list[st
     if not source_ids:
         return {}
     if conn.dialect.name == "sqlite":
-        import json
         rows = conn.exec_driver_sql(
             "SELECT source_id, raw_hash FROM source_state WHERE entity = ? AND system = ? "
             "AND source_id IN (SELECT value FROM json_each(?))", (ctx.entity, ctx.system, json.dumps(source_ids)))
@@ -262,10 +263,13 @@ def _has_nul(values: dict[str, Any]) -> bool:
 
 
 def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item]) -> None:
-    """Bulk lookup of the batch's xref links and stored row digests (not the bases: see _attach_bases)."""
+    """Bulk lookup of the batch's xref links, stored row digests and merge bases (the bases as
+    stored text on SQLite: only the changed rows' are decoded, see _attach_bases)."""
     xt, st = Xref.__table__, SourceState.__table__
+    base = type_coerce(st.c["values"], Text).label("base")
     for part in chunks(sorted(items)):
-        q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash, st.c.source_ts)
+        q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash, st.c.source_ts,
+                    base)
              .select_from(xt.outerjoin(st, and_(st.c.entity == xt.c.entity, st.c.system == xt.c.system,
                                                 st.c.source_id == xt.c.source_id)))
              .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part)))
@@ -273,6 +277,7 @@ def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item])
             item = items[r.source_id]
             item.record_id, item.xref_status = r.record_id, r.status
             item.state_hash, item.state_raw_hash, item.state_ts = r.row_hash, r.raw_hash, r.source_ts
+            item.stored_base = r.base
 
 
 def _older(item: _Item) -> bool:
@@ -284,16 +289,12 @@ def _older(item: _Item) -> bool:
     return datetime.fromisoformat(item.source_ts) < stored
 
 
-def _attach_bases(conn: Connection, ctx: StreamContext, items: list[_Item]) -> None:
+def _attach_bases(items: list[_Item]) -> None:
     """The merge bases (values last seen from this system) of the linked records that changed."""
-    linked = {i.source_id: i for i in items if i.record_id is not None}
-    for item in linked.values():
-        item.base = {}
-    st = SourceState.__table__
-    for part in chunks(list(linked)):
-        for r in conn.execute(select(st.c.source_id, st.c["values"]).where(
-                st.c.entity == ctx.entity, st.c.system == ctx.system, st.c.source_id.in_(part))):
-            linked[r.source_id].base = r[1] if r[1] is not None else {}
+    for item in items:
+        if item.record_id is not None:
+            stored = item.stored_base     # text on SQLite; PostgreSQL's driver hands jsonb over decoded
+            item.base = (json.loads(stored) if isinstance(stored, str) else stored) or {}
 
 
 def _remember_raw(conn: Connection, ctx: StreamContext, same: list[_Item]) -> None:
