@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import logging
 import sqlite3
-import struct
 import threading
 import weakref
 
@@ -32,8 +31,11 @@ log = logging.getLogger(__name__)
 # spread over a million records writes some 180 MB of log)
 BACKSTOP_PAGES = 131072
 LOG_SIZE_LIMIT = 64 * 1024 * 1024   # bytes the log file is cut back to once a checkpoint has emptied it
-AFTER_FRAMES = 1000       # the thread copies the log once it holds this many pages not yet copied
-MIN_INTERVAL = 0.2        # seconds between checkpoints: many small commits share one (and one sync)
+# seconds between checkpoints: the commits of a second share one copy and one sync. (How many log
+# pages are waiting is in the -shm file, but this process must never open and close that file
+# itself: closing any descriptor of a file drops every POSIX lock the process holds on it, and
+# another process would then reset the shared memory under SQLite's feet: SIGBUS.)
+MIN_INTERVAL = 1.0
 
 
 class Checkpointer:
@@ -66,19 +68,7 @@ class Checkpointer:
             if self._stopped.wait(MIN_INTERVAL):
                 break
 
-    def _pending_frames(self) -> int:
-        """Log pages not yet copied into the database, from the WAL index header (``mxFrame`` at
-        byte 16, ``nBackfill`` at byte 96, in the machine's byte order: SQLite's file format)."""
-        try:
-            with open(self.path + "-shm", "rb") as fh:
-                head = fh.read(100)
-            return struct.unpack_from("=I", head, 16)[0] - struct.unpack_from("=I", head, 96)[0]
-        except (OSError, struct.error):
-            return AFTER_FRAMES     # unknown: checkpoint
-
     def _checkpoint(self) -> None:
-        if self._pending_frames() < AFTER_FRAMES:   # small commits: let them add up, as SQLite would
-            return
         # a connection per checkpoint, closed at once: when the process ends, the engine's own
         # connections are the last ones, and the last to close copies the log back and removes it
         # (a store file copied after a run then holds every change)

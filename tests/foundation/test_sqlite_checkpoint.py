@@ -53,17 +53,6 @@ def test_the_thread_copies_the_log_soon_after_a_commit(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_small_commits_add_up_before_the_thread_copies_them(tmp_path: Path) -> None:
-    # a checkpoint after every small commit would sync the file for a few pages each time
-    db = tmp_path / "hub.db"
-    engine = make_engine(f"sqlite:///{db}")
-    fill_log(engine, rows=40)
-    time.sleep(3 * sqlite_checkpoint.MIN_INTERVAL)
-    frames, copied = log_frames(db)
-    assert 0 < frames < sqlite_checkpoint.AFTER_FRAMES and copied == 0
-    engine.dispose()
-
-
 def test_in_memory_stores_have_no_checkpointer() -> None:
     engine = make_engine("sqlite://")
     assert sqlite_checkpoint.checkpointer_of(engine) is None
