@@ -6,7 +6,7 @@ back into the database file and syncs it. A batch of 10,000 updates spread
 over a million-record store dirties some 30,000 pages, so two thirds of its
 commit time was the checkpoint. Here each engine gets one daemon thread that
 runs a PASSIVE checkpoint (it never waits for readers or writers) on a
-connection of its own after commits, while the next batch is being read and
+pooled connection after commits (at most once a second), while the next batch is being read and
 mapped; sqlite3 releases the GIL while it works, so on two cores the copy runs
 in parallel with the pipeline. The commit-time checkpoint stays as a backstop
 at a much larger log size (``BACKSTOP_PAGES``), should the thread fall behind; the
@@ -41,8 +41,9 @@ MIN_INTERVAL = 1.0
 class Checkpointer:
     """Checkpoints one database file's log in a background thread, woken by commits."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, engine: Engine, path: str) -> None:
         self.path = path
+        self._engine = weakref.ref(engine)    # the thread must not keep the engine alive
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"wal-checkpoint:{path}", daemon=True)
@@ -69,27 +70,33 @@ class Checkpointer:
                 break
 
     def _checkpoint(self) -> None:
-        # a connection per checkpoint, closed at once: when the process ends, the engine's own
-        # connections are the last ones, and the last to close copies the log back and removes it
-        # (a store file copied after a run then holds every change)
+        # on a connection of the engine's own pool: one opened and closed here could be the last
+        # on the file (the engine disposed meanwhile), and the last to close removes the log while
+        # someone may be copying the folder
+        engine = self._engine()
+        if engine is None:
+            self._stopped.set()
+            return
         try:
-            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-        except sqlite3.Error as exc:
+            raw = engine.raw_connection()
+        except Exception as exc:  # noqa: BLE001 - file gone, pool closed: nothing to copy
             log.debug("checkpoint of %s skipped: %s", self.path, exc)
             return
         try:
-            busy, pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            cur = raw.cursor()
+            busy, pages, done = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            cur.close()
             # pages a reader still needs stay in the log; the next commit's checkpoint copies them
             log.debug("checkpoint of %s: busy=%s, %s of %s log pages", self.path, busy, done, pages)
-        except sqlite3.Error as exc:   # locked for a moment, file gone: the next commit tries again
+        except sqlite3.Error as exc:   # locked for a moment: the next commit tries again
             log.debug("checkpoint of %s skipped: %s", self.path, exc)
         finally:
-            conn.close()
+            raw.close()     # back to the pool
 
 
 def attach(engine: Engine, path: str) -> Checkpointer:
     """Move ``engine``'s checkpoints off its commits (the engine must be a SQLite file in WAL mode)."""
-    checkpointer = Checkpointer(path)
+    checkpointer = Checkpointer(engine, path)
     pending = threading.local()
 
     @event.listens_for(engine, "connect")
