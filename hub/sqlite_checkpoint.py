@@ -70,12 +70,16 @@ class Checkpointer:
                 break
 
     def _checkpoint(self) -> None:
-        # on a connection of the engine's own pool: one opened and closed here could be the last
-        # on the file (the engine disposed meanwhile), and the last to close removes the log while
-        # someone may be copying the folder
+        # on an idle connection of the engine's own pool, never a new one: one opened and closed
+        # here could be the last on the file (the engine disposed meanwhile), and the last to close
+        # removes the log while someone may be copying the folder; with no idle connection the
+        # engine has been disposed or is busy, and the last close or the next commit will copy
         engine = self._engine()
         if engine is None:
             self._stopped.set()
+            return
+        idle = getattr(engine.pool, "checkedin", None)
+        if idle is None or idle() == 0:
             return
         try:
             raw = engine.raw_connection()

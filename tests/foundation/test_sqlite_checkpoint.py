@@ -82,3 +82,16 @@ def test_a_process_that_ends_leaves_the_store_file_whole(tmp_path: Path) -> None
     copy.write_bytes(db.read_bytes())
     with sqlite3.connect(copy) as conn:
         assert conn.execute("SELECT count(*) FROM blob").fetchone()[0] == 6000
+
+
+def test_a_disposed_engine_s_files_do_not_change_under_a_copy(tmp_path: Path) -> None:
+    # a folder copied right after its engine was disposed (tests copy template projects so) must not
+    # see the log vanish half-way: the thread's checkpoint is never the last connection to close
+    db = tmp_path / "hub.db"
+    engine = make_engine(f"sqlite:///{db}")
+    fill_log(engine)
+    engine.dispose()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    time.sleep(sqlite_checkpoint.MIN_INTERVAL + 0.5)    # the checkpoint the commit asked for has run
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sqlite_checkpoint.checkpointer_of(engine) is not None
