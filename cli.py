@@ -183,6 +183,15 @@ def db_check(ctx: Context) -> None:
         sys.exit(1)
 
 
+def _cursor_text(cursor: object) -> object:
+    """A stream cursor as a person reads it: its change time, and for files how many were read in full
+    (the whole cursor is in `--json`)."""
+    if isinstance(cursor, dict) and "ts" in cursor:
+        files = cursor.get("files")
+        return (cursor["ts"] or "-") + (f" ({len(files)} file(s) read in full)" if files else "")
+    return cursor
+
+
 # --- status ----------------------------------------------------------------------------------------
 
 @main.command()
@@ -203,7 +212,8 @@ def status(ctx: Context) -> None:
         render.table("records", ["entity", "golden", "deleted somewhere"],
                      [(e, c["count"], c["deleted"]) for e, c in data["records"].items()])
         render.table("streams", ["connector", "entity", "cursor", "last run", "status"],
-                     [(s["connector"], s["entity"], s["cursor"], s["last_run_at"], s["last_status"]) for s in data["streams"]])
+                     [(s["connector"], s["entity"], _cursor_text(s["cursor"]), s["last_run_at"], s["last_status"])
+                      for s in data["streams"]])
         o = data["outbox"]
         render.kv("open items", [("open conflicts", data["conflicts"]["open"]),
                                  ("parked in quarantine", data["quarantine"]["parked"]),

@@ -59,3 +59,19 @@ def test_runs_and_status_after_a_sync(project: Path):
     assert status["records"]["customer"]["count"] == 5 and status["conflicts"]["open"] == 1
     assert any("triad conflicts list" in h for h in status["hints"])
     assert run("runs", "show", "nope").exit_code == 1
+
+
+def test_status_shows_a_file_stream_s_cursor_as_its_time_and_files(project: Path):
+    import os
+    import time
+    assert run("sync", "run").exit_code == 0
+    past = time.time() - 60
+    for path in (project / "exports").rglob("*.csv"):   # exports written a while ago: settled
+        os.utime(path, (past, past))
+    assert run("sync", "run").exit_code == 0
+    streams = json.loads(run("status").stdout)["streams"]
+    cursor = next(s["cursor"] for s in streams if s["connector"] == "erp" and s["entity"] == "customer")
+    assert cursor["ts"] and cursor["files"]                # the whole cursor in --json
+    human = CliRunner().invoke(main, ["status"], terminal_width=200).output
+    line = next(ln for ln in human.splitlines() if "erp" in ln and "customer" in ln)
+    assert cursor["ts"] in line and "file(s) read in full" in line and "{" not in line
