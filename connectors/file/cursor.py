@@ -37,8 +37,8 @@ class FileCursor:
             return cls(parse_cursor_ts(value))
         if isinstance(value, dict) and set(value) <= {"ts", "files"} and isinstance(value.get("files", {}), dict):
             return cls(parse_cursor_ts(value.get("ts")), {str(k): str(v) for k, v in value.get("files", {}).items()})
-        raise ConfigError(f"cursor {value!r} is not an ISO timestamp or a file cursor "
-                          f"({{'ts': ..., 'files': ...}}); reset the stream's cursor")
+        raise ConfigError(f"cursor {value!r} is not an ISO timestamp or a file cursor ({{'ts': ..., 'files': "
+                          f"...}}); `triad sync run --full` reads the stream again and stores a new cursor")
 
     def to_json(self) -> dict[str, Any] | None:
         if self.since is None and not self.files:

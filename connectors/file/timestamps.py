@@ -77,7 +77,8 @@ def parse_cursor_ts(text: object, what: str = "cursor") -> datetime | None:
     try:
         dt = datetime.fromisoformat(str(text))
     except ValueError:
-        raise ConfigError(f"{what} {text!r} is not an ISO timestamp; reset the stream's cursor") from None
+        raise ConfigError(f"{what} {text!r} is not an ISO timestamp; `triad sync run --full` reads the stream "
+                          f"again and stores a new cursor") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
