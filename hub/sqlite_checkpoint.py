@@ -5,12 +5,13 @@ write-ahead log past 1,000 pages: that commit then also copies the whole log
 back into the database file and syncs it. A batch of 10,000 updates spread
 over a million-record store dirties some 30,000 pages, so two thirds of its
 commit time was the checkpoint. Here each engine gets one daemon thread that
-runs a PASSIVE checkpoint (it never waits for readers or writers) on a
-pooled connection after commits (at most once a second), while the next batch is being read and
-mapped; sqlite3 releases the GIL while it works, so on two cores the copy runs
-in parallel with the pipeline. The commit-time checkpoint stays as a backstop
-at a much larger log size (``BACKSTOP_PAGES``), should the thread fall behind; the
-log file is cut back to ``LOG_SIZE_LIMIT`` once emptied.
+runs a PASSIVE checkpoint (it never waits for readers or writers) on an idle
+connection of the engine's pool after commits, at most once a second, while
+the next batch is being read and mapped; sqlite3 releases the GIL while it
+works, so on two cores the copy runs in parallel with the pipeline. The
+commit-time checkpoint stays as a backstop at a much larger log size
+(``BACKSTOP_PAGES``), should the thread fall behind; the log file is cut back
+to ``LOG_SIZE_LIMIT`` once emptied.
 
 Checkpoint timing changes nothing about durability or atomicity: a committed
 transaction is in the log, and whoever opens the file next replays it.
