@@ -117,24 +117,6 @@ def metrics(rows: list[dict[str, Any]], clusters: list[list[str]]) -> dict[str, 
     return {"pairwise": pairwise, "cluster": cluster, "true_pairs": len(tp_set), "predicted_pairs": len(pp)}
 
 
-def _components(ids: list[str], links: list[tuple[str, str]]) -> list[list[str]]:
-    parent = {i: i for i in ids}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-    for a, b in links:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    groups: dict[str, list[str]] = {}
-    for i in ids:
-        groups.setdefault(find(i), []).append(i)
-    return list(groups.values())
-
-
 # --- Triad ----------------------------------------------------------------------------------------
 
 CSV_COLUMNS = ("customer_no", "name", "type", "tax_id", "city", "address", "postal_code", "province", "updated_at")
@@ -256,7 +238,8 @@ def run_recordlinkage(rows: list[dict[str, Any]], variant: str) -> dict[str, Any
         cmp.exact("tax_id", "tax_id", label="tax_id")
     features = cmp.compute(pairs, df)
     links = rl.ECMClassifier(binarize=None).fit_predict(features)
-    clusters = _components(list(df.index), [(a, b) for a, b in links])
+    from hub.graph import connected_groups
+    clusters = connected_groups(list(df.index), [(a, b) for a, b in links])
     return {"clusters": clusters, "candidate_pairs": len(pairs)}
 
 

@@ -34,6 +34,7 @@ from hub.golden import table_of
 from hub.matching_blocking import BROAD, IDENTIFYING, key_fields, record_keys
 from hub.matching_bridges import Bridge, consistent, find_bridges
 from hub.gc_pause import cyclic_gc_paused
+from hub.graph import connected_groups
 from hub.matching_index import (MAX_BLOCK, fingerprint, golden_rows, index_all, index_records,  # noqa: F401
                                 insert_keys, lookup_keys, material_fields, small_blocks, source_versions)
 from hub.matching_scoring import DUPLICATES_PER_RECORD, MIN_STORE, Params, Scorer
@@ -305,29 +306,18 @@ class FuzzyMatcher:
         """Records of the batch that link to each other (directly or through one another) form one group;
         a group joins the golden record its members match best, else its first record is the new one."""
         n = len(scored)
-        parent = list(range(n))
-
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-        for i in range(n):
-            for j, sc in earlier[i]:
-                if sc >= self.link_at:
-                    ri, rj = find(i), find(j)
-                    if ri != rj:
-                        parent[max(ri, rj)] = min(ri, rj)
+        groups = connected_groups(range(n), ((i, j) for i in range(n) for j, sc in earlier[i] if sc >= self.link_at))
+        first = {i: g[0] for g in groups for i in g}     # a group's first record in the batch
         target: dict[int, tuple[float, str]] = {}
         for i in range(n):
             best = max(scored[i], key=lambda x: (x[1], x[0]), default=None)
             if best and best[1] >= self.link_at:
-                root = find(i)
+                root = first[i]
                 if root not in target or (best[1], best[0]) > target[root]:
                     target[root] = (best[1], best[0])
         decisions = []
         for i in range(n):
-            root = find(i)
+            root = first[i]
             d = MatchDecision(score=max([x for _, x in scored[i]] + [x for _, x in earlier[i]], default=None))
             if root in target:
                 d.record_id = target[root][1]
@@ -337,7 +327,7 @@ class FuzzyMatcher:
                             if sc >= self.review_at and rid != d.record_id]
             if ids is not None:   # review pairs inside the batch, named by the provisional ids
                 for j, sc in earlier[i]:
-                    rj = find(j)
+                    rj = first[j]
                     if sc >= self.review_at and rj != root:
                         other = target[rj][1] if rj in target else ids[rj]
                         if other != d.record_id:

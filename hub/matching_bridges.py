@@ -35,6 +35,7 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, func, select
 
 from hub.golden import table_of
+from hub.graph import connected_groups
 from hub.matching_scoring import Scorer
 from hub.models import MatchReject, MergeLog, Xref
 from hub.sqlutil import chunks
@@ -104,27 +105,14 @@ def merge_bridges(conn: Connection, entity: str, bridges: Sequence[Bridge], *, r
     ids = sorted({x for b in bridges for x in (b.a, b.b)})
     live = _live(conn, entity, ids)
     forbidden = _forbidden_pairs(conn, entity, ids)
-    parent = {x: x for x in ids}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    usable = [b for b in bridges if b.a in live and b.b in live and _pair(b.a, b.b) not in forbidden]
     why: dict[str, Bridge] = {}
-    for b in bridges:
-        if b.a in live and b.b in live and _pair(b.a, b.b) not in forbidden:
-            ra, rb = find(b.a), find(b.b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-            why.setdefault(b.b, b)
-            why.setdefault(b.a, b)
-    groups: dict[str, list[str]] = {}
-    for x in ids:
-        if x in why:
-            groups.setdefault(find(x), []).append(x)
+    for b in usable:
+        why.setdefault(b.b, b)
+        why.setdefault(b.a, b)
+    groups = connected_groups(sorted(why), [(b.a, b.b) for b in usable])
     merges = []
-    for members in groups.values():
+    for members in groups:
         if len(members) < 2:
             continue
         if any(_pair(x, y) in forbidden for x, y in combinations(members, 2)):

@@ -463,7 +463,7 @@ class _Writes:
 
     def flush(self, conn: Connection, ctx: StreamContext) -> None:
         from sqlalchemy import bindparam, insert
-        from hub.models import FieldHistory, GOLDEN_MODELS
+        from hub.models import GOLDEN_MODELS
         now = ctx.now
         golden.insert_new(conn, ctx.entity, [(rid, v, p) for rid, (v, p) in self.new_golden.items()], now)
         golden.update_changed(conn, ctx.entity, [(row, row.provenance) for row in self.changed_golden.values()], now,

@@ -124,7 +124,6 @@ def attach(engine: Engine, path: str) -> Checkpointer:
 
     weakref.finalize(engine, checkpointer.close)
     _of[engine] = checkpointer
-    _live.add(checkpointer)
     return checkpointer
 
 
@@ -134,12 +133,11 @@ def checkpointer_of(engine: Engine) -> Checkpointer | None:
 
 
 _of: "weakref.WeakKeyDictionary[Engine, Checkpointer]" = weakref.WeakKeyDictionary()
-_live: "weakref.WeakSet[Checkpointer]" = weakref.WeakSet()
 
 
 @atexit.register
 def _finish() -> None:
     """Let a checkpoint in progress end before the process does: the engine's connections close
     after this, and the last of them can then take the log back into the file and remove it."""
-    for checkpointer in list(_live):
+    for checkpointer in list(_of.values()):
         checkpointer.close(wait=60.0)
