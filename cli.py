@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -410,17 +410,17 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     engine = ctx.engine()
     require(engine, _who(ctx), "admin", target="sync run")
     parts = _parts(ctx)
-    progress = None
-    bar = None
+    progress = bar = None
     if not ctx.as_json and sys.stderr.isatty():
         from rich.progress import Progress, SpinnerColumn, TextColumn
         bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True)
         task = bar.add_task("starting")
         bar.start()
 
-        def progress(name: str, entity: str, counts: dict) -> None:  # noqa: F811
+        def show(name: str, entity: str, counts: dict) -> None:
             bar.update(task, description=f"{name}/{entity}: {counts['read']} read, {counts['created']} created, "
                                          f"{counts['updated']} updated")
+        progress = show
     try:
         reports = run_sync(engine, parts, connectors=connector_names, entities=entity_names, full=full,
                            dry_run=dry_run, user=ctx.user, progress=progress)

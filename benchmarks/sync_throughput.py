@@ -3,10 +3,12 @@
 Generates N deterministic customers as a CSV file source, runs each phase in a
 fresh process through the real pipeline (map, validate with great-expectations,
 identity, merge, set-based writes), the incremental phase also in a warm process
-(imports done, as in a long-running worker), and measures three references on the
-same rows: a raw sqlite3 executemany into one table, the store floor (raw sqlite3
-writes of exactly what an initial load stores per record, in Triad's own tables),
-and dlt's merge load when dlt is installed. Prints one JSON line.
+(imports done, as in a long-running worker), and measures references on the same
+rows: a raw sqlite3 executemany into one table, the store floor (raw sqlite3 writes
+of exactly what an initial load stores per record, in Triad's own tables, with the
+store's settings), great-expectations alone (the shipped customer suite, batch by
+batch), the bound those two set together, and dlt's merge load when dlt is
+installed. Prints one JSON line.
 
     python benchmarks/sync_throughput.py --records 1000000
 """
@@ -20,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -127,11 +130,24 @@ def store_floor_rate(rows: list[list[str]], workdir: Path) -> float:
     per customer (golden row, xref, source_state with its values, one history row, one match key) into
     a copy of the migrated hub database, with every value, id and JSON text prepared beforehand."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from hub.sqlite_checkpoint import BACKSTOP_PAGES
     from hub.types import new_id
     shutil.copy(workdir / "hub.db", workdir / "floor.db")
     db = sqlite3.connect(workdir / "floor.db", isolation_level=None)
-    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL", "cache_size=-65536"):
+    # the store's own settings (hub.store, hub.sqlite_checkpoint): WAL copied back by a second thread
+    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL", "cache_size=-65536",
+                   f"wal_autocheckpoint={BACKSTOP_PAGES}"):
         db.execute(f"PRAGMA {pragma}")
+    stop = threading.Event()
+
+    def checkpoints() -> None:
+        other = sqlite3.connect(workdir / "floor.db", isolation_level=None, check_same_thread=False)
+        while not stop.wait(1.0):
+            other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        other.close()
+
+    copier = threading.Thread(target=checkpoints, daemon=True)
+    copier.start()
     fields = ["code", "name", "tax_id", "email", "phone", "country", "province", "city", "address", "postal_code",
               "currency", "credit_limit", "payment_terms", "status"]
     now = "2026-11-29 10:00:00.000000"
@@ -162,8 +178,33 @@ def store_floor_rate(rows: list[list[str]], workdir: Path) -> float:
                        [(rid, v["tax_id"]) for rid, v, _, _, _ in part])
         db.execute("COMMIT")
     dt = time.perf_counter() - t
+    stop.set()
+    copier.join()
     db.close()
     return len(rows) / dt
+
+
+def validation_rate(rows: list[list[str]], batch_size: int) -> float:
+    """great-expectations alone: the shipped customer suite on the same rows, as canonical values,
+    in batches of the pipeline's size, the way the pipeline calls it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from decimal import Decimal
+
+    from hub.validation import DeferredValidator
+    fields = [f for f in HEADER if f != "updated_at"]
+    fields[0] = "code"
+    validator = DeferredValidator("customer", None, frozenset(fields))
+    validator.prepare()
+    batches = []
+    for start in range(0, len(rows), batch_size):
+        batch = [dict(zip(fields, r)) for r in rows[start:start + batch_size]]
+        for values in batch:
+            values["credit_limit"] = Decimal(values["credit_limit"])
+        batches.append(batch)
+    t = time.perf_counter()
+    for batch in batches:
+        validator.validate(batch)
+    return len(rows) / (time.perf_counter() - t)
 
 
 def dlt_rate(rows: list[list[str]], workdir: Path) -> float | None:
@@ -199,6 +240,7 @@ def main() -> None:
     peer = dlt_rate(rows, workdir)
     phase(workdir, "migrate", ["db", "upgrade"])
     floor = store_floor_rate(rows, workdir)
+    checks = validation_rate(rows, args.batch_size)
     del rows
 
     initial = phase(workdir, "initial", ["sync", "run"])
@@ -210,6 +252,7 @@ def main() -> None:
     write_csv(workdir / "exports" / "customers_delta2.csv", (row(i, version=2) for i in range(1, n, step)))
     warm = phase(workdir, "incremental (warm)", ["sync", "run"], warm=True)
 
+    bound = 1 / (1 / floor + 1 / checks)
     result = {
         "records": n, "batch_size": args.batch_size,
         "initial_rps": round(n / initial["wall"]), "initial_s": round(initial["wall"], 1),
@@ -219,6 +262,10 @@ def main() -> None:
         "incremental_warm_s": round(warm["wall"], 2),
         "raw_sqlite_rps": round(raw), "ratio_to_raw": round(n / initial["wall"] / raw, 3),
         "store_floor_rps": round(floor), "ratio_to_floor": round(n / initial["wall"] / floor, 3),
+        # the most any pipeline storing and validating these rows could reach: store floor and
+        # great-expectations back to back, mapping, identity and merge taken as free
+        "validation_rps": round(checks), "bound_rps": round(bound),
+        "bound_ratio_to_raw": round(bound / raw, 3),
         "dlt_rps": round(peer) if peer else None,
         "ratio_to_dlt": round(n / initial["wall"] / peer, 2) if peer else None,
         "runs": {"initial": initial["runs"], "noop": noop["runs"], "incremental": incr["runs"],

@@ -177,7 +177,6 @@ def run_demo(directory: Path, say: Callable[[str], None], *, keep: bool = False,
         if any(r.status != "ok" for r in reports):
             raise TriadError("; ".join(f"{r.connector}/{r.entity}: {r.error}" for r in reports if r.error))
 
-        from hub.models import Customer
         linked = []
         for m in mirrored:
             rid = hub.golden_id("customer", "crm", m["account"])

@@ -104,7 +104,7 @@ def _start_runs(engine: Engine, flows: dict[str, Flow], report: FlowReport) -> N
 
 def advance(engine: Engine, parts: Parts, flows: dict[str, Flow], run_id: str) -> str:
     """Move one run forward in one transaction; returns its status."""
-    fr, fs = FlowRun.__table__, FlowStep.__table__
+    fr = FlowRun.__table__
     with engine.begin() as conn:
         run = conn.execute(select(fr).where(fr.c.id == run_id)).mappings().first()
         if run is None:

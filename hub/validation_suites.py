@@ -102,7 +102,12 @@ def gx_module() -> ModuleType:
     from hub.deferred_imports import defer
     defer("scipy.stats", "altair")   # imported by expectations the shipped suites do not use
     import great_expectations
+    from great_expectations.execution_engine import pandas_execution_engine
 
+    # GE fingerprints every batch under this size by hashing all its cells, a fifth of a batch's
+    # validation; Triad never reads the fingerprint (batches are validated once, by position)
+    if hasattr(pandas_execution_engine, "HASH_THRESHOLD"):
+        pandas_execution_engine.HASH_THRESHOLD = 0
     return great_expectations
 
 
