@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from hub.context import Context
-from hub.errors import TriadError
+from hub.errors import TriadError, UsageError
 
 from hub.clikit import emit, pass_ctx, reporting  # noqa: E402 - shared with command modules
 
@@ -57,7 +57,8 @@ def main(click_ctx: click.Context, config_path: str | None, user_name: str | Non
 
 @main.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
-@click.option("--force", is_flag=True, help="Overwrite an existing triad.yaml.")
+@click.option("--force", is_flag=True, help="Overwrite an existing triad.yaml (sample exports and mappings "
+                                            "already in DIRECTORY are kept).")
 @reporting
 @pass_ctx
 def init(ctx: Context, directory: str, force: bool) -> None:
@@ -84,7 +85,7 @@ def config() -> None:
 @reporting
 @pass_ctx
 def config_validate(ctx: Context) -> None:
-    """Validate triad.yaml and every mapping it uses; prints the config with secrets as ***.
+    """Validate triad.yaml and every mapping it uses; --json adds the effective config, secrets as ***.
 
     \b
     Example:
@@ -354,7 +355,7 @@ def mappings_preview(ctx: Context, connector: str, entity: str, limit: int) -> N
       triad mappings preview crm customer --limit 3
     """
     from hub import render
-    from hub.mapping import preview
+    from hub.mapping import raw_at, preview
     from hub.types import utcnow
     parts = _parts(ctx)
     try:
@@ -374,7 +375,9 @@ def mappings_preview(ctx: Context, connector: str, entity: str, limit: int) -> N
             if "error" in r:
                 render.table(f"#{n}: cannot map ({r['error']})", ["source field", "value"], r["raw"].items())
             else:
-                render.table(f"#{n}: {r['source_id']}", ["canonical field", "value"], r["canonical"].items())
+                render.table(f"#{n}: {r['source_id']}", ["source field", "raw value", "canonical field", "value"],
+                             [(r["sources"].get(f, "(default)"), raw_at(r["raw"], r["sources"].get(f)), f, v)
+                              for f, v in r["canonical"].items()])
     emit(ctx, data, human)
 
 
@@ -473,6 +476,12 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     engine = ctx.engine()
     require(engine, _who(ctx), "admin", target="sync push")
     parts = _parts(ctx)
+    for name in connector_names:
+        c = parts.cfg.connectors.get(name)
+        if c is None:
+            raise UsageError(f"unknown connector '{name}'; configured: {', '.join(parts.cfg.connectors) or 'none'}")
+        if c.direction not in ("out", "both"):
+            raise UsageError(f"connector '{name}' has direction {c.direction}: Triad does not write to it")
     try:
         reports = push(engine, parts, connector_names)
     finally:
@@ -487,8 +496,10 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
                 render.error(f"{r.connector}/{r.entity}: {r.error}")
         if any(r.counts["dead"] for r in reports):
             render.hint("failed for good: triad outbox list --status dead")
+        if any(r.counts["failed"] for r in reports):
+            render.hint("failed writes are retried with backoff: triad outbox list --status pending")
     emit(ctx, data, human)
-    if any(r.status == "error" or r.counts["dead"] for r in reports):
+    if any(r.status == "error" or r.counts["dead"] or r.counts["failed"] for r in reports):
         sys.exit(1)
 
 
@@ -562,6 +573,8 @@ def records_list(ctx: Context, entity: str, where: tuple[str, ...], limit: int, 
     engine = ctx.engine()
     who = _who(ctx)
     require(engine, who, "read", entity)
+    for condition in where:    # filtering on a hidden field would reveal its values one guess at a time
+        require(engine, who, "read", entity, condition.split("=", 1)[0].strip())
     rows = list_records(engine, entity, where, limit, offset, who.denied_fields(entity))
 
     def human() -> None:
@@ -634,8 +647,10 @@ def records_history(ctx: Context, entity: str, record_id: str, field_name: str |
       triad records history customer 01J9Z... --field phone
     """
     from hub import render
+    from hub.canonical import entity as entity_def
     from hub.rbac import require
     from hub.records import history
+    entity_def(entity)
     engine = ctx.engine()
     who = _who(ctx)
     require(engine, who, "read", entity, field_name)
@@ -672,10 +687,13 @@ def conflicts_list(ctx: Context, status: str | None, entity: str | None, field_n
       triad conflicts list --entity customer --field phone --system erp --json
     """
     from hub import render
+    from hub.canonical import entity as entity_def
     from hub.conflicts import list_conflicts, parse_age
+    from hub.rbac import require
+    if entity:
+        entity_def(entity)
     engine = ctx.engine()
     who = _who(ctx)
-    from hub.rbac import require
     require(engine, who, "read", entity)
     allowed = who.allowed_entities("read")
     rows = list_conflicts(engine, status=status, entity=entity, field=field_name, system=system,
@@ -741,7 +759,6 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
     """
     from hub import render
     from hub.conflicts import get_conflict, list_conflicts, resolve
-    from hub.errors import UsageError
     from hub.rbac import require
     from hub.streams import Parts
     engine = ctx.engine()
@@ -915,7 +932,12 @@ def outbox_list(ctx: Context, status: str | None, connector: str | None, limit: 
     from hub.rbac import require
     engine = ctx.engine()
     require(engine, _who(ctx), "read")
+    who = _who(ctx)
     rows = list_items(engine, status=status, connector=connector, limit=limit)
+    for r in rows:   # a queued write carries field values: the caller's hidden fields stay hidden
+        denied = who.denied_fields(r["entity"])
+        if denied and isinstance(r.get("fields"), dict):
+            r["fields"] = {f: v for f, v in r["fields"].items() if f not in denied}
     emit(ctx, {"items": rows}, lambda: render.table("outbox", ["id", "connector", "entity", "record", "status", "attempts", "fields", "last error"],
                                                     [(r["id"], r["connector"], r["entity"], r["record_id"], r["status"], r["attempts"], r["fields"], r["last_error"]) for r in rows]))
 

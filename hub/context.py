@@ -34,6 +34,12 @@ class Context:
             return "unknown"
 
     def config(self, required: bool = True) -> TriadConfig:
+        """The config; without a file, defaults (a store at ./triad.db or $TRIAD_DATABASE_URL) only when
+        ``required`` is false and no file was named: a --config or $TRIAD_CONFIG that does not exist is
+        an error for every command, never a silent fresh store."""
+        required = required or bool(self.config_path or os.environ.get("TRIAD_CONFIG"))
+        if self._config is not None and required and self._config.path is None:
+            self._config = None     # defaults were enough for an earlier step, not for this one
         if self._config is None:
             self._config = load_config(self.config_path, required=required)
             install_redaction(self._config)
@@ -42,10 +48,22 @@ class Context:
     def engine(self, *, check_schema: bool = True) -> Engine:
         """The hub store; by default refuses a database that is not migrated to head."""
         if self._engine is None:
+            from sqlalchemy.exc import OperationalError
+            from hub.errors import TriadError
+            from hub.secrets import masked_url
             from hub.store import ensure_current, make_engine
-            self._engine = make_engine(self.config(required=False).store.url)
-            if check_schema:
-                ensure_current(self._engine)
+            url = self.config(required=False).store.url
+            self._engine = make_engine(url)
+            try:
+                with self._engine.connect():
+                    pass
+                if check_schema:
+                    ensure_current(self._engine)
+            except OperationalError as exc:   # down, refused, unknown database, bad credentials
+                self._engine.dispose()
+                self._engine = None
+                reason = str(exc.orig or exc).strip().splitlines()[0]
+                raise TriadError(f"cannot open the store at {masked_url(url)}: {reason}") from None
         return self._engine
 
     def close(self) -> None:

@@ -115,10 +115,13 @@ def preview(mapping: Mapping, raws: list[dict[str, Any]]) -> list[dict[str, Any]
     """Map sample records for `triad mappings preview`: one entry per record, never raising.
 
     Returns:
-        ``{"raw", "source_id", "canonical", "refs", "deleted", "source_ts"}`` for records that map,
+        ``{"raw", "source_id", "canonical", "refs", "deleted", "source_ts", "sources"}`` for records
+        that map (``sources``: canonical field -> the source path it is read from),
         ``{"raw", "error", "field"}`` for those that do not.
     """
     out: list[dict[str, Any]] = []
+    # canonical field -> the source path it is read from (fields with only a default have none)
+    sources = {p.name: ".".join(p.source) for p in mapping.plan.fields if p.source}
     for raw in raws:
         try:
             record = mapping.to_canonical(raw)
@@ -129,5 +132,17 @@ def preview(mapping: Mapping, raws: list[dict[str, Any]]) -> list[dict[str, Any]
             out.append({"raw": raw, "error": f"{type(exc).__name__}: {exc}", "field": None})
             continue
         out.append({"raw": raw, "source_id": record.source_id, "canonical": record.values,
-                    "refs": record.refs, "deleted": record.deleted, "source_ts": record.source_ts})
+                    "refs": record.refs, "deleted": record.deleted, "source_ts": record.source_ts,
+                    "sources": sources})
     return out
+
+
+def raw_at(raw: Any, path: str | None) -> Any:
+    """The raw value at a dotted source path (None where the path runs out, or for no path)."""
+    if not path:
+        return None
+    for part in path.split("."):
+        if not isinstance(raw, dict):
+            return None
+        raw = raw.get(part)
+    return raw

@@ -485,6 +485,7 @@ def _settle_failures(engine: Engine, failed: list[tuple[dict[str, Any], str, boo
         params.append({"_id": row["id"], "status": "dead" if is_dead else "pending", "attempts": attempts,
                        "last_error": error[:2000], "next_attempt_at": now + _backoff(parts, attempts, retry_after)})
         report.counts["dead" if is_dead else "failed"] += 1
+        report.error = report.error or error[:500]    # the first cause, where an admin reads it
     with engine.begin() as conn:
         conn.execute(update(ot).where(ot.c.id == bindparam("_id")).values(
             status=bindparam("status"), attempts=bindparam("attempts"), last_error=bindparam("last_error"),

@@ -81,7 +81,11 @@ def _from_db(engine: Engine) -> tuple[dict[str, list[str]], dict[str, RoleConfig
 
 def require(engine: Engine | None, p: Principal, action: str, entity: str | None = None,
             field_name: str | None = None, target: str | None = None) -> None:
-    """Raise PermissionDenied (exit 2) unless ``p`` may do ``action``; a refusal is audited."""
+    """Raise PermissionDenied (exit 2) unless ``p`` may do ``action``; a refusal is audited.
+    An entity that does not exist is a usage error, not a refusal (nor an audited denial)."""
+    if entity is not None:
+        from hub.canonical import entity as entity_def
+        entity_def(entity)
     if p.can(action, entity, field_name):
         return
     what = action + (f" {entity}" if entity else "") + (f".{field_name}" if field_name else "")

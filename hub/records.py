@@ -125,6 +125,10 @@ def history(engine: Engine, entity: str, record_id: str, field: str | None = Non
         q = q.where(ht.c.field.in_([field, CREATED]))
     with engine.connect() as conn:
         rows = list(conn.execute(q))
+        if not rows:
+            t = table_of(entity)
+            if conn.execute(select(t.c.id).where(t.c.id == record_id)).first() is None:
+                raise NotFound(f"no {entity} {record_id}; see `triad records list {entity}`")
     out = []
     for h in rows:
         old, new = h.old, h.new

@@ -64,6 +64,16 @@ def redact(data: Any) -> Any:
     return data
 
 
+def masked_url(url: str) -> str:
+    """A database URL fit to print: its password (if any) as ``***``."""
+    try:
+        from sqlalchemy.engine import make_url
+        parsed = make_url(url)
+    except Exception:   # not a URL SQLAlchemy reads: print nothing of it that could be a secret
+        return re.sub(r"//([^:/@]*):[^@]*@", rf"//\1:{MASK}@", url)
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
+
+
 def secret_values(data: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(data, dict):

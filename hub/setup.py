@@ -7,6 +7,7 @@ from typing import Any
 
 from hub.config import TriadConfig, load_config
 from hub.errors import ConfigError, TriadError
+from hub.secrets import masked_url
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = PACKAGE_ROOT / "config" / "triad.example.yaml"
@@ -15,6 +16,9 @@ SAMPLES = PACKAGE_ROOT / "config" / "samples"
 
 def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
     """Write triad.yaml, mappings/ and sample exports into DIRECTORY and migrate the store.
+
+    ``force`` replaces triad.yaml only: sample exports and mappings already there are the user's
+    (edited, or real data by now) and stay as they are.
 
     Raises:
         TriadError: triad.yaml exists already and ``force`` is not set.
@@ -30,7 +34,7 @@ def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
         for src in SAMPLES.rglob("*"):
             if src.is_file() and src.name != "__init__.py":
                 dest = root / src.relative_to(SAMPLES)
-                if force or not dest.exists():
+                if not dest.exists():
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(src, dest)
     (root / "mappings").mkdir(exist_ok=True)
@@ -40,7 +44,7 @@ def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
         upgrade(engine)
     finally:
         engine.dispose()
-    return {"directory": str(root.resolve()), "config": str(cfg_path), "store": cfg.store.url}
+    return {"directory": str(root.resolve()), "config": str(cfg_path), "store": masked_url(cfg.store.url)}
 
 
 def validate_all(cfg: TriadConfig) -> dict[str, Any]:

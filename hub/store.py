@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from hub.errors import ConfigError, TriadError
+from hub.errors import ConfigError, TriadError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,15 @@ def alembic_config(url: str):  # noqa: ANN201 - alembic type imported lazily
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
+    from alembic.util import CommandError
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        try:
+            command.upgrade(cfg, revision)
+        except CommandError as exc:   # an unknown or ambiguous revision
+            raise UsageError(f"cannot upgrade to {revision!r}: {exc} (revisions: `triad db current`; "
+                             f"default: head)") from None
 
 
 def current_revision(engine: Engine) -> str | None:

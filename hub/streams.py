@@ -45,13 +45,20 @@ class Parts:
             self.connectors[name] = cls(name, c.options, base_dir=str(self.cfg.base_dir))
         return self.connectors[name]
 
+    def _binding(self, name: str, entity: str) -> tuple[Any, Any]:
+        """The connector's config and its binding of ``entity``; a usage error naming what exists."""
+        c = self.cfg.connectors.get(name)
+        if c is None:
+            raise UsageError(f"unknown connector '{name}'; configured: {', '.join(self.cfg.connectors) or 'none'}")
+        binding = c.entities.get(entity)
+        if binding is None:
+            raise UsageError(f"connector '{name}' does not sync {entity}; it syncs {', '.join(c.entities)}")
+        return c, binding
+
     def mapping(self, name: str, entity: str) -> Mapping:
         key = (name, entity)
         if key not in self.mappings:
-            c = self.cfg.connectors[name]
-            binding = c.entities.get(entity)
-            if binding is None:
-                raise UsageError(f"connector '{name}' does not sync {entity}; it syncs {', '.join(c.entities)}")
+            c, binding = self._binding(name, entity)
             path = find_mapping(c.type, entity, binding.mapping, str(self.cfg.base_dir))
             self.mappings[key] = load_mapping(path, entity)
         return self.mappings[key]
@@ -78,8 +85,7 @@ class Parts:
         return validator
 
     def stream_spec(self, name: str, entity: str, run_started_at: datetime | None) -> StreamSpec:
-        c = self.cfg.connectors[name]
-        binding = c.entities[entity]
+        c, binding = self._binding(name, entity)
         m = self.mapping(name, entity)
         return StreamSpec(entity=entity, source=m.source, key=m.key, updated_at=m.updated_at,
                           timezone=str(m.timezone), batch_size=binding.batch_size or c.batch_size,

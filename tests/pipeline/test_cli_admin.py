@@ -75,3 +75,59 @@ def test_status_shows_a_file_stream_s_cursor_as_its_time_and_files(project: Path
     human = CliRunner().invoke(main, ["status"], terminal_width=200).output
     line = next(ln for ln in human.splitlines() if "erp" in ln and "customer" in ln)
     assert cursor["ts"] in line and "file(s) read in full" in line and "{" not in line
+
+
+def test_a_config_file_that_is_not_there_is_an_error_not_a_fresh_store(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
+    for args in (["--config", "./nope.yaml", "db", "upgrade"], ["--config", "./nope.yaml", "sync", "run"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2 and "nope.yaml: no such config file" in r.output, r.output
+    monkeypatch.setenv("TRIAD_CONFIG", "./nope.yaml")
+    r = CliRunner().invoke(main, ["status"])
+    assert r.exit_code == 2 and "no such config file" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []     # no triad.db made on the way
+
+
+def test_a_store_that_cannot_be_opened_is_one_line_without_its_password(project: Path, monkeypatch):
+    monkeypatch.setenv("TRIAD_DATABASE_URL", "postgresql+psycopg://postgres:S3cretPW@127.0.0.1:1/nowhere")
+    r = CliRunner().invoke(main, ["status"])
+    assert r.exit_code == 1 and "cannot open the store at postgresql+psycopg://postgres:***@127.0.0.1:1" in r.output
+    assert "S3cretPW" not in r.output and "Traceback" not in r.output
+
+
+def test_usage_errors_name_what_exists(project: Path):
+    r = run("db", "upgrade", "nonexist")
+    assert r.exit_code == 2 and "cannot upgrade to 'nonexist'" in r.output, r.output
+    r = run("mappings", "preview", "ghost", "customer")
+    assert r.exit_code == 2 and "unknown connector 'ghost'; configured: erp, crm" in r.output, r.output
+    r = run("mappings", "preview", "crm", "payment")
+    assert r.exit_code == 2 and "connector 'crm' does not sync payment" in r.output, r.output
+    r = run("sync", "push", "--connector", "ghost")
+    assert r.exit_code == 2 and "unknown connector 'ghost'" in r.output, r.output
+
+
+def test_preview_shows_raw_and_canonical_side_by_side(project: Path):
+    r = CliRunner().invoke(main, ["mappings", "preview", "crm", "customer", "--limit", "1"])
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if "TaxNumber" in ln)
+    assert "tax_id" in line and line.count("91310000MA1FL4XQ01") == 2
+    assert "+86 21 5555 0199" in r.output and "+862155550199" in r.output    # raw phone and its E.164 form
+
+
+def test_init_force_replaces_the_config_only(project: Path):
+    export = project / "exports" / "crm" / "accounts.csv"
+    export.write_text("edited", encoding="utf-8")
+    (project / "triad.yaml").write_text("# mine\n", encoding="utf-8")
+    assert CliRunner().invoke(main, ["init", str(project), "--force"]).exit_code == 0
+    assert export.read_text(encoding="utf-8") == "edited"
+    assert "connectors:" in (project / "triad.yaml").read_text(encoding="utf-8")
+
+
+def test_sync_push_fails_when_writes_fail(project: Path):
+    assert run("sync", "run").exit_code == 0
+    (project / "exports" / "crm" / "outbox").write_text("in the way", encoding="utf-8")
+    r = run("sync", "push", "--connector", "crm")
+    assert r.exit_code == 1, r.output
+    pushes = json.loads(r.stdout)["pushes"]
+    assert sum(p["failed"] for p in pushes) > 0 and any(p["error"] for p in pushes), pushes

@@ -153,3 +153,26 @@ def test_database_users_and_roles(tmp_path, monkeypatch):
     denied("bob", "records", "list", "customer", missing="read")
     actions = [e["action"] for e in ok("root2", "audit", "list")["entries"]]
     assert {"users.add", "users.role", "users.grant", "users.revoke"} <= set(actions)
+
+
+def test_a_hidden_field_cannot_be_filtered_on(project: Path):
+    limit = next(r["fields"]["credit_limit"] for r in ok("alice", "records", "list", "customer")["records"]
+                 if r["fields"]["credit_limit"] is not None)
+    assert ok("alice", "records", "list", "customer", "--where", f"credit_limit={limit}")["records"]
+    denied("bob", "records", "list", "customer", "--where", f"credit_limit={limit}", missing="read")
+    assert ok("bob", "records", "list", "customer", "--where", "country=CN")["records"]
+
+
+def test_queued_writes_hide_the_callers_hidden_fields(project: Path):
+    assert "credit_limit" in json.dumps(ok("alice", "outbox", "list"))
+    items = ok("bob", "outbox", "list")["items"]
+    assert items and "credit_limit" not in json.dumps(items)
+
+
+def test_an_unknown_entity_is_a_usage_error_not_an_audited_refusal(project: Path):
+    for args in (["records", "history", "custmer", "X"], ["conflicts", "list", "--entity", "custmer"]):
+        r = run("bob", *args)
+        assert r.exit_code == 2 and "unknown entity 'custmer'" in r.output, r.output
+    assert "custmer" not in json.dumps(ok("alice", "audit", "list"))
+    r = run("alice", "records", "history", "customer", "NOPE")
+    assert r.exit_code == 1 and "no customer NOPE" in r.output, r.output
