@@ -3,14 +3,20 @@
 A crash loses nothing and duplicates nothing: a rerun resumes from the last
 committed cursor, and records read again hash the same and change nothing.
 Rows parked for unresolved references are retried first on every run.
+
+A dry run (``--dry-run``) runs every stream exactly so, but in one transaction
+on one connection, each batch a savepoint in it, rolled back when the last
+stream is done: each stream sees what the earlier ones would have written (the
+figures are a real run's), and nothing stays, not even the runs' own rows.
 """
 from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
@@ -48,38 +54,99 @@ class RunReport:
             self.counts[k] += v
 
 
+class _Store:
+    """Where a run's transactions go: the engine, each one committed; or, in a dry run, one
+    connection whose transaction is rolled back at the end, each unit of work a savepoint in it
+    (a failed batch is undone alone, as in a real run, and the transaction stays usable on PostgreSQL)."""
+
+    def __init__(self, engine: Engine, dry: Connection | None = None) -> None:
+        self.engine, self.dry = engine, dry
+
+    @property
+    def dry_run(self) -> bool:
+        return self.dry is not None
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """A transaction, committed when the block ends (a savepoint released, in a dry run)."""
+        if self.dry is None:
+            with self.engine.begin() as conn:
+                yield conn
+        else:
+            with self.dry.begin_nested():
+                yield self.dry
+
+
+@contextmanager
+def _dry_store(engine: Engine) -> Iterator[_Store]:
+    """One transaction for a whole dry run, rolled back however the run ends.
+
+    Everything a run writes (golden rows, xrefs, history, outbox, quarantine,
+    conflicts, cursors, its sync_run rows) goes through this connection; connectors
+    are only read. On SQLite it holds the write lock until the dry run ends, on
+    PostgreSQL the row and advisory locks its batches take: writers wait for it.
+    """
+    with engine.connect() as conn:
+        tx = conn.begin()
+        try:
+            yield _Store(engine, conn)
+        finally:
+            tx.rollback()
+
+
 def run_sync(engine: Engine, parts: Parts, *, connectors: tuple[str, ...] = (), entities: tuple[str, ...] = (),
              full: bool = False, dry_run: bool = False, user: str | None = None,
              progress: Progress | None = None, cancel: threading.Event | None = None) -> list[RunReport]:
     """Run every selected inbound stream; one report per stream (errors are reported, not raised).
 
     ``cancel`` (set by a SIGTERM handler, say) stops after the batch in progress; streams not begun are skipped.
+    ``dry_run``: the same streams and figures as a real run, and the store left as it was (see the module).
     """
+    streams = inbound_streams(parts.cfg, connectors, entities)
+    if not dry_run:
+        return _run_streams(_Store(engine), parts, streams, full, user, progress, cancel)
+    with _dry_store(engine) as store:
+        return _run_streams(store, parts, streams, full, user, progress, cancel)
+
+
+def _run_streams(store: _Store, parts: Parts, streams: list[tuple[str, str]], full: bool, user: str | None,
+                 progress: Progress | None, cancel: threading.Event | None) -> list[RunReport]:
     reports = []
-    for name, entity in inbound_streams(parts.cfg, connectors, entities):
+    for name, entity in streams:
         if cancel is not None and cancel.is_set():
             break
-        reports.append(run_stream(engine, parts, name, entity, full=full, dry_run=dry_run, user=user,
-                                  progress=progress, cancel=cancel))
+        reports.append(_run_stream(store, parts, name, entity, full=full, user=user, progress=progress,
+                                   cancel=cancel))
     return reports
 
 
 def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bool = False, dry_run: bool = False,
                user: str | None = None, progress: Progress | None = None,
                cancel: threading.Event | None = None) -> RunReport:
-    """Read one stream batch by batch; each batch commits with its cursor.
+    """Read one stream batch by batch; each batch commits with its cursor (a dry run: see the module).
 
     ``cancel`` is checked between batches: when set, the run ends after the batch in
     progress with status ``stopped`` and the next run resumes from the committed cursor.
     """
+    if not dry_run:
+        return _run_stream(_Store(engine), parts, name, entity, full=full, user=user, progress=progress,
+                           cancel=cancel)
+    with _dry_store(engine) as store:
+        return _run_stream(store, parts, name, entity, full=full, user=user, progress=progress, cancel=cancel)
+
+
+def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bool, user: str | None,
+                progress: Progress | None, cancel: threading.Event | None) -> RunReport:
+    dry_run = store.dry_run
     report = RunReport(new_id(), name, entity, dry_run=dry_run)
     owner = worker_id(f"t{threading.get_ident()}")   # two threads of one process are two holders
-    if not dry_run and not _take_lease(engine, name, entity, owner, utcnow()):
+    # a dry run takes no lease: taking one commits (it may create the stream's state row)
+    if not dry_run and not _take_lease(store.engine, name, entity, owner, utcnow()):
         report.status = "skipped"
         report.error = "another worker is running this stream"
         return report
     started = utcnow()    # after the lease: runs of one stream never overlap in sync_run
-    with engine.begin() as conn:
+    with store.tx() as conn:
         conn.execute(insert(SyncRun.__table__), [{
             "id": report.id, "connector": name, "entity": entity, "kind": "sync", "status": "running",
             "dry_run": dry_run, "stats": report.counts, "cursor": None, "error": None, "user": user,
@@ -91,33 +158,24 @@ def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bo
                             run_id=report.id, now=started, validator=parts.validator(name, entity),
                             synced=frozenset(parts.cfg.connectors[name].entities),
                             matcher=_matcher(parts, entity))
-        _retry_parked(engine, ctx, report, dry_run, kinds=("unresolved_ref",))
-        with engine.connect() as conn:
+        _retry_parked(store, ctx, report, kinds=("unresolved_ref",))
+        with store.tx() as conn:
             cursor = None if full else _cursor(conn, name, entity)
         report.cursor = cursor
         spec = parts.stream_spec(name, entity, started)
         connector = parts.connector(name)
         for batch in connector.read(spec, cursor):
             ctx.now = utcnow()
-            with engine.connect() as conn:
-                tx = conn.begin()
-                try:
-                    stats = process_batch(conn, ctx, batch.records, batch.deleted)
-                    _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
-                    if batch.cursor is not None:
-                        _save_cursor(conn, name, entity, batch.cursor, ctx.now)
-                    if not dry_run:
-                        _renew_lease(conn, name, entity, owner)
-                    report.absorb(stats)
-                    report.cursor = batch.cursor if batch.cursor is not None else report.cursor
-                    _save_run(conn, report)
-                except BaseException:
-                    tx.rollback()
-                    raise
-                if dry_run:
-                    tx.rollback()
-                else:
-                    tx.commit()
+            with store.tx() as conn:    # the batch, its cursor and the run's figures, or none of them
+                stats = process_batch(conn, ctx, batch.records, batch.deleted)
+                _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
+                if batch.cursor is not None:
+                    _save_cursor(conn, name, entity, batch.cursor, ctx.now)
+                if not dry_run:
+                    _renew_lease(conn, name, entity, owner)
+                report.absorb(stats)
+                report.cursor = batch.cursor if batch.cursor is not None else report.cursor
+                _save_run(conn, report)
             if progress:
                 progress(name, entity, report.counts)
             if cancel is not None and cancel.is_set():
@@ -132,7 +190,7 @@ def run_stream(engine: Engine, parts: Parts, name: str, entity: str, *, full: bo
         report.status, report.error = "error", _describe(exc)
         log.error("stream %s/%s failed: %s", name, entity, report.error, exc_info=not isinstance(exc, TriadError))
     finally:
-        with engine.begin() as conn:
+        with store.tx() as conn:
             _save_run(conn, report, finished=True)
             if not dry_run:
                 _release_lease(conn, name, entity, owner)
@@ -225,9 +283,17 @@ def _mark_resolved(conn: Connection, ids: list[str], now: datetime) -> None:
                                                                                           updated_at=now))
 
 
-def _retry_parked(engine: Engine, ctx: StreamContext, report: RunReport, dry_run: bool,
+def _retry_parked(store: Engine | _Store, ctx: StreamContext, report: RunReport, dry_run: bool = False,
                   kinds: tuple[str, ...] | None = None, ids: list[str] | None = None) -> int:
-    """Re-run parked raw payloads of this stream through the current mapping, oldest first."""
+    """Re-run parked raw payloads of this stream through the current mapping, oldest first.
+
+    ``store``: an engine (the retry commits; rolled back with ``dry_run``), or a run's store.
+    """
+    if not isinstance(store, _Store):
+        if dry_run:
+            with _dry_store(store) as dry:
+                return _retry_parked(dry, ctx, report, kinds=kinds, ids=ids)
+        store = _Store(store)
     qt = Quarantine.__table__
     q = select(qt.c.id, qt.c.source_id, qt.c.raw).where(qt.c.connector == ctx.system, qt.c.entity == ctx.entity,
                                                          qt.c.status == "parked").order_by(qt.c.created_at, qt.c.id)
@@ -235,13 +301,12 @@ def _retry_parked(engine: Engine, ctx: StreamContext, report: RunReport, dry_run
         q = q.where(qt.c.kind.in_(kinds))
     if ids:
         q = q.where(qt.c.id.in_(ids))
-    with engine.connect() as conn:
+    with store.tx() as conn:
         rows = list(conn.execute(q))
     if not rows:
         return 0
     by_sid = {r.source_id: r.id for r in rows if r.source_id}
-    with engine.connect() as conn:
-        tx = conn.begin()
+    with store.tx() as conn:
         stats = process_batch(conn, ctx, [r.raw for r in rows], from_quarantine=by_sid)
         keyless = [r.id for r in rows if not r.source_id]
         _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
@@ -251,7 +316,6 @@ def _retry_parked(engine: Engine, ctx: StreamContext, report: RunReport, dry_run
         stats.counts["read"] = 0   # retried rows were counted when first read
         report.absorb(stats)
         _save_run(conn, report)
-        (tx.rollback if dry_run else tx.commit)()
     return len(rows)
 
 
