@@ -787,7 +787,7 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
         require(engine, who, "resolve", c["entity"], c["field"], target=f"conflict:{cid}")
         with engine.begin() as conn:
             done.append(resolve(conn, cid, user=who.name, out_systems=parts.out_systems(c["entity"]), take=take,
-                                value=value, keep=keep, note=note))
+                                value=value, keep=keep, note=note, suite_override=parts.suite_override(c["entity"])))
     emit(ctx, {"resolved": done}, lambda: (
         render.table("resolved", ["id", "entity", "field", "old", "new", "queued"],
                      [(d["id"], d["entity"], d["field"], d["old"], d["new"], d["queued"]) for d in done]),

@@ -13,16 +13,50 @@ from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
 from hub.models import Conflict, FieldHistory
 from hub.outbox import OutboxQueue
+from hub.sqlutil import chunks
+from hub.steward_values import prepare as prepare_checks, steward_value
 from hub.types import utcnow
-from hub.values import decode, encode
+from hub.values import encode
 
 
 def _row(c: Any) -> dict[str, Any]:
+    """A conflict row; ``golden`` is filled in by :func:`_with_current_golden` (the stored column is the
+    value when the conflict opened, kept as ``golden_at_open``)."""
     m = c._mapping if hasattr(c, "_mapping") else c
     return {"id": m["id"], "entity": m["entity"], "record_id": m["record_id"], "field": m["field"],
-            "status": m["status"], "values": m["values"], "timestamps": m["timestamps"], "golden": m["golden"],
-            "rule": m["rule"], "winner": m["winner"], "note": m["note"], "created_at": m["created_at"],
-            "resolved_at": m["resolved_at"], "resolved_by": m["resolved_by"]}
+            "status": m["status"], "values": m["values"], "timestamps": m["timestamps"], "golden": None,
+            "golden_at_open": m["golden"], "rule": m["rule"], "winner": m["winner"], "note": m["note"],
+            "created_at": m["created_at"], "resolved_at": m["resolved_at"], "resolved_by": m["resolved_by"]}
+
+
+def _with_current_golden(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Set each conflict's ``golden`` to its record's value now (None if the record is gone):
+    one query per entity for the fields the conflicts are about, not one per conflict."""
+    by_entity: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_entity.setdefault(r["entity"], []).append(r)
+    for entity, items in by_entity.items():
+        current = _current_values(conn, entity, sorted({r["record_id"] for r in items}),
+                                  sorted({r["field"] for r in items}))
+        for r in items:
+            r["golden"] = current.get(r["record_id"], {}).get(r["field"])
+    return rows
+
+
+def _current_values(conn: Connection, entity: str, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+    """record id -> {field: encoded golden value} for the given fields."""
+    types = ENTITIES[entity].fields
+    scalar = [f for f in fields if types.get(f) not in (None, "list")]
+    t = golden.table_of(entity)
+    out: dict[str, dict[str, Any]] = {}
+    for part in chunks(ids):
+        for r in conn.execute(select(t.c.id, *[t.c[f] for f in scalar]).where(t.c.id.in_(part))).mappings():
+            out[r["id"]] = {f: encode(r[f]) for f in scalar}
+    if "lines" in fields and types.get("lines") == "list":   # order lines live in their own table
+        lines = golden.load_lines(conn, list(out))
+        for rid, values in out.items():
+            values["lines"] = lines.get(rid, [])
+    return out
 
 
 def _query(status: str | None, entity: str | None, field: str | None, system: str | None,
@@ -56,9 +90,9 @@ def list_conflicts(engine: Engine, *, status: str | None = None, entity: str | N
         q = q.where(or_(ct.c.created_at > after[0], and_(ct.c.created_at == after[0], ct.c.id > after[1])))
     with engine.connect() as conn:
         rows = [_row(c) for c in conn.execute(q)]
-    if system:   # JSON key filtering is dialect-specific; the page is small, filter here
-        rows = [r for r in rows if system in (r["values"] or {})]
-    return rows[offset:offset + limit]
+        if system:   # JSON key filtering is dialect-specific; the page is small, filter here
+            rows = [r for r in rows if system in (r["values"] or {})]
+        return _with_current_golden(conn, rows[offset:offset + limit])
 
 
 def get_conflict(conn: Connection, conflict_id: str) -> dict[str, Any]:
@@ -66,7 +100,7 @@ def get_conflict(conn: Connection, conflict_id: str) -> dict[str, Any]:
     c = conn.execute(select(ct).where(ct.c.id == conflict_id)).first()
     if c is None:
         raise NotFound(f"no conflict {conflict_id} (see `triad conflicts list`)")
-    return _row(c)
+    return _with_current_golden(conn, [_row(c)])[0]
 
 
 def show_conflict(engine: Engine, conflict_id: str) -> dict[str, Any]:
@@ -79,14 +113,19 @@ def show_conflict(engine: Engine, conflict_id: str) -> dict[str, Any]:
         hist = [{"at": h.at, "old": h.old, "new": h.new, "system": h.system, "user": h.user, "reason": h.reason}
                 for h in conn.execute(select(ht).where(ht.c.entity == c["entity"], ht.c.record_id == c["record_id"],
                                                        ht.c.field == c["field"]).order_by(ht.c.seq.desc()).limit(10))]
-    c["current_golden"] = row.values.get(c["field"]) if row else None
+    c["golden"] = c["current_golden"] = row.values.get(c["field"]) if row else None
     c["record"] = row.values if row else None
     c["field_history"] = hist
     return c
 
 
-def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: bool) -> Any:
-    """The encoded value a resolution makes golden."""
+def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: bool, *,
+                 record: dict[str, Any] | None = None, suite_override: str | None = None) -> Any:
+    """The encoded value a resolution makes golden.
+
+    A typed-in ``value`` is parsed, normalized and checked by the entity's expectations like a
+    source value (:mod:`hub.steward_values`); ``record`` is the golden record it lands in.
+    """
     given = [x for x in (take is not None, value is not None, keep) if x]
     if len(given) != 1:
         raise UsageError("give exactly one of --take SYSTEM, --value VALUE, --keep")
@@ -97,26 +136,29 @@ def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: b
         return values[take]
     if keep:
         return c.get("current_golden", c["golden"])
-    type_name = ENTITIES[c["entity"]].fields.get(c["field"], "string")
-    try:
-        return encode(decode(value, type_name)) if value != "" else None
-    except (ValueError, ArithmeticError) as exc:
-        raise UsageError(f"--value {value!r} is not a valid {type_name} for {c['field']}: {exc}") from None
+    return steward_value(c["entity"], c["field"], value, record or {}, suite_override)
 
 
 def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple[str, ...], take: str | None = None,
-            value: str | None = None, keep: bool = False, note: str | None = None) -> dict[str, Any]:
-    """Resolve one conflict inside the caller's transaction; returns before/after for the report."""
+            value: str | None = None, keep: bool = False, note: str | None = None,
+            suite_override: str | None = None) -> dict[str, Any]:
+    """Resolve one conflict inside the caller's transaction; returns before/after for the report.
+
+    ``suite_override`` is the deployment's expectation suite file for the entity (config
+    ``validation``), which a typed-in ``value`` must pass; else the shipped suite.
+    """
     c = get_conflict(conn, conflict_id)
     if c["status"] == "resolved":
         raise UsageError(f"conflict {conflict_id} was resolved already by {c['resolved_by']} at {c['resolved_at']}")
     entity, rid, f = c["entity"], c["record_id"], c["field"]
+    if value is not None and take is None and not keep:
+        prepare_checks(entity, f, suite_override)   # build the checks before the row lock, not under it
     rows = golden.load(conn, entity, [rid], lock=True)
     row = rows.get(rid)
     if row is None:
         raise NotFound(f"the {entity} {rid} of conflict {conflict_id} no longer exists")
-    c["current_golden"] = row.values.get(f)
-    chosen = choose_value(c, take, value, keep)
+    c["golden"] = c["current_golden"] = row.values.get(f)
+    chosen = choose_value(c, take, value, keep, record=row.values, suite_override=suite_override)
     now = utcnow()
     old = row.values.get(f)
     who = f"user:{user}"

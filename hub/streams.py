@@ -75,14 +75,16 @@ class Parts:
         key = (entity, mapped)
         if key not in self.validators:
             from hub.validation import DeferredValidator
-            override = self.cfg.validation.get(entity)
-            if override:
-                override = str(Path(self.cfg.base_dir) / override)
-            self.validators[key] = DeferredValidator(entity, override, mapped)
+            self.validators[key] = DeferredValidator(entity, self.suite_override(entity), mapped)
         validator = self.validators[key]
         if prepare:
             validator.prepare()
         return validator
+
+    def suite_override(self, entity: str) -> str | None:
+        """The deployment's own expectation suite file for ``entity`` (``validation:``), if it has one."""
+        override = self.cfg.validation.get(entity)
+        return str(Path(self.cfg.base_dir) / override) if override else None
 
     def stream_spec(self, name: str, entity: str, run_started_at: datetime | None) -> StreamSpec:
         c, binding = self._binding(name, entity)

@@ -97,6 +97,7 @@ class ConflictBrief(BaseModel):
     rule: str
     values: dict[str, Any]
     golden: Any = None
+    golden_at_open: Any = None   # the golden value when the conflict was opened
     winner: Optional[str] = None
     created_at: datetime
 
@@ -174,6 +175,7 @@ class Conflict(BaseModel):
     values: dict[str, Any] = Field(description="system -> the value it gave")
     timestamps: dict[str, Any]
     golden: Any = None
+    golden_at_open: Any = None   # the golden value when the conflict was opened
     winner: Optional[str] = None
     note: Optional[str] = None
     created_at: datetime

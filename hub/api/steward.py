@@ -92,7 +92,8 @@ def _resolve(request: Request, caller: Caller, conflict_id: str, body: ResolveRe
     out_systems = parts(request).out_systems(c["entity"])
     with eng.begin() as conn:
         return conflict_ops.resolve(conn, conflict_id, user=caller.name, out_systems=out_systems, take=body.take,
-                                    value=body.value, keep=body.keep, note=body.note)
+                                    value=body.value, keep=body.keep, note=body.note,
+                                    suite_override=parts(request).suite_override(c["entity"]))
 
 
 @router.get("/quarantine", tags=["quarantine"], operation_id="list_quarantine",

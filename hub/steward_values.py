@@ -1,0 +1,180 @@
+"""A steward's value for one canonical field, checked the way a source value is (SPEC section 5).
+
+``triad conflicts resolve --value`` makes a typed-in value golden and queues it to
+every system. A source value reaches golden only after it was parsed to the
+field's type, normalized by its mapping's transform and passed the entity's
+expectation suite; a steward's value takes the same road, so a typo is refused
+with the field, the value and the failed check instead of spreading:
+
+1. parsed with the mapping parsers (``1,234.50`` is a decimal, ``abc`` is not);
+2. normalized to the canonical form the model names for the field (phones
+   E.164, e-mails lower case, ISO country and currency codes);
+3. checked by the suite's expectations on that field, on the record as it
+   would become (a pair expectation sees the record's other column);
+4. checked against the store column (length, digits), which would refuse it later.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import timezone
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from hub.canonical import ENTITIES
+from hub.errors import MappingError, UsageError
+from hub.values import decode_record, encode
+
+log = logging.getLogger(__name__)
+
+# canonical field -> the transform that brings a value to its canonical form (SPEC section 2:
+# phone E.164, country ISO 3166-1 alpha-2, currency ISO 4217; e-mail addresses compare lower case)
+NORMALIZERS: dict[str, str] = {"email": "email", "phone": "phone_e164", "country": "country_iso2",
+                               "currency": "currency"}
+DEFAULT_PHONE_REGION = "CN"   # the transform's own default, for a record without a usable country
+TYPE_NOUNS = {"decimal": "a decimal number", "int": "a whole number", "date": "a date (YYYY-MM-DD)",
+              "datetime": "a date and time (ISO 8601, e.g. 2026-01-05T09:30:00+08:00)", "bool": "true or false"}
+
+
+def prepare(entity: str, field: str, suite_override: str | None = None) -> None:
+    """Load and build the field's checks now (great-expectations takes seconds to import):
+    before the record is locked, not while it is. Raises ConfigError for a bad suite file."""
+    _validator(entity, field, suite_override)
+
+
+def steward_value(entity: str, field: str, text: str, record: dict[str, Any],
+                  suite_override: str | None = None) -> Any:
+    """The encoded value ``text`` makes golden for ``field``; an empty text clears the field.
+
+    Args:
+        entity: canonical entity name.
+        field: the canonical field the value is for.
+        text: the value as the steward typed it.
+        record: the golden record's encoded values (the country a phone number is read in,
+            the other column of a multi-column expectation).
+        suite_override: the deployment's suite file for the entity (config ``validation``), else the shipped one.
+
+    Raises:
+        UsageError: one line naming the field, the value and what it failed.
+        ConfigError: the suite file is bad.
+    """
+    ftype = ENTITIES[entity].fields.get(field)
+    if ftype is None:
+        raise UsageError(f"{field}: not a field of {entity}; --value cannot set it")
+    if ftype == "list":
+        raise UsageError(f"{field}: order lines cannot be typed in with --value; use --take SYSTEM or --keep")
+    value, refusal = _normalize(field, ftype, text, record)
+    typed = _parse(field, ftype, value)
+    failure = _failed_expectation(entity, field, typed, record, suite_override)
+    if failure is not None:
+        raise UsageError(f"{field}: {text!r} {_reason(field, failure, record)} ({failure['expectation']})")
+    if refusal is not None:   # the suite let it through, the canonical form did not
+        raise UsageError(refusal)
+    _check_column(entity, field, text, typed)
+    return encode(typed)
+
+
+def _normalize(field: str, ftype: str, text: str, record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(value, refusal): the canonical form, or the text as typed and why the transform refused it
+    (the suite's verdict on the text comes first: it names the expected format)."""
+    if text == "":
+        return None, None
+    spec = NORMALIZERS.get(field) if ftype == "string" else None
+    if spec is None:
+        return text, None
+    if spec == "phone_e164":
+        spec = f"phone_e164:{_phone_region(record)}"
+    from hub.transforms import get_transform
+    try:
+        return get_transform(spec)(text), None
+    except MappingError as exc:
+        return text, f"{field}: {exc.message} ({spec})"
+
+
+def _phone_region(record: dict[str, Any]) -> str:
+    """The record's country, for numbers typed without +country (as a CN mapping reads CN numbers)."""
+    import phonenumbers
+    country = str(record.get("country") or "").upper()
+    return country if country in phonenumbers.SUPPORTED_REGIONS else DEFAULT_PHONE_REGION
+
+
+def _parse(field: str, ftype: str, value: str | None) -> Any:
+    if value is None or ftype == "string":
+        return value
+    from hub.mapping_types import parser_for
+    try:
+        return parser_for(ftype, timezone.utc)(value)
+    except ValueError:
+        raise UsageError(f"{field}: {value!r} is not {TYPE_NOUNS.get(ftype, ftype)}") from None
+
+
+@lru_cache(maxsize=64)
+def _validator(entity: str, field: str, suite_override: str | None) -> Any:
+    """The suite's expectations that read ``field`` (others say nothing about this value), or None."""
+    from hub.validation import Validator, load_suite
+    suite = load_suite(entity, suite_override)
+    mine = tuple(e for e in suite.expectations if field in e.columns)
+    return Validator(replace(suite, expectations=mine)) if mine else None
+
+
+def _failed_expectation(entity: str, field: str, typed: Any, record: dict[str, Any],
+                        suite_override: str | None) -> dict[str, Any] | None:
+    validator = _validator(entity, field, suite_override)
+    if validator is None:
+        return None
+    row = {**decode_record(entity, record), field: typed}
+    result = validator.validate([row])
+    for failure in result.table_failures:   # as in a sync: aggregate or raising checks do not refuse a row
+        log.warning("expectation %s on %s.%s did not judge the steward's value: %s",
+                    failure["expectation"], entity, field, failure["error"] or failure["observed_value"])
+    failures = result.row_failures.get(0)
+    return failures[0] if failures else None
+
+
+def _reason(field: str, failure: dict[str, Any], record: dict[str, Any]) -> str:
+    """What the value failed, in words: 'does not match ^...$', 'is not one of a, b'."""
+    name, kwargs = failure["expectation"], failure["kwargs"]
+    if name.endswith("_to_match_regex"):
+        return f"does not match {kwargs['regex']}"
+    if name.endswith("_to_not_match_regex"):
+        return f"matches {kwargs['regex']}"
+    if name.endswith("_to_be_in_set"):
+        return f"is not one of {', '.join(map(str, kwargs['value_set']))}"
+    if name.endswith("_to_not_be_in_set"):
+        return f"is one of {', '.join(map(str, kwargs['value_set']))}"
+    if name.endswith("_to_not_be_null"):
+        return "is empty, but the field is required"
+    if name == "expect_column_values_to_be_between":
+        return _range(kwargs)
+    others = [c for c in (failure["column"] or "").split(",") if c and c != field]
+    if others:
+        return "does not fit " + ", ".join(f"{c} {record.get(c)!r}" for c in others)
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items() if k not in ("column", "meta"))
+    return f"fails {args}" if args else "fails"
+
+
+def _range(kwargs: dict[str, Any]) -> str:
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    if low is not None and high is not None:
+        return f"is not between {low} and {high}"
+    if low is not None:
+        return f"is not above {low}" if kwargs.get("strict_min") else f"is below {low}"
+    return f"is not below {high}" if kwargs.get("strict_max") else f"is above {high}"
+
+
+def _check_column(entity: str, field: str, text: str, typed: Any) -> None:
+    """Refuse what the store column cannot hold (a database error later) or would round (golden and
+    the systems would then disagree with the store)."""
+    from hub.golden import table_of
+    col_type = table_of(entity).c[field].type
+    length = getattr(col_type, "length", None)
+    if isinstance(typed, str) and length is not None and len(typed) > length:
+        raise UsageError(f"{field}: {text!r} is {len(typed)} characters long; at most {length} fit")
+    if isinstance(typed, Decimal) and getattr(col_type, "scale", None) is not None:
+        scale, digits = col_type.scale, col_type.precision - col_type.scale
+        _, figures, exponent = typed.normalize().as_tuple()
+        if -exponent > scale:
+            raise UsageError(f"{field}: {text!r} has more than {scale} decimal places")
+        if len(figures) + exponent > digits:
+            raise UsageError(f"{field}: {text!r} has more than {digits} digits before the decimal point")
