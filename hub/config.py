@@ -6,10 +6,13 @@ interpolation, so they are ``***`` wherever config is printed or logged.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from datetime import timezone
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Iterable, Literal, Union, get_args, get_origin
 
 import yaml
 
@@ -35,7 +38,10 @@ class StoreConfig(_Strict):
 
 
 class EntityBinding(BaseModel):
-    """One entity a connector syncs; extra keys are connector-specific per-entity options."""
+    """One entity a connector syncs; extra keys are connector-specific per-entity options.
+
+    Which extra keys a type knows is checked after validation (:func:`_option_problems`).
+    """
 
     model_config = ConfigDict(extra="allow")
     mapping: str | None = None
@@ -47,7 +53,10 @@ class EntityBinding(BaseModel):
 
 
 class ConnectorConfig(BaseModel):
-    """A connector block; keys other than the common ones are the type's own options."""
+    """A connector block; keys other than the common ones are the type's own options.
+
+    Which options a type knows is checked after validation (:func:`_option_problems`).
+    """
 
     model_config = ConfigDict(extra="allow")
     type: str
@@ -134,6 +143,20 @@ class Schedule(_Strict):
             raise ValueError(f"every: '{self.every}' is not a duration like 30s, 5m, 2h, 1d")
         return self
 
+    @field_validator("cron")
+    @classmethod
+    def _crontab(cls, v: str | None) -> str | None:
+        """Parsed by the scheduler's own parser now, so `triad scheduler start` cannot trip over it later."""
+        if v is None:
+            return v
+        from apscheduler.triggers.cron import CronTrigger
+        try:
+            CronTrigger.from_crontab(v, timezone=timezone.utc)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"'{v}' is not a crontab expression ({exc}); expected five fields, minute hour "
+                             f"day-of-month month day-of-week, e.g. \"*/10 * * * *\"") from None
+        return v
+
 
 class RoleConfig(_Strict):
     entities: list[str] = Field(default_factory=lambda: list(ENTITIES))
@@ -173,7 +196,11 @@ class TriadConfig(_Strict):
         return self.survivorship.get(entity) or Survivorship(priority=list(self.connectors))
 
     def printable(self) -> dict[str, Any]:
-        return redact(self.model_dump(mode="python", exclude={"path"}))
+        """The config fit to print: secrets as ``***``, the store URL without its password."""
+        from hub.secrets import masked_url
+        data = redact(self.model_dump(mode="python", exclude={"path"}))
+        data["store"]["url"] = masked_url(data["store"]["url"])
+        return data
 
 
 def locate(path: str | None) -> Path:
@@ -215,13 +242,49 @@ def _loc(loc: tuple) -> str:
     return out
 
 
+def _did_you_mean(key: str, known: Iterable[str]) -> str:
+    """`; did you mean 'x'?` when a known key is a near miss of ``key``, else empty."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _expected(key: str, known: Iterable[str]) -> str:
+    """The near miss, else the known keys (empty when they are not known)."""
+    known = sorted(known)
+    return _did_you_mean(key, known) or (f"; known: {', '.join(known)}" if known else "")
+
+
+def _keys_at(loc: tuple) -> list[str]:
+    """The keys the config model allows at ``loc`` (a path into TriadConfig), [] when it cannot tell."""
+    tp: Any = TriadConfig
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            tp = field.annotation if field else None
+        elif get_origin(tp) in (dict, list):
+            tp = get_args(tp)[-1]       # dict[str, X] and list[X]: the part is a key or an index
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [n for n, f in tp.model_fields.items() if not f.exclude]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    args = [a for a in get_args(tp) if a is not type(None)]
+    return args[0] if get_origin(tp) in (Union, UnionType) and len(args) == 1 else tp
+
+
 def _format_errors(file: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if p not in ("function-after", "function-before"))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _expected(str(loc[-1]), _keys_at(loc[:-1]))
         elif e["type"] == "missing":
             msg = "required key is missing"
         lines.append(f"{file}: {_loc(loc)}: {msg}")
@@ -273,7 +336,7 @@ def parse_config(text: str, file: str = DEFAULT_FILE, env_override: bool = True)
         cfg = TriadConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(file, exc)) from None
-    problems = _cross_check(cfg)
+    problems = _cross_check(cfg) + _option_problems(cfg)
     if problems:
         raise ConfigError("\n".join(f"{file}: {p}" for p in problems))
     return cfg
@@ -321,14 +384,56 @@ def _cross_check(cfg: TriadConfig) -> list[str]:
         if flow.when.system and flow.when.system not in names:
             out.append(f"flows[{i}].when.system: unknown connector '{flow.when.system}'")
     for role, rc in cfg.roles.items():
-        for i, e in enumerate(rc.entities):
-            if e not in ENTITIES:
-                out.append(f"roles.{role}.entities[{i}]: unknown entity '{e}'")
+        out += _role_problems(role, rc)
     known_roles = set(cfg.roles) | {"admin"}
     for user, roles in cfg.users.items():
         for i, r in enumerate(roles):
             if r not in known_roles:
                 out.append(f"users.{user}[{i}]: unknown role '{r}'; known: {', '.join(sorted(known_roles))}")
+    return out
+
+
+def _role_problems(role: str, rc: RoleConfig) -> list[str]:
+    """Unknown entities, fields and permissions: a misspelt one would silently grant or deny nothing."""
+    from hub.rbac import ACTIONS
+    out = [f"roles.{role}.entities[{i}]: unknown entity '{e}'; known: {', '.join(ENTITIES)}"
+           for i, e in enumerate(rc.entities) if e not in ENTITIES]
+    fields = {f for e in rc.entities if e in ENTITIES for f in ENTITIES[e].fields}
+    for i, f in enumerate(rc.fields_denied):
+        if f not in fields:
+            out.append(f"roles.{role}.fields_denied[{i}]: '{f}' is not a field of "
+                       f"{', '.join(rc.entities) or 'any entity of the role'}" + _did_you_mean(f, fields))
+    for i, a in enumerate(rc.can):
+        if a not in ACTIONS:
+            out.append(f"roles.{role}.can[{i}]: unknown permission '{a}'" + _expected(a, ACTIONS))
+    return out
+
+
+def _option_problems(cfg: TriadConfig) -> list[str]:
+    """Connector and entity keys the connector type does not read: a typo would silently change nothing.
+
+    Only types whose class declares ``option_keys`` / ``entity_option_keys`` itself are checked;
+    a plugin (or a subclass) that does not is trusted with whatever options it is given.
+    """
+    if not cfg.connectors:
+        return []
+    from hub.connector import Connector, load_registry
+    registry = load_registry(only={c.type for c in cfg.connectors.values()})
+    common, binding_common = set(ConnectorConfig.model_fields), set(EntityBinding.model_fields)
+    out: list[str] = []
+    for name, c in cfg.connectors.items():
+        cls = registry.get(c.type)
+        declared = vars(cls) if cls is not None else {}
+        if "option_keys" in declared:
+            known = set(declared["option_keys"]) | common
+            if cls.verify_webhook is Connector.verify_webhook:   # the generic webhook reads these
+                known |= {"webhook_secret", "webhook_token"}
+            out += [f"connectors.{name}.{k}: not an option of a {c.type} connector" + _expected(k, known)
+                    for k in c.options if k not in known]
+        if "entity_option_keys" in declared:
+            known = set(declared["entity_option_keys"]) | binding_common
+            out += [f"connectors.{name}.entities.{e}.{k}: not an option of a {c.type} connector's entity"
+                    + _expected(k, known) for e, b in c.entities.items() for k in b.options if k not in known]
     return out
 
 

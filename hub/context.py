@@ -52,7 +52,11 @@ class Context:
             from hub.errors import TriadError
             from hub.secrets import masked_url
             from hub.store import ensure_current, make_engine
-            url = self.config(required=False).store.url
+            cfg = self.config(required=False)
+            if cfg.path is None and not os.environ.get("TRIAD_DATABASE_URL"):
+                # no config and no store named: making ./triad.db here would be a store nobody asked for
+                self.config(required=True)     # raises: no such config file (create one with `triad init` ...)
+            url = cfg.store.url
             self._engine = make_engine(url)
             try:
                 with self._engine.connect():

@@ -93,6 +93,14 @@ class DingTalkConnector(Connector):
     overlap_seconds, fetch_concurrency, retries, backoff, timeout, verify."""
 
     type_name = "dingtalk"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others);
+    # an entity block may override any option read through _opt or PollSettings
+    entity_option_keys = frozenset({"process_codes", "default_process_code", "default_originator",
+                                    "dedupe_component", "dedupe_window_hours", "dept_id", "agent_id",
+                                    "since_days", "window_days", "overlap_seconds", "fetch_concurrency"})
+    option_keys = entity_option_keys | {"app_key", "app_secret", "client_id", "client_secret", "base_url",
+                                        "oapi_url", "token_api", "timeout", "retries", "backoff", "verify",
+                                        "callback_token", "callback_aes_key", "callback_owner_key"}
     entities = ("approval",)
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:

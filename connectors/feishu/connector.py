@@ -78,6 +78,14 @@ class FeishuConnector(Connector):
     overlap_seconds, fetch_concurrency, retries, backoff, timeout, verify."""
 
     type_name = "feishu"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others);
+    # an entity block may override any option read through _opt or PollSettings
+    entity_option_keys = frozenset({"approval_codes", "widgets", "default_approval_code", "default_user_id",
+                                    "dedupe_window_hours", "since_days", "window_days", "overlap_seconds",
+                                    "fetch_concurrency"})
+    option_keys = entity_option_keys | {"app_id", "app_secret", "client_id", "client_secret", "base_url",
+                                        "user_id_type", "timeout", "retries", "backoff", "verify",
+                                        "verification_token", "encrypt_key"}
     entities = ("approval",)
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:

@@ -43,6 +43,9 @@ class FileConnector(Connector):
     """
 
     type_name = "file"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
+    option_keys = frozenset({"path", "outbox", "outbox_format", "format", "encoding", "delimiter", "sheet"})
+    entity_option_keys = frozenset({"format", "encoding", "delimiter", "sheet"})
     writes_visible = False     # writes land in the outbox folder; the exports change only when the system imports them
     supports_deletes = True
 

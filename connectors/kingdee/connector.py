@@ -92,6 +92,11 @@ class KingdeeConnector(Connector):
     """K3Cloud WebAPI: customers, sales orders, receipts (payments) and contracts."""
 
     type_name = "kingdee"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
+    option_keys = frozenset({"base_url", "acct_id", "username", "password", "app_id", "app_secret", "lcid",
+                             "org_num", "auth", "body_style", "timeout", "retries", "backoff", "verify",
+                             "overlap_seconds", "org_number", "write_batch_size", "auto_audit"})
+    entity_option_keys = frozenset({"number_field", "entry_fields", "filter", "page_size"})
     entities = ("customer", "order", "payment", "contract")
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:

@@ -104,6 +104,9 @@ class RestConnector(Connector):
     """Any JSON REST API, configured entirely by an API description (see the module docstring)."""
 
     type_name = "rest"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
+    option_keys = frozenset({"api", "base_url", "auth", "headers", "verify", "timeout", "retries", "backoff"})
+    entity_option_keys: frozenset[str] = frozenset()
     entities = tuple(ENTITIES)
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:

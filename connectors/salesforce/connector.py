@@ -73,6 +73,10 @@ class SalesforceConnector(Connector):
     """
 
     type_name = "salesforce"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
+    option_keys = frozenset({"base_url", "api_version", "auth", "verify", "external_id_field", "retry",
+                             "webhook_token", "organization_id", "webhook_records", "webhook_objects"})
+    entity_option_keys = frozenset({"children"})
     entities = ("customer", "opportunity", "order", "contract", "payment")
     supports_deletes = True
 

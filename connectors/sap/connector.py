@@ -64,6 +64,10 @@ class SapConnector(Connector):
     """Reads and writes SAP S/4HANA entity sets named by the mapping's ``source``."""
 
     type_name = "sap"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
+    option_keys = frozenset({"base_url", "auth", "verify", "page_size", "overlap_seconds", "timeout", "retry",
+                             "services"})
+    entity_option_keys = frozenset({"service", "expand", "first", "filter", "select", "overlap_seconds", "page_size"})
     entities = ("customer", "order")
     directions = ("in", "out", "both")
 

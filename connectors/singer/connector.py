@@ -70,6 +70,10 @@ class SingerConnector(Connector):
     """Runs a Singer tap per read (see the module docstring)."""
 
     type_name = "singer"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
+    option_keys = frozenset({"tap", "command", "config", "config_file", "catalog", "catalog_flag",
+                             "discover_timeout", "env", "streams"})
+    entity_option_keys = frozenset({"replication_key", "replication_method"})
     entities = tuple(ENTITIES)
     directions = ("in",)
 

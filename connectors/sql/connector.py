@@ -30,6 +30,9 @@ class SqlConnector(Connector):
     """Tables of one database reached through SQLAlchemy."""
 
     type_name = "sql"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
+    option_keys = frozenset({"url", "password", "schema", "touch_updated_at"})
+    entity_option_keys: frozenset[str] = frozenset()
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
         super().__init__(name, options, base_dir=base_dir)

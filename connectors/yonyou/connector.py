@@ -74,6 +74,10 @@ class YonyouConnector(Connector):
     """YonBIP OpenAPI: customers and sales orders both ways, receipts inbound."""
 
     type_name = "yonyou"
+    # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
+    option_keys = frozenset({"base_url", "app_key", "app_secret", "tenant_id", "tenant", "gateway_url",
+                             "token_url", "timeout", "retries", "backoff", "verify", "overlap_seconds", "org_code"})
+    entity_option_keys = frozenset({"page_size"})
     entities = ("customer", "order", "payment")
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:

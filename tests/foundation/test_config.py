@@ -43,8 +43,8 @@ def test_errors_name_the_key_path(text, expected):
 
 def test_interpolation_and_defaults(monkeypatch):
     monkeypatch.setenv("SF_URL", "https://example.test")
-    cfg = parse_config("connectors: {crm: {type: salesforce, base_url: '${SF_URL}', api: '${SF_API:-60.0}'}}")
-    assert cfg.connectors["crm"].options == {"base_url": "https://example.test", "api": "60.0"}
+    cfg = parse_config("connectors: {crm: {type: salesforce, base_url: '${SF_URL}', api_version: '${SF_API:-60.0}'}}")
+    assert cfg.connectors["crm"].options == {"base_url": "https://example.test", "api_version": "60.0"}
 
 
 def test_missing_variable_is_an_error(monkeypatch):

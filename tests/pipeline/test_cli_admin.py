@@ -131,3 +131,23 @@ def test_sync_push_fails_when_writes_fail(project: Path):
     assert r.exit_code == 1, r.output
     pushes = json.loads(r.stdout)["pushes"]
     assert sum(p["failed"] for p in pushes) > 0 and any(p["error"] for p in pushes), pushes
+
+
+def test_the_store_password_is_never_printed(project: Path, monkeypatch):
+    monkeypatch.setenv("TRIAD_DATABASE_URL", "postgresql+psycopg://postgres:S3cretPW@127.0.0.1:1/db")
+    r = run("config", "validate")
+    assert json.loads(r.stdout)["effective"]["store"]["url"] == "postgresql+psycopg://postgres:***@127.0.0.1:1/db"
+    assert "S3cretPW" not in r.output
+
+
+def test_without_a_config_no_store_is_made_in_the_current_folder(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TRIAD_CONFIG", raising=False)
+    for args in (["outbox", "list"], ["audit", "list"], ["status"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2 and "triad.yaml: no such config file" in r.output, (args, r.output)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("TRIAD_DATABASE_URL", f"sqlite:///{tmp_path / 'named.db'}")
+    assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db"] == ["named.db"]
