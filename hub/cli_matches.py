@@ -31,8 +31,8 @@ def matches() -> None:
 @click.option("--status", type=click.Choice(["open", "merged", "rejected"]), default="open", show_default=True)
 @click.option("--entity", help="Only this entity.")
 @click.option("--merges", is_flag=True, help="List merges (for `unmerge`) instead of candidates.")
-@click.option("--limit", default=50, show_default=True)
-@click.option("--offset", default=0, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0, 10**12))
 @reporting
 @pass_ctx
 def matches_list(ctx: Context, status: str, entity: str | None, merges: bool, limit: int, offset: int) -> None:
@@ -79,7 +79,8 @@ def matches_list(ctx: Context, status: str, entity: str | None, merges: bool, li
                      or (b.get("fields") or {}).get(f) is not None]
             render.table(title, ["field", f"A {c['record_a']}", f"B {c['record_b']}", "comparison", "weight"], rows_)
             render.say(f"A in {c['xrefs']['a']}  B in {c['xrefs']['b']}")
-        render.hint("triad matches merge A B  |  triad matches reject CANDIDATE_ID")
+        if status == "open":
+            render.hint("triad matches merge A B  |  triad matches reject CANDIDATE_ID")
     emit(ctx, {"candidates": rows}, human)
 
 

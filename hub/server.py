@@ -61,5 +61,22 @@ def _version() -> str:
 
 
 def serve(ctx: Context, host: str, port: int, **uvicorn_options: Any) -> None:
+    """Serve the app until stopped. The socket is bound first, so a port in use is one clear error
+    and port 0 (a free port) can be told: the first line on stdout is ``listening on <base url>``."""
+    import socket
+
     import uvicorn
-    uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning", **uvicorn_options)
+
+    from hub.errors import UsageError
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    sock.listen(2048)    # from now on a client waits in the backlog until the app has started
+    bound = sock.getsockname()[1]
+    print(f"listening on http://{f'[{host}]' if ':' in host else host}:{bound}", flush=True)
+    config = uvicorn.Config(create_app(ctx), host=host, port=bound, log_level="warning", **uvicorn_options)
+    uvicorn.Server(config).run(sockets=[sock])
