@@ -19,11 +19,13 @@ from typing import Any, Callable
 from sqlalchemy import select
 
 from hub.context import Context
-from hub.errors import TriadError
+from hub.errors import TriadError, UsageError
 from hub.demo_systems import CALLBACK_TOKEN, DemoSystems, early_opportunity, free_port, overlap, start_systems
 from hub.streams import Parts
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+# the first line of every triad.yaml the demo writes: a folder holding another triad.yaml is not the demo's
+MARKER = "# Written by `triad demo`, which rewrites this file and recreates triad-demo.db on each run."
 
 
 @dataclass
@@ -104,8 +106,32 @@ def _count(reports: list[Any], key: str, connector: str | None = None, entity: s
     return sum(r.counts[key] for r in reports if (connector in (None, r.connector)) and (entity in (None, r.entity)))
 
 
+def check_folder(directory: Path) -> None:
+    """Refuse a folder whose triad.yaml the demo did not write: the demo would replace it."""
+    config = directory / "triad.yaml"
+    if not config.is_file():
+        return
+    with config.open(encoding="utf-8", errors="replace") as f:
+        first = f.readline().rstrip("\r\n")
+    if first != MARKER:
+        raise UsageError(f"{config} was not written by `triad demo`, which would replace it: pick an empty "
+                         f"folder with --dir, or remove that triad.yaml")
+
+
+def demo_config(values: dict[str, str]) -> str:
+    """The shipped demo config, marked as the demo's, its ``${TRIAD_DEMO_*}`` defaults set to ``values``.
+
+    The variables stay, so the file's addresses still come from the environment when it is set.
+    """
+    def default(m: re.Match) -> str:
+        return "${%s:-%s}" % (m.group(1), values[m.group(1)])
+    text = re.sub(r"\$\{(TRIAD_DEMO_[A-Z_]+)(?::-[^}]*)?\}", default, CONFIG.read_text(encoding="utf-8"))
+    return f"{MARKER}\n{text}"
+
+
 def prepare(directory: Path, systems: DemoSystems) -> Context:
     """A fresh project folder with the shipped demo config pointed at the running simulators."""
+    check_folder(directory)
     if directory.exists():
         for name in ("triad-demo.db", "triad-demo.db-wal", "triad-demo.db-shm"):
             (directory / name).unlink(missing_ok=True)
@@ -115,10 +141,10 @@ def prepare(directory: Path, systems: DemoSystems) -> Context:
               "TRIAD_DEMO_OA_URL": systems.url("oa"), "TRIAD_DEMO_OA_TOKEN": CALLBACK_TOKEN,
               "TRIAD_DEMO_OA_AES_KEY": systems.aes_key,
               "TRIAD_DEMO_OA_USER": systems.oa.sim.state.data["users"][1]["userId"]}
-    text = re.sub(r"\$\{(TRIAD_DEMO_[A-Z_]+)(?::-[^}]*)?\}", lambda m: values[m.group(1)],
-                  CONFIG.read_text(encoding="utf-8"))
-    (directory / "triad.yaml").write_text(text, encoding="utf-8")
-    os.environ.pop("TRIAD_DATABASE_URL", None)
+    (directory / "triad.yaml").write_text(demo_config(values), encoding="utf-8")
+    # this run talks to the simulators it started, whatever the environment names
+    for name in ("TRIAD_DATABASE_URL", *values):
+        os.environ.pop(name, None)
     ctx = Context(config_path=str(directory / "triad.yaml"), user_name="demo")
     from hub.store import make_engine, upgrade
     engine = make_engine(ctx.config().store.url)
@@ -127,7 +153,7 @@ def prepare(directory: Path, systems: DemoSystems) -> Context:
     return ctx
 
 
-def start_server(ctx: Context, port: int) -> Any:
+def start_server(ctx: Context, port: int) -> tuple[Any, threading.Thread]:
     """`triad serve` in a thread: DingTalk's callbacks arrive over real HTTP."""
     import uvicorn
 
@@ -138,7 +164,48 @@ def start_server(ctx: Context, port: int) -> Any:
     deadline = time.time() + 10
     while not server.started and time.time() < deadline:
         time.sleep(0.02)
-    return server
+    return server, thread
+
+
+def callbacks_sent(systems: DemoSystems, known: set[str]) -> bool:
+    """Every approval instance made since ``known`` was taken has had its ``start`` callback sent.
+
+    The simulator sends that callback from a background thread after it answers the create call.
+    """
+    sim = systems.oa.sim
+    started = {d.event.get("processInstanceId") for d in list(sim.deliveries) if d.event.get("type") == "start"}
+    return set(sim.workflow.instances) - known <= started
+
+
+def pending_work(engine: Any) -> dict[str, int]:
+    """Inbox and outbox rows still waiting to be processed or delivered."""
+    from sqlalchemy import func
+
+    from hub.models import Inbox, Outbox
+    with engine.connect() as conn:
+        return {name: int(conn.scalar(select(func.count()).where(t.c.status == "pending")) or 0)
+                for name, t in (("inbox", Inbox.__table__), ("outbox", Outbox.__table__))}
+
+
+def finish(hub: Hub, systems: DemoSystems, server: Any, thread: threading.Thread, known: set[str]) -> dict[str, int]:
+    """Finish the demo's own work while the simulators still answer: the events they sent, then the outbox.
+
+    Stopped with work pending, a later `triad worker` would take those rows and fail against systems
+    that are gone. Returns what is still pending (nothing, unless a system refused a write).
+    """
+    from hub.inbox_processor import InboxProcessor
+    from hub.push import push_ids
+    from hub.worker import drain
+    wait_for(lambda: callbacks_sent(systems, known), 5.0)
+    server.should_exit = True          # the server's worker stops after the batch it is running
+    thread.join(40.0)
+    proc = InboxProcessor(hub.engine, hub.parts, worker="triad-demo")
+    try:
+        drain(proc, lambda ids: push_ids(hub.engine, hub.parts, ids, worker="triad-demo"), threading.Event())
+    finally:
+        proc.close()
+    hub.push()
+    return pending_work(hub.engine)
 
 
 def wait_for(check: Callable[[], Any], seconds: float) -> Any:
@@ -154,15 +221,18 @@ def wait_for(check: Callable[[], Any], seconds: float) -> Any:
 def run_demo(directory: Path, say: Callable[[str], None], *, keep: bool = False, seed: int = 42,
              records: int = 30) -> dict[str, Any]:
     from hub.models import Approval, Conflict, Opportunity, Order
+    check_folder(directory)            # before anything starts: the folder may be someone's project
     story = Story(say)
     port = free_port()
     systems = start_systems(seed, records, f"http://127.0.0.1:{port}/webhooks/oa")
     mirrored = overlap(systems)
     deal = early_opportunity(systems)
+    known = set(systems.oa.sim.workflow.instances)
     ctx = prepare(directory, systems)
-    server = start_server(ctx, port)
+    server, thread = start_server(ctx, port)
     hub = Hub(ctx)
     summary: dict[str, Any] = {"directory": str(directory.resolve()), "config": str(directory / "triad.yaml")}
+    cfg = f"--config {directory}/triad.yaml"
     try:
         story.hop("Three systems are up",
                   f"CRM  Salesforce REST   {systems.url('crm')}",
@@ -268,8 +338,7 @@ def run_demo(directory: Path, say: Callable[[str], None], *, keep: bool = False,
                        elapsed=round(time.perf_counter() - story.t0, 1))
         story.hop("Done", f"flow run {runs[0]['id']}: {runs[0]['status']}" if runs else "no flow run",
                   f"the whole story took {summary['elapsed']}s")
-        cfg = f"--config {directory}/triad.yaml"
-        say("\nExplore further (while the simulators run, use --keep):")
+        say("\nExplore further:" if keep else "\nExplore further (while the simulators run, use --keep):")
         for cmd in (f"triad {cfg} records show customer {summary['linked_customer']}",
                     f"triad {cfg} conflicts list",
                     f"triad {cfg} flows show {runs[0]['id'] if runs else 'RUN_ID'}",
@@ -284,8 +353,14 @@ def run_demo(directory: Path, say: Callable[[str], None], *, keep: bool = False,
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
-        return summary
     finally:
-        hub.close()
-        server.should_exit = True
-        systems.stop()
+        try:
+            left = finish(hub, systems, server, thread, known)
+            summary["pending"] = left
+            if any(left.values()):
+                say(f"\n{left['inbox']} inbox and {left['outbox']} outbox row(s) are still pending "
+                    f"(see `triad {cfg} outbox list`)")
+        finally:
+            hub.close()
+            systems.stop()
+    return summary

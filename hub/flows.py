@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import InvalidOperation
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -133,15 +134,55 @@ def advance(engine: Engine, parts: Parts, flows: dict[str, Flow], run_id: str) -
                 _finish_step(conn, row, "done", result, now)
                 i += 1
             except (UsageError, ValueError, KeyError, ArithmeticError) as exc:
-                _mark(conn, row, "failed", {}, now, error=str(exc))
+                error = f"step {i} '{step.name}': {_reason(exc)}"
+                _mark(conn, row, "failed", {}, now, error=error)
                 status = "failed"
-                log.warning("flow %s run %s failed at %s: %s", flow.name, run_id, step.name, exc)
+                log.warning("flow %s run %s failed at %s", flow.name, run_id, error)
                 break
         else:
             status = "done"
         ctx.update(records=records, next=i)
         conn.execute(update(fr).where(fr.c.id == run_id).values(status=status, context=ctx, updated_at=now))
     return status
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, readable: a KeyError's message without quotes, a bare decimal error named."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, InvalidOperation):     # its str() is only "[<class 'decimal.ConversionSyntax'>]"
+        return "a value is not a decimal number"
+    return str(exc)
+
+
+_KINDS = {"decimal": "a decimal number", "int": "a whole number", "date": "a date (YYYY-MM-DD)",
+          "datetime": "a date and time (ISO 8601)"}
+_PYTHON_TYPES: dict[str, type] = {"date": date, "datetime": datetime}
+
+
+def constant(field_name: str, value: Any, type_name: str, now: datetime | None = None) -> Any:
+    """The encoded value of a ``set:`` constant for a field of ``type_name``.
+
+    ``now`` / ``today`` are the run's time for datetime / date fields. Also usable without
+    ``now`` to check a flow's constants when the config is loaded.
+
+    Raises:
+        ValueError: the value cannot be one of that type, naming the field and the value.
+    """
+    if value == "now" and type_name == "datetime":
+        return encode(now or utcnow())
+    if value == "today" and type_name == "date":
+        return encode((now or utcnow()).date())
+    wrong = ValueError(f"{field_name}: {value!r} is not {_KINDS.get(type_name, type_name)}")
+    try:
+        decoded = decode(value, type_name)
+    except (ValueError, TypeError, ArithmeticError):
+        raise wrong from None
+    if type_name == "decimal" and not decoded.is_finite():
+        raise wrong
+    if type_name in _PYTHON_TYPES and not isinstance(decoded, _PYTHON_TYPES[type_name]):
+        raise wrong                        # decode passes a non-string through (a YAML number for a date)
+    return encode(decoded)
 
 
 def _step_row(conn: Connection, run_id: str, i: int, step: Step, now: datetime) -> dict[str, Any]:
@@ -205,16 +246,11 @@ def _values(conn: Connection, flow: Flow, records: dict[str, str], step: Step, e
     out: dict[str, Any] = {}
     for f, v in step.set.items():
         if f not in types:
-            raise UsageError(f"{entity} has no field '{f}' (flow {flow.name}, step {step.name})")
-        if v == "now" and types[f] == "datetime":
-            out[f] = encode(now)
-        elif v == "today" and types[f] == "date":
-            out[f] = encode(now.date())
-        else:
-            out[f] = encode(decode(v, types[f]))
+            raise UsageError(f"{entity} has no field '{f}'")
+        out[f] = constant(f, v, types[f], now)
     for f, ref in step.copy_.items():
         if f not in types:
-            raise UsageError(f"{entity} has no field '{f}' (flow {flow.name}, step {step.name})")
+            raise UsageError(f"{entity} has no field '{f}'")
         out[f] = _value_of(conn, flow, records, ref)
     return out
 
@@ -238,7 +274,7 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
             from hub.canonical import ORDER_LINE_FIELDS
             line: dict[str, Any] = {"line_no": 1}
             for f, v in step.line.set.items():
-                line[f] = encode(decode(v, ORDER_LINE_FIELDS.get(f, "string")))
+                line[f] = constant(f"line.{f}", v, ORDER_LINE_FIELDS.get(f, "string"), now)
             for f, ref in step.line.copy_.items():
                 line[f] = _value_of(conn, flow, records, ref)
             if line.get("amount") is None and line.get("quantity") and line.get("unit_price"):

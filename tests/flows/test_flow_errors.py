@@ -1,0 +1,95 @@
+"""A failed flow step says which step, which field and which value; constants are checked by type."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from hub.flows import constant
+
+CONFIG = """
+store: {url: 'sqlite:///hub.db'}
+connectors:
+  crm:
+    type: file
+    path: ./crm
+    entities:
+      customer: {mapping: m/crm_customer.yaml}
+flows:
+  - name: vip
+    when: {entity: customer, field: tier, becomes: vip, system: crm}
+    steps:
+      - {name: mark, action: update_record, target: trigger, set: {payment_terms: NT30}}
+      - {name: raise limit, action: update_record, target: trigger, set: {credit_limit: notanumber}}
+"""
+
+MAPPING = "source: accounts.csv\nkey: id\nupdated_at: ts\nfields:\n  name: name\n  tax_id: tax\n  tier: tier\n"
+
+
+def triad(*args: str, code: int = 0) -> dict:
+    r = CliRunner().invoke(main, ["--json", *args], catch_exceptions=False)
+    assert r.exit_code == code, r.output
+    return json.loads(r.stdout) if r.stdout.strip() else {}
+
+
+def accounts(folder: Path, tier: str, ts: str) -> None:
+    (folder / "crm" / "accounts.csv").write_text(
+        f"id,name,tax,tier,ts\nA1,上海星海贸易有限公司,91310000MA1FL4XQ01,{tier},{ts}\n", encoding="utf-8")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "triad.yaml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "crm_customer.yaml").write_text(MAPPING, encoding="utf-8")
+    (tmp_path / "crm").mkdir()
+    accounts(tmp_path, "standard", "2026-11-01T00:00:00Z")
+    triad("db", "upgrade")
+    return tmp_path
+
+
+def test_a_bad_constant_names_the_step_the_field_and_the_value(project: Path):
+    triad("sync", "run")
+    accounts(project, "vip", "2026-11-02T00:00:00Z")
+    result = triad("sync", "run")            # a failed step does not fail the sync (SPEC §6 names streams, checks)
+    assert result["flows"]["failed"] == 1
+    (run,) = triad("flows", "list")["runs"]
+    shown = triad("flows", "show", run["id"])
+    assert shown["status"] == "failed"
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert steps["mark"]["status"] == "done"
+    assert steps["raise limit"]["status"] == "failed"
+    assert steps["raise limit"]["error"] == "step 1 'raise limit': credit_limit: 'notanumber' is not a decimal number"
+
+    human = CliRunner().invoke(main, ["flows", "show", run["id"]], catch_exceptions=False, env={"COLUMNS": "300"})
+    assert "ConversionSyntax" not in human.output
+    assert "step 1 'raise limit': credit_limit: 'notanumber'" in human.output      # cells are cut at 60
+
+
+@pytest.mark.parametrize("value, type_name, expected", [
+    ("notanumber", "decimal", "credit_limit: 'notanumber' is not a decimal number"),
+    ("NaN", "decimal", "credit_limit: 'NaN' is not a decimal number"),
+    ("1.5x", "int", "credit_limit: '1.5x' is not a whole number"),
+    ("yesterday", "date", "credit_limit: 'yesterday' is not a date (YYYY-MM-DD)"),
+    (2026, "date", "credit_limit: 2026 is not a date (YYYY-MM-DD)"),
+    ("soon", "datetime", "credit_limit: 'soon' is not a date and time (ISO 8601)"),
+])
+def test_constant_rejects_a_value_of_the_wrong_type(value: object, type_name: str, expected: str):
+    with pytest.raises(ValueError) as err:
+        constant("credit_limit", value, type_name)
+    assert str(err.value) == expected
+
+
+def test_constant_encodes_good_values():
+    now = datetime(2026, 11, 2, 8, 30, tzinfo=timezone.utc)
+    assert constant("credit_limit", "120000.50", "decimal") == "120000.5"
+    assert constant("credit_limit", 3, "int") == 3
+    assert constant("order_date", "today", "date", now) == "2026-11-02"
+    assert constant("submitted_at", "now", "datetime", now) == now.isoformat()
+    assert constant("stage", "closed_won", "string") == "closed_won"
