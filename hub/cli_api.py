@@ -11,11 +11,12 @@ from hub.clikit import emit, pass_ctx, reporting
 from hub.context import Context
 
 
-def _admin(ctx: Context):  # noqa: ANN202 - (Engine, hub.rbac.Principal)
+def _admin(ctx: Context, target: str):  # noqa: ANN202 - (Engine, hub.rbac.Principal)
+    """The caller, if an admin; ``target`` (the command) goes into the audited refusal."""
     from hub.rbac import principal, require
     engine = ctx.engine()
     who = principal(engine, ctx.config(required=False), ctx.user)
-    require(engine, who, "admin")
+    require(engine, who, "admin", target=target)
     return engine, who
 
 
@@ -41,7 +42,7 @@ def tokens_create(ctx: Context, for_user: str, name: str | None, expires: str) -
     from hub import render, tokens as token_ops
     from hub.errors import UsageError
     from hub.rbac import principal
-    engine, who = _admin(ctx)
+    engine, who = _admin(ctx, "tokens create")
     target = principal(engine, ctx.config(required=False), for_user)
     if not target.roles:
         raise UsageError(f"user '{for_user}' has no roles, so a token could do nothing; "
@@ -67,7 +68,7 @@ def tokens_list(ctx: Context, for_user: str | None, show_all: bool) -> None:
       triad tokens list --user erp-sync --all
     """
     from hub import render, tokens as token_ops
-    engine, _ = _admin(ctx)
+    engine, _ = _admin(ctx, "tokens list")
     rows = token_ops.list_tokens(engine, user=for_user, include_inactive=show_all)
     emit(ctx, {"tokens": rows}, lambda: render.table(
         "tokens", ["id", "user", "name", "state", "expires", "last used"],
@@ -86,7 +87,7 @@ def tokens_revoke(ctx: Context, token_id: str) -> None:
       triad tokens revoke 01J9Z...
     """
     from hub import render, tokens as token_ops
-    engine, who = _admin(ctx)
+    engine, who = _admin(ctx, f"token:{token_id}")
     result = token_ops.revoke(engine, token_id, by=who.name)
     emit(ctx, result, lambda: render.say(f"token {token_id} of {result['user']} revoked"))
 
@@ -116,7 +117,7 @@ def subscriptions_add(ctx: Context, name: str, url: str, entities: tuple[str, ..
       triad subscriptions add billing https://billing.example.com/hooks/triad -e customer -e order --secret-env BILLING_HOOK_SECRET
     """
     from hub import render, subscriptions as subs
-    engine, who = _admin(ctx)
+    engine, who = _admin(ctx, f"subscription:{name}")
     result = subs.add(engine, name, url, entities, secret_env, by=who.name)
     emit(ctx, result, lambda: (render.say(f"subscription {name} -> {url} ({', '.join(result['entities'])})"),
                                render.hint(result["warning"]) if result.get("warning") else None))
@@ -133,7 +134,7 @@ def subscriptions_list(ctx: Context) -> None:
       triad subscriptions list --json
     """
     from hub import render, subscriptions as subs
-    engine, _ = _admin(ctx)
+    engine, _ = _admin(ctx, "subscriptions list")
     rows = subs.list_subscriptions(engine)
     emit(ctx, {"subscriptions": rows}, lambda: render.table(
         "subscriptions", ["name", "url", "entities", "secret env", "pending", "dead"],
@@ -152,6 +153,6 @@ def subscriptions_remove(ctx: Context, name: str) -> None:
       triad subscriptions remove billing
     """
     from hub import render, subscriptions as subs
-    engine, who = _admin(ctx)
+    engine, who = _admin(ctx, f"subscription:{name}")
     result = subs.remove(engine, name, by=who.name)
     emit(ctx, result, lambda: render.say(f"subscription {name} removed ({result['dropped']} undelivered events dropped)"))

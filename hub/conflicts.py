@@ -2,6 +2,7 @@
 is written to history and the audit log, and is queued to every system that takes the entity."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -193,22 +194,38 @@ def count_open(engine: Engine) -> int:
         return conn.scalar(select(func.count()).select_from(ct).where(ct.c.status == "open")) or 0
 
 
-def parse_age(text: str | None) -> timedelta | None:
-    if not text:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-    except (KeyError, ValueError):
-        raise UsageError(f"--older-than {text!r}: expected a duration like 30m, 12h, 7d") from None
+_AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_AGE = timedelta(days=36500)   # a bound far beyond any store, well inside what datetime arithmetic can take
 
 
-def since(text: str | None) -> datetime | None:
+def parse_age(text: str | None, option: str = "--older-than") -> timedelta | None:
+    """A positive age like ``30m``, ``12h``, ``7d``, ``2w``; None when not given."""
+    return _age(text, option) if text else None
+
+
+def _age(text: str, option: str) -> timedelta:
+    m = _AGE.fullmatch(text.lower())
+    if not m:
+        raise UsageError(f"{option} {text!r}: expected a positive duration like 30m, 12h, 7d")
+    seconds = float(m.group(1)) * _AGE_UNITS[m.group(2)]
+    if seconds > MAX_AGE.total_seconds():   # checked before timedelta(), which would overflow
+        raise UsageError(f"{option} {text!r}: too far back; at most {MAX_AGE.days}d")
+    age = timedelta(seconds=seconds)
+    if age <= timedelta(0):   # a zero age would silently filter nothing
+        raise UsageError(f"{option} {text!r}: the duration must be more than 0, e.g. 30m, 12h, 7d")
+    return age
+
+
+def since(text: str | None, option: str = "--since") -> datetime | None:
+    """The start of a time window: an ISO-8601 time (naive means UTC) or a positive age back from now."""
     if not text:
         return None
     try:
-        dt = datetime.fromisoformat(text)
+        dt = datetime.fromisoformat(text.strip())
     except ValueError:
-        age = parse_age(text)
-        return utcnow() - age if age else None
+        if not _AGE.fullmatch(text.lower()):
+            raise UsageError(f"{option} {text!r}: expected a positive age like 30m, 12h, 7d or an ISO-8601 time "
+                             f"like 2024-05-01 or 2024-05-01T08:00:00Z") from None
+        return utcnow() - _age(text, option)
     return dt if dt.tzinfo else dt.replace(tzinfo=utcnow().tzinfo)

@@ -18,7 +18,9 @@ def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
             deleted = conn.scalar(select(func.count()).select_from(t).where(t.c.deleted_in.is_not(None),
                                                                             t.c.merged_into.is_(None)))
             out["records"][name] = {"count": count or 0, "deleted": deleted or 0}
-        states = {(r.connector, r.entity): r for r in conn.execute(select(StreamState.__table__))}
+        # rows named __...__ are the hub's own bookkeeping (flow history, the audit head), not streams
+        states = {(r.connector, r.entity): r for r in conn.execute(select(StreamState.__table__))
+                  if not r.connector.startswith("__")}
         last_runs: dict[tuple[str, str], Any] = {}
         sr = SyncRun.__table__
         latest = (select(sr.c.connector, sr.c.entity, func.max(sr.c.started_at).label("at"))

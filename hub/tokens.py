@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 PREFIX = "tri_"                        # tells a Triad token apart from a JWT, and helps secret scanners
 TOUCH_EVERY = timedelta(minutes=1)     # last_used_at is refreshed at most this often (reads stay reads)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_TTL = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
+MAX_TTL = timedelta(days=36500)        # beyond that, say 'never'; also keeps now + ttl inside datetime's range
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,19 @@ def digest(secret: str) -> str:
 
 def parse_ttl(text: str | None) -> timedelta | None:
     """``30d``, ``12h``, ``2w`` ... or ``never``/empty for a token that does not expire."""
-    if text is None or text.strip().lower() in ("", "never", "none", "0"):
+    if text is None or text.strip().lower() in ("", "never", "none"):
         return None
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text.lower())
+    m = _TTL.fullmatch(text.lower())
     if not m:
         raise UsageError(f"--expires {text!r}: expected a duration like 12h, 30d, 2w, or 'never'")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_TTL.total_seconds():   # checked before timedelta(), which would overflow
+        raise UsageError(f"--expires {text!r}: too far in the future; at most {MAX_TTL.days} days, "
+                         f"or 'never' for a token that does not expire")
+    ttl = timedelta(seconds=seconds)
+    if ttl <= timedelta(0):   # a token dead on arrival is a typo, not a wish (and 0 must not read as never)
+        raise UsageError(f"--expires {text!r}: a lifetime must be more than 0, e.g. 12h or 30d, or 'never'")
+    return ttl
 
 
 def create(engine: Engine, user: str, *, by: str, name: str | None = None,
@@ -57,7 +66,7 @@ def create(engine: Engine, user: str, *, by: str, name: str | None = None,
     secret = PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     row = {"id": new_id(), "user": user, "name": name, "token_hash": digest(secret), "created_at": now,
-           "expires_at": now + ttl if ttl else None, "revoked_at": None, "last_used_at": None}
+           "expires_at": now + ttl if ttl is not None else None, "revoked_at": None, "last_used_at": None}
     with engine.begin() as conn:
         conn.execute(insert(ApiToken.__table__), [row])
         audit.record(conn, by, "token.create", f"token:{row['id']}",

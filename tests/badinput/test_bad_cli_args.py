@@ -103,12 +103,13 @@ def test_retry_of_an_unknown_quarantine_id_is_not_found(synced: Project):
 
 def test_hostile_user_names_are_refused_or_stored_literally(project: Project):
     clean(project.triad("--user", SQL_ID, "records", "list", "customer"), 0)   # single-user mode: anyone is admin
-    clean(project.triad("--user", "alice", "users", "add", SQL_ID), 0)
-    users = project.ok("users", "list")["users"]
-    assert SQL_ID in {u["name"] for u in users}
+    clean(project.triad("--user", "alice", "users", "add", "alice"), 0)        # the first user: an admin
+    out = clean(project.triad("--user", "alice", "users", "add", SQL_ID), 2)     # a name has no spaces
+    assert "user name" in out.stderr
+    assert SQL_ID not in {u["name"] for u in project.ok("users", "list")["users"]}
     out = clean(project.triad("--user", "nobody", "records", "list", "customer"), 2)
     assert "permission denied" in out.stderr
-    clean(project.triad("--user", "alice", "users", "grant", SQL_ID, "'; DROP TABLE users;--"), 2)
+    clean(project.triad("--user", "alice", "users", "grant", SQL_ID, "'; DROP TABLE users;--"), 1, 2)
     assert project.ok("audit", "verify")["ok"] is True
 
 
