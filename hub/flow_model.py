@@ -16,11 +16,13 @@ References are ``trigger.<field>`` or ``<step name>.<field>`` (``.id`` is the re
 """
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.canonical import ENTITIES
+from hub.canonical import ENTITIES, ORDER_LINE_FIELDS
+from hub.values import decode, encode
 
 
 class _Strict(BaseModel):
@@ -40,6 +42,10 @@ class Trigger(_Strict):
             raise ValueError(f"unknown entity '{self.entity}'; known: {', '.join(ENTITIES)}")
         if self.field not in ENTITIES[self.entity].fields:
             raise ValueError(f"{self.entity} has no field '{self.field}'")
+        try:   # a value the field can never take would make the flow silently never start
+            constant(self.field, self.becomes, ENTITIES[self.entity].fields[self.field])
+        except ValueError as exc:
+            raise ValueError(f"becomes: {exc}") from None
         return self
 
 
@@ -109,10 +115,28 @@ class Flow(_Strict):
             for r in refs:
                 if r not in seen:
                     raise ValueError(f"steps[{i}] ({step.name}): '{r}' is not the trigger or an earlier step")
+            self._check_constants(i, step)
             seen.add(step.name)
             if step.wait_for and step.wait_for.record not in seen:
                 raise ValueError(f"steps[{i}] ({step.name}): wait_for.record '{step.wait_for.record}' is unknown")
         return self
+
+    def _check_constants(self, i: int, step: Step) -> None:
+        """A `set:` value that cannot be a value of its field fails when the config is read, not in a run."""
+        if step.action == "update_record":
+            entity = self.entity_of(step.target or "trigger")
+        else:
+            entity = step.entity or self.when.entity
+        types = ENTITIES[entity].fields
+        checks = [(f, v, types.get(f), f) for f, v in step.set.items()]
+        checks += [(f, v, ORDER_LINE_FIELDS.get(f, "string"), f"line.{f}") for f, v in (step.line.set.items() if step.line else ())]
+        for f, v, type_name, label in checks:
+            if type_name is None:
+                raise ValueError(f"steps[{i}] ({step.name}): set: {entity} has no field '{f}'")
+            try:
+                constant(label, v, type_name)
+            except ValueError as exc:
+                raise ValueError(f"steps[{i}] ({step.name}): set: {exc}") from None
 
     def entity_of(self, ref: str) -> str:
         if ref == "trigger":
@@ -121,3 +145,33 @@ class Flow(_Strict):
         if step.action == "update_record":
             return self.entity_of(step.target or "trigger")
         return step.entity or self.when.entity
+
+
+_KINDS = {"decimal": "a decimal number", "int": "a whole number", "date": "a date (YYYY-MM-DD)",
+          "datetime": "a date and time (ISO 8601)"}
+_PYTHON_TYPES: dict[str, type] = {"date": date, "datetime": datetime}
+
+
+def constant(field_name: str, value: Any, type_name: str, now: datetime | None = None) -> Any:
+    """The encoded value of a ``set:`` constant for a field of ``type_name``.
+
+    ``now`` / ``today`` are the run's time for datetime / date fields. Also usable without
+    ``now`` to check a flow's constants when the config is loaded.
+
+    Raises:
+        ValueError: the value cannot be one of that type, naming the field and the value.
+    """
+    if value == "now" and type_name == "datetime":
+        return encode(now or datetime.now(timezone.utc))
+    if value == "today" and type_name == "date":
+        return encode((now or datetime.now(timezone.utc)).date())
+    wrong = ValueError(f"{field_name}: {value!r} is not {_KINDS.get(type_name, type_name)}")
+    try:
+        decoded = decode(value, type_name)
+    except (ValueError, TypeError, ArithmeticError):
+        raise wrong from None
+    if type_name == "decimal" and not decoded.is_finite():
+        raise wrong
+    if type_name in _PYTHON_TYPES and not isinstance(decoded, _PYTHON_TYPES[type_name]):
+        raise wrong                        # decode passes a non-string through (a YAML number for a date)
+    return encode(decoded)

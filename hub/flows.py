@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import InvalidOperation
 from typing import Any
 
@@ -19,7 +19,7 @@ from hub import golden, subscriptions
 from hub.changefeed import lock_history
 from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
-from hub.flow_model import Flow, Step
+from hub.flow_model import Flow, Step, constant  # noqa: F401 - constant is used here and by tests
 from hub.merge import CREATED
 from hub.models import FieldHistory, FlowRun, FlowStep, StreamState
 from hub.outbox import OutboxQueue
@@ -153,36 +153,6 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, InvalidOperation):     # its str() is only "[<class 'decimal.ConversionSyntax'>]"
         return "a value is not a decimal number"
     return str(exc)
-
-
-_KINDS = {"decimal": "a decimal number", "int": "a whole number", "date": "a date (YYYY-MM-DD)",
-          "datetime": "a date and time (ISO 8601)"}
-_PYTHON_TYPES: dict[str, type] = {"date": date, "datetime": datetime}
-
-
-def constant(field_name: str, value: Any, type_name: str, now: datetime | None = None) -> Any:
-    """The encoded value of a ``set:`` constant for a field of ``type_name``.
-
-    ``now`` / ``today`` are the run's time for datetime / date fields. Also usable without
-    ``now`` to check a flow's constants when the config is loaded.
-
-    Raises:
-        ValueError: the value cannot be one of that type, naming the field and the value.
-    """
-    if value == "now" and type_name == "datetime":
-        return encode(now or utcnow())
-    if value == "today" and type_name == "date":
-        return encode((now or utcnow()).date())
-    wrong = ValueError(f"{field_name}: {value!r} is not {_KINDS.get(type_name, type_name)}")
-    try:
-        decoded = decode(value, type_name)
-    except (ValueError, TypeError, ArithmeticError):
-        raise wrong from None
-    if type_name == "decimal" and not decoded.is_finite():
-        raise wrong
-    if type_name in _PYTHON_TYPES and not isinstance(decoded, _PYTHON_TYPES[type_name]):
-        raise wrong                        # decode passes a non-string through (a YAML number for a date)
-    return encode(decoded)
 
 
 def _step_row(conn: Connection, run_id: str, i: int, step: Step, now: datetime) -> dict[str, Any]:

@@ -54,22 +54,17 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_a_bad_constant_names_the_step_the_field_and_the_value(project: Path):
-    triad("sync", "run")
-    accounts(project, "vip", "2026-11-02T00:00:00Z")
-    result = triad("sync", "run")            # a failed step does not fail the sync (SPEC §6 names streams, checks)
-    assert result["flows"]["failed"] == 1
-    (run,) = triad("flows", "list")["runs"]
-    shown = triad("flows", "show", run["id"])
-    assert shown["status"] == "failed"
-    steps = {s["name"]: s for s in shown["steps"]}
-    assert steps["mark"]["status"] == "done"
-    assert steps["raise limit"]["status"] == "failed"
-    assert steps["raise limit"]["error"] == "step 1 'raise limit': credit_limit: 'notanumber' is not a decimal number"
-
-    human = CliRunner().invoke(main, ["flows", "show", run["id"]], catch_exceptions=False, env={"COLUMNS": "300"})
-    assert "ConversionSyntax" not in human.output
-    assert "step 1 'raise limit': credit_limit: 'notanumber'" in human.output      # cells are cut at 60
+def test_a_bad_constant_is_refused_with_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # a constant no run could write fails when the config is read, naming the flow, step, field and value
+    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "triad.yaml").write_text(CONFIG, encoding="utf-8")
+    r = CliRunner().invoke(main, ["config", "validate"])
+    assert r.exit_code == 2, r.output
+    assert "flows[0]: steps[1] (raise limit): set: credit_limit: 'notanumber' is not a decimal number" in r.output
+    (tmp_path / "triad.yaml").write_text(CONFIG.replace("notanumber", "100").replace("field: tier, becomes: vip", "field: credit_limit, becomes: lots"), encoding="utf-8")
+    r = CliRunner().invoke(main, ["config", "validate"])
+    assert r.exit_code == 2 and "flows[0]" in r.output and "becomes" in r.output, r.output
 
 
 @pytest.mark.parametrize("value, type_name, expected", [
