@@ -816,13 +816,18 @@ def quarantine_list(ctx: Context, status: str, connector: str | None, entity: st
       triad quarantine list --connector erp --json
     """
     from hub import render
-    from hub.quarantine_admin import list_items
+    from hub.quarantine_admin import Redactor, list_items
     from hub.rbac import require
     engine = ctx.engine()
     who = _who(ctx)
     require(engine, who, "read", entity)
-    rows = [r for r in list_items(engine, status=status, connector=connector, entity=entity, limit=limit)
-            if who.single_user or r["entity"] in who.allowed_entities("read")]
+    readable = None if who.single_user else who.allowed_entities("read")
+    parts = _parts(ctx)
+    try:   # the raw payload is in source field names: the mapping tells which ones hold hidden fields
+        rows = list(map(Redactor(who, parts.mapping), list_items(engine, status=status, connector=connector,
+                                                                  entity=entity, limit=limit, entities=readable)))
+    finally:
+        parts.close()
     emit(ctx, {"items": rows}, lambda: (
         render.table(f"quarantine ({status})", ["id", "connector", "entity", "source id", "kind", "reasons"],
                      [(r["id"], r["connector"], r["entity"], r["source_id"], r["kind"],
@@ -842,14 +847,22 @@ def quarantine_show(ctx: Context, item_id: str) -> None:
       triad quarantine show 01J9Z...
     """
     from hub import render
-    from hub.quarantine_admin import get_item
+    from hub.quarantine_admin import Redactor, get_item
     from hub.rbac import require
     engine = ctx.engine()
+    who = _who(ctx)
     item = get_item(engine, item_id)
-    require(engine, _who(ctx), "read", item["entity"])
+    require(engine, who, "read", item["entity"], target=f"quarantine:{item_id}")
+    parts = _parts(ctx)
+    try:
+        item = Redactor(who, parts.mapping)(item)
+    finally:
+        parts.close()
     emit(ctx, item, lambda: (render.kv(f"quarantine {item_id}", [(k, item[k]) for k in ("connector", "entity", "source_id", "kind", "status", "attempts", "created_at")]),
                              render.table("reasons", ["reason", "field", "detail"], [(x.get("reason"), x.get("field") or x.get("column"), x.get("message") or f"{x.get('expectation')}: {x.get('value')}") for x in item["reasons"]]),
-                             render.table("raw payload", ["field", "value"], item["raw"].items())))
+                             render.table("raw payload", ["field", "value"], item["raw"].items()),
+                             render.hint(f"denied to your roles, so hidden: {', '.join(item['hidden_fields'])} and the "
+                                         "payload fields mapped to it") if item.get("hidden_fields") else None))
 
 
 @quarantine.command("retry")
@@ -865,22 +878,33 @@ def quarantine_retry(ctx: Context, item_ids: tuple[str, ...]) -> None:
       triad quarantine retry 01J9Z... 01J9Y...
     """
     from hub import audit, render
+    from hub.canonical import ENTITIES
+    from hub.quarantine_admin import entities_of
     from hub.rbac import require
     from hub.sync import retry_quarantine
     engine = ctx.engine()
     who = _who(ctx)
     require(engine, who, "retry", target="quarantine retry")
+    for item_id, entity in sorted(entities_of(engine, item_ids).items()):   # unknown ids: reported by the retry
+        require(engine, who, "retry", entity, target=f"quarantine:{item_id}")
+    # retrying everything covers only the entities the caller may retry (None: all of them)
+    allowed = who.allowed_entities("retry")
+    allowed = None if who.single_user or allowed >= set(ENTITIES) else allowed
     parts = _parts(ctx)
     try:
-        reports = retry_quarantine(engine, parts, list(item_ids), user=who.name)
+        reports = retry_quarantine(engine, parts, list(item_ids), user=who.name, entities=allowed)
     finally:
         parts.close()
     with engine.begin() as conn:
         audit.record(conn, who.name, "quarantine.retry", ",".join(item_ids) or "all",
                      after=[r.as_dict() for r in reports])
-    emit(ctx, {"runs": [r.as_dict() for r in reports]}, lambda: render.table(
-        "retried", ["connector", "entity", "status", "created", "updated", "linked", "quarantined"],
-        [(r.connector, r.entity, r.status, r.counts["created"], r.counts["updated"], r.counts["linked"], r.counts["quarantined"]) for r in reports]))
+    parked = sum(r.counts["still_parked"] for r in reports)
+    emit(ctx, {"runs": [r.as_dict() for r in reports], "still_parked": parked}, lambda: (render.table(
+        "retried", ["connector", "entity", "status", "created", "updated", "linked", "quarantined", "still parked"],
+        [(r.connector, r.entity, r.status, r.counts["created"], r.counts["updated"], r.counts["linked"], r.counts["quarantined"], r.counts["still_parked"]) for r in reports]),
+        render.hint(f"{parked} row(s) still parked: triad quarantine list") if parked else None,
+        render.hint(f"only rows of {', '.join(sorted(allowed))} were retried (your roles' entities)")
+        if allowed is not None and not item_ids else None))
     if any(r.status == "error" for r in reports):
         sys.exit(1)
 
@@ -898,12 +922,17 @@ def quarantine_drop(ctx: Context, item_id: str, note: str | None) -> None:
       triad quarantine drop 01J9Z... --note "test record"
     """
     from hub import render
-    from hub.quarantine_admin import drop_item
+    from hub.quarantine_admin import Redactor, drop_item, get_item
     from hub.rbac import require
     engine = ctx.engine()
     who = _who(ctx)
     require(engine, who, "retry", target=f"quarantine:{item_id}")
-    item = drop_item(engine, item_id, who.name, note)
+    require(engine, who, "retry", get_item(engine, item_id)["entity"], target=f"quarantine:{item_id}")
+    parts = _parts(ctx)
+    try:   # the dropped item is shown back: with the caller's hidden fields hidden
+        item = Redactor(who, parts.mapping)(drop_item(engine, item_id, who.name, note))
+    finally:
+        parts.close()
     emit(ctx, {"dropped": item}, lambda: render.say(f"dropped {item_id}"))
 
 
@@ -923,23 +952,35 @@ def outbox() -> None:
 def outbox_list(ctx: Context, status: str | None, connector: str | None, limit: int) -> None:
     """List outbox items with their fields, attempts and last error.
 
+    Dead items come first, then pending ones (what needs a decision or is still
+    waiting), then delivered and dropped ones; newest first within each status.
+    Only entities your roles may read are listed.
+
     \b
     Example:
       triad outbox list --status dead
     """
     from hub import render
-    from hub.outbox import list_items
+    from hub.outbox import count_items, list_items
     from hub.rbac import require
     engine = ctx.engine()
-    require(engine, _who(ctx), "read")
     who = _who(ctx)
-    rows = list_items(engine, status=status, connector=connector, limit=limit)
+    require(engine, who, "read", target="outbox list")
+    readable = None if who.single_user else who.allowed_entities("read")
+    scope = {"status": status, "connector": connector, "entities": readable}
+    rows = list_items(engine, limit=limit + 1, **scope)   # one more than shown tells whether the list is cut
+    more = len(rows) > limit
+    rows = rows[:limit]
+    total = count_items(engine, **scope) if more else len(rows)
     for r in rows:   # a queued write carries field values: the caller's hidden fields stay hidden
         denied = who.denied_fields(r["entity"])
         if denied and isinstance(r.get("fields"), dict):
             r["fields"] = {f: v for f, v in r["fields"].items() if f not in denied}
-    emit(ctx, {"items": rows}, lambda: render.table("outbox", ["id", "connector", "entity", "record", "status", "attempts", "fields", "last error"],
-                                                    [(r["id"], r["connector"], r["entity"], r["record_id"], r["status"], r["attempts"], r["fields"], r["last_error"]) for r in rows]))
+    emit(ctx, {"items": rows, "more": more, "total": total}, lambda: (
+        render.table("outbox", ["id", "connector", "entity", "record", "status", "attempts", "fields", "last error"],
+                     [(r["id"], r["connector"], r["entity"], r["record_id"], r["status"], r["attempts"], r["fields"], r["last_error"]) for r in rows]),
+        render.hint(f"showing {len(rows)} of {total} items (dead, then pending, newest first): "
+                    "narrow with --status/--connector or raise --limit") if more else None))
 
 
 @outbox.command("retry")
@@ -949,16 +990,22 @@ def outbox_list(ctx: Context, status: str | None, connector: str | None, limit: 
 def outbox_retry(ctx: Context, item_id: str) -> None:
     """Put a dead item back in the queue, due now, with a fresh attempt count.
 
+    A pending item waiting out its backoff is made due now; a delivered (done) or
+    dropped item is refused.
+
     \b
     Example:
       triad outbox retry 01J9Z... && triad sync push
     """
     from hub import audit, render
-    from hub.outbox import retry
+    from hub.outbox import get, retry
     from hub.rbac import require
     engine = ctx.engine()
     who = _who(ctx)
     require(engine, who, "retry", target=f"outbox:{item_id}")
+    with engine.connect() as conn:
+        entity = get(conn, item_id)["entity"]
+    require(engine, who, "retry", entity, target=f"outbox:{item_id}")
     with engine.begin() as conn:
         before = retry(conn, item_id)
         audit.record(conn, who.name, "outbox.retry", f"outbox:{item_id}", before={"status": before["status"]},
@@ -972,18 +1019,21 @@ def outbox_retry(ctx: Context, item_id: str) -> None:
 @reporting
 @pass_ctx
 def outbox_drop(ctx: Context, item_id: str, note: str | None) -> None:
-    """Give up on an item; it stays visible as 'dropped'.
+    """Give up on a pending or dead item; it stays visible as 'dropped'.
 
     \b
     Example:
       triad outbox drop 01J9Z... --note "record deleted in the CRM"
     """
     from hub import audit, render
-    from hub.outbox import drop
+    from hub.outbox import drop, get
     from hub.rbac import require
     engine = ctx.engine()
     who = _who(ctx)
     require(engine, who, "retry", target=f"outbox:{item_id}")
+    with engine.connect() as conn:
+        entity = get(conn, item_id)["entity"]
+    require(engine, who, "retry", entity, target=f"outbox:{item_id}")
     with engine.begin() as conn:
         before = drop(conn, item_id)
         audit.record(conn, who.name, "outbox.drop", f"outbox:{item_id}", before={"status": before["status"]},
@@ -1246,7 +1296,7 @@ def users_role(ctx: Context, name: str, entities: tuple[str, ...], fields_denied
     who = _who(ctx)
     require(engine, who, "admin", target=f"role:{name}")
     with engine.begin() as conn:
-        define_role(conn, who.name, name, list(entities), list(fields_denied), list(can))
+        define_role(conn, who.name, name, list(entities), list(fields_denied), list(can), cfg=ctx.config(required=False))
     emit(ctx, {"role": name}, lambda: render.say(f"role {name} saved"))
 
 
@@ -1292,7 +1342,7 @@ def users_revoke(ctx: Context, name: str, role: str) -> None:
     who = _who(ctx)
     require(engine, who, "admin", target=f"user:{name}")
     with engine.begin() as conn:
-        revoke(conn, who.name, name, role)
+        revoke(conn, who.name, name, role, cfg=ctx.config(required=False))
     emit(ctx, {"revoked": {"user": name, "role": role}}, lambda: render.say(f"{name} no longer has {role}"))
 
 
@@ -1300,7 +1350,7 @@ def users_revoke(ctx: Context, name: str, role: str) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8700, show_default=True)
+@click.option("--port", default=8700, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @pass_ctx
 def serve(ctx: Context, host: str, port: int) -> None:
     """Serve webhooks (POST /webhooks/<connector>), the data API (/api/v1) and /healthz until stopped.
@@ -1324,7 +1374,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @main.command()
 @click.argument("system")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=0, show_default=True, help="0 picks a free port.")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--seed", default=42, show_default=True, help="Same seed, same data.")
 @click.option("--records", default=100, show_default=True, help="How many records per main object.")
 @click.option("--fail-rate", default=0.0, show_default=True, help="Share of requests answered 503.")
@@ -1344,7 +1394,8 @@ def simulate(system: str, host: str, port: int, seed: int, records: int, fail_ra
              truncate_rate: float, latency_ms: int, request_budget: int | None, token_ttl: float | None,
              state: str | None, tls: bool, client_id: str, client_secret: str, username: str, password: str,
              acct_id: str) -> None:
-    """Serve a vendor simulator (salesforce, sap, kingdee, yonyou, ...) speaking the real wire format.
+    """Serve a vendor simulator (salesforce, sap, kingdee, yonyou, dingtalk, feishu, rest) speaking the
+    real wire format.
 
     The first line on stdout is `listening on <base url>`; with --tls the second
     is the certificate path. Serves until killed.
@@ -1359,7 +1410,10 @@ def simulate(system: str, host: str, port: int, seed: int, records: int, fail_ra
                       truncate_rate=truncate_rate, latency_ms=latency_ms, request_budget=request_budget,
                       token_ttl=token_ttl, state=state, client_id=client_id, client_secret=client_secret,
                       user=username, password=password, acct_id=acct_id)
-    server = SimServer(factory(opts), host=host, port=port, tls=tls)
+    try:
+        server = SimServer(factory(opts), host=host, port=port, tls=tls)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     click.echo(f"listening on {server.base_url}")
     if server.cert_path:
         click.echo(f"certificate {server.cert_path}")

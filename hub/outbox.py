@@ -6,11 +6,11 @@ record in one system; its id is the idempotency key sent with the write.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Collection
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, case, func, insert, select, update
 
-from hub.errors import NotFound
+from hub.errors import NotFound, UsageError
 from hub.models import Outbox
 from hub.types import new_id, utcnow
 
@@ -45,16 +45,42 @@ class OutboxQueue:
         return n
 
 
+# dead items wait for a decision and pending ones show what is stuck; delivered and dropped rows are history
+_LIST_ORDER = {"dead": 0, "pending": 1}
+RETRYABLE = ("dead", "pending")     # a waiting item may be made due now; a delivered one is never re-sent
+DROPPABLE = ("dead", "pending")
+
+
 def list_items(engine: Engine, *, status: str | None = None, connector: str | None = None,
-               limit: int = 100) -> list[dict[str, Any]]:
+               entities: Collection[str] | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Items dead first, then pending, then the rest, newest first within each status.
+
+    ``entities``: only these (the caller's readable entities); None means all.
+    """
     ot = Outbox.__table__
-    q = select(ot).order_by(ot.c.created_at, ot.c.id).limit(limit)
+    rank = case(_LIST_ORDER, value=ot.c.status, else_=len(_LIST_ORDER))
+    q = _filtered(select(ot), status, connector, entities).order_by(rank, ot.c.created_at.desc(), ot.c.id.desc())
+    with engine.connect() as conn:
+        return [_item(r) for r in conn.execute(q.limit(limit)).mappings()]
+
+
+def count_items(engine: Engine, *, status: str | None = None, connector: str | None = None,
+                entities: Collection[str] | None = None) -> int:
+    """How many items :func:`list_items` would show without a limit."""
+    q = _filtered(select(func.count()).select_from(Outbox.__table__), status, connector, entities)
+    with engine.connect() as conn:
+        return int(conn.execute(q).scalar_one())
+
+
+def _filtered(q: Select, status: str | None, connector: str | None, entities: Collection[str] | None) -> Select:
+    ot = Outbox.__table__
     if status:
         q = q.where(ot.c.status == status)
     if connector:
         q = q.where(ot.c.connector == connector)
-    with engine.connect() as conn:
-        return [_item(r) for r in conn.execute(q).mappings()]
+    if entities is not None:
+        q = q.where(ot.c.entity.in_(sorted(entities)))
+    return q
 
 
 def _item(r: Any) -> dict[str, Any]:
@@ -73,20 +99,37 @@ def get(conn: Connection, item_id: str) -> dict[str, Any]:
 
 def retry(conn: Connection, item_id: str) -> dict[str, Any]:
     """A dead (or waiting) item goes back to pending, due now, with a fresh attempt count."""
-    before = get(conn, item_id)
-    ot = Outbox.__table__
-    conn.execute(update(ot).where(ot.c.id == item_id).values(status="pending", attempts=0, next_attempt_at=utcnow(),
-                                                              claimed_by=None, claimed_until=None,
-                                                              updated_at=utcnow()))
+    before = _checked(conn, item_id, RETRYABLE, "retried")
+    _move(conn, before, status="pending", attempts=0, next_attempt_at=utcnow(), claimed_by=None,
+          claimed_until=None)
     return before
 
 
 def drop(conn: Connection, item_id: str) -> dict[str, Any]:
     """Give up on an item: it stays in the table as ``dropped`` (nothing is deleted)."""
-    before = get(conn, item_id)
-    ot = Outbox.__table__
-    conn.execute(update(ot).where(ot.c.id == item_id).values(status="dropped", updated_at=utcnow()))
+    before = _checked(conn, item_id, DROPPABLE, "dropped")
+    _move(conn, before, status="dropped")
     return before
+
+
+def _checked(conn: Connection, item_id: str, allowed: tuple[str, ...], verb: str) -> dict[str, Any]:
+    """The item, if its status allows the action; a delivered or dropped one is refused (exit 2)."""
+    item = get(conn, item_id)
+    if item["status"] not in allowed:
+        why = {"done": " (delivered already)", "dropped": " (given up on already)"}.get(item["status"], "")
+        raise UsageError(f"outbox item {item_id} is {item['status']}{why}; only {' or '.join(allowed)} "
+                         f"items can be {verb}")
+    return item
+
+
+def _move(conn: Connection, before: dict[str, Any], **values: Any) -> None:
+    """Update the item only if its status is still the one checked (a worker may have delivered it since)."""
+    ot = Outbox.__table__
+    done = conn.execute(update(ot).where(ot.c.id == before["id"], ot.c.status == before["status"])
+                        .values(**values, updated_at=utcnow()))
+    if done.rowcount != 1:
+        raise UsageError(f"outbox item {before['id']} changed while this ran (it was {before['status']}); "
+                         f"see `triad outbox list`")
 
 
 def depth(conn: Connection) -> dict[str, int]:

@@ -1,15 +1,23 @@
-"""Steward access to quarantine: list, show, drop (retry lives in hub.sync)."""
+"""Steward access to quarantine: list, show, drop (retry lives in hub.sync), and what a caller may see of it."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Collection
 
 from sqlalchemy import Engine, and_, or_, select, update
 
 from hub import audit
-from hub.errors import NotFound, UsageError
+from hub.errors import NotFound, TriadError, UsageError
 from hub.models import Quarantine
+from hub.sqlutil import chunks
 from hub.types import utcnow
+
+if TYPE_CHECKING:
+    from hub.mapping_engine import Mapping
+    from hub.rbac import Principal
+
+HIDDEN = "(hidden)"
+READ_ERROR, READ_TEXT = "__error__", "__raw__"   # keys of a row a connector could not read (see pipeline._map)
 
 
 def _item(r: Any) -> dict[str, Any]:
@@ -19,9 +27,10 @@ def _item(r: Any) -> dict[str, Any]:
 
 
 def list_items(engine: Engine, *, status: str | None = "parked", connector: str | None = None,
-               entity: str | None = None, limit: int = 100,
-               after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
-    """Items oldest first; ``after`` (created_at, id) starts after that row (keyset paging)."""
+               entity: str | None = None, limit: int = 100, after: tuple[datetime, str] | None = None,
+               entities: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Items oldest first; ``after`` (created_at, id) starts after that row (keyset paging);
+    ``entities``: only these (the caller's readable entities), None means all."""
     qt = Quarantine.__table__
     q = select(qt).order_by(qt.c.created_at, qt.c.id).limit(limit)
     if after is not None:
@@ -32,8 +41,20 @@ def list_items(engine: Engine, *, status: str | None = "parked", connector: str 
         q = q.where(qt.c.connector == connector)
     if entity:
         q = q.where(qt.c.entity == entity)
+    if entities is not None:
+        q = q.where(qt.c.entity.in_(sorted(entities)))
     with engine.connect() as conn:
         return [_item(r) for r in conn.execute(q).mappings()]
+
+
+def entities_of(engine: Engine, item_ids: Collection[str]) -> dict[str, str]:
+    """item id -> entity, for the ids that exist (a permission check needs the entity before acting)."""
+    qt = Quarantine.__table__
+    out: dict[str, str] = {}
+    with engine.connect() as conn:
+        for part in chunks(sorted(set(item_ids))):
+            out.update((r.id, r.entity) for r in conn.execute(select(qt.c.id, qt.c.entity).where(qt.c.id.in_(part))))
+    return out
 
 
 def get_item(engine: Engine, item_id: str) -> dict[str, Any]:
@@ -55,3 +76,75 @@ def drop_item(engine: Engine, item_id: str, user: str, note: str | None) -> dict
         audit.record(conn, user, "quarantine.drop", f"quarantine:{item_id}", before={"status": "parked"},
                      after={"status": "dropped"}, note=note)
     return item
+
+
+class Redactor:
+    """Hides from one caller what their roles deny (SPEC section 8) in quarantine items.
+
+    The raw payload is in the system's own field names: a key is hidden when the
+    stream's mapping reads it into a canonical field denied to the caller. Reasons
+    about such a field lose the value they quote. A payload whose mapping cannot be
+    loaded (connector removed, mapping broken) is hidden whole, as nobody can tell
+    which of its keys hold the denied field.
+    """
+
+    def __init__(self, who: Principal, mapping_of: Callable[[str, str], Mapping]) -> None:
+        self.who, self.mapping_of = who, mapping_of
+        self._paths: dict[tuple[str, str], list[tuple[str, ...]] | None] = {}
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        denied = self.who.denied_fields(item["entity"])
+        if not denied:
+            return item
+        paths = self._denied_paths(item["connector"], item["entity"], denied)
+        item = dict(item, reasons=[_reason(x, denied) for x in item["reasons"] or []],
+                    hidden_fields=sorted(denied))
+        if paths is None:
+            item["raw"] = {}
+        elif paths and isinstance(item.get("raw"), dict):
+            item["raw"] = _without_paths(item["raw"], paths)
+        return item
+
+    def _denied_paths(self, connector: str, entity: str, denied: frozenset[str]) -> list[tuple[str, ...]] | None:
+        key = (connector, entity)
+        if key not in self._paths:
+            try:
+                plan = self.mapping_of(connector, entity).plan
+            except TriadError:
+                self._paths[key] = None
+            else:
+                self._paths[key] = [p.source for p in plan.fields if p.name in denied and p.source]
+        return self._paths[key]
+
+
+def _without_paths(raw: dict[str, Any], paths: list[tuple[str, ...]]) -> dict[str, Any]:
+    """A copy of ``raw`` without the values at these source paths (nested, or flat dotted keys)."""
+    raw = dict(raw)
+    if READ_ERROR in raw:   # an unreadable row keeps its text, which cannot be cut field by field
+        raw[READ_TEXT] = HIDDEN
+        return raw
+    for path in paths:
+        raw.pop(".".join(path), None)
+        node = raw
+        for step in path[:-1]:
+            child = node.get(step)
+            if not isinstance(child, dict):
+                break
+            node[step] = node = dict(child)
+        else:
+            node.pop(path[-1], None)
+    return raw
+
+
+def _reason(reason: Any, denied: frozenset[str]) -> Any:
+    """A reason about a denied field keeps what failed, not the value it quotes."""
+    if not isinstance(reason, dict):
+        return reason
+    named = {reason.get("field"), *str(reason.get("column") or "").split(",")}
+    hit = sorted(f for f in named if f in denied)
+    if not hit:
+        return reason
+    out = {k: v for k, v in reason.items() if k not in ("value", "observed_value", "source_id")}
+    what = reason.get("expectation") or reason.get("reason") or "check"
+    out["message"] = f"{what} on {', '.join(hit)}: the value is hidden (the field is denied to your roles)"
+    return out

@@ -319,12 +319,21 @@ def _retry_parked(store: Engine | _Store, ctx: StreamContext, report: RunReport,
     return len(rows)
 
 
-def retry_quarantine(engine: Engine, parts: Parts, ids: list[str], user: str | None = None) -> list[RunReport]:
-    """`triad quarantine retry [ID...]`: re-run parked rows (all, or the given ids) per stream."""
+def retry_quarantine(engine: Engine, parts: Parts, ids: list[str], user: str | None = None,
+                     entities: frozenset[str] | None = None) -> list[RunReport]:
+    """`triad quarantine retry [ID...]`: re-run parked rows (all, or the given ids) per stream.
+
+    ``entities``: only rows of these (the caller's), None means all. Each report counts in
+    ``still_parked`` the retried rows that are parked after the retry: a row that fails the same
+    way again is not newly quarantined (it counts as unchanged), yet it is still there.
+    """
+    from sqlalchemy import func, or_
     qt = Quarantine.__table__
     q = select(qt.c.connector, qt.c.entity).where(qt.c.status == "parked").distinct()
     if ids:
         q = q.where(qt.c.id.in_(ids))
+    if entities is not None:
+        q = q.where(qt.c.entity.in_(sorted(entities)))
     with engine.connect() as conn:
         streams = sorted(set(conn.execute(q).all()))
         if ids:
@@ -355,6 +364,12 @@ def retry_quarantine(engine: Engine, parts: Parts, ids: list[str], user: str | N
         except Exception as exc:  # reported per stream
             report.status, report.error = "error", _describe(exc)
         with engine.begin() as conn:
+            # the rows asked for (all of the stream's) still parked, and any parked anew under their key
+            left = select(func.count()).select_from(qt).where(qt.c.connector == name, qt.c.entity == entity,
+                                                              qt.c.status == "parked")
+            if ids:
+                left = left.where(or_(qt.c.id.in_(ids), qt.c.run_id == report.id))
+            report.counts["still_parked"] = int(conn.execute(left).scalar_one())
             _save_run(conn, report, finished=True)
         reports.append(report)
     return reports
