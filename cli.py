@@ -356,7 +356,10 @@ def mappings_preview(ctx: Context, connector: str, entity: str, limit: int) -> N
     """
     from hub import render
     from hub.mapping import raw_at, preview
+    from hub.rbac import require
     from hub.types import utcnow
+    # raw source records, every field of them: what an admin sees, not a role with hidden fields
+    require(ctx.engine(), _who(ctx), "admin", target=f"mappings preview {connector} {entity}")
     parts = _parts(ctx)
     try:
         spec = parts.stream_spec(connector, entity, utcnow())

@@ -176,3 +176,8 @@ def test_an_unknown_entity_is_a_usage_error_not_an_audited_refusal(project: Path
     assert "custmer" not in json.dumps(ok("alice", "audit", "list"))
     r = run("alice", "records", "history", "customer", "NOPE")
     assert r.exit_code == 1 and "no customer NOPE" in r.output, r.output
+
+
+def test_raw_source_records_are_for_admins(project: Path):
+    denied("bob", "mappings", "preview", "erp", "customer", missing="admin")
+    assert ok("alice", "mappings", "preview", "erp", "customer", "--limit", "1")["records"]
