@@ -57,6 +57,9 @@ def decode(value: Any, type_name: str) -> Any:
     if type_name == "int":
         return int(value)
     if type_name == "bool":
+        if isinstance(value, str):    # typed in (--where, a flow constant): "false" is False, not a non-empty str
+            from hub.mapping_types import to_bool
+            return to_bool(value)
         return bool(value)
     if type_name == "list":
         return [{k: decode(v, ORDER_LINE_FIELDS.get(k, "string")) for k, v in line.items()} for line in value]
