@@ -112,11 +112,12 @@ def _list_quarantine(request: Request, caller: Caller, status: str | None, entit
     p = caller.principal
     entities = _scope(eng, p, entity)
     after = tuple(decode_cursor(cursor, "quarantine", (datetime, str))) if cursor else None
+    # the caller's entities filter the query itself, so a page is never cut short by rows they may not see
     rows = quarantine_admin.list_items(reader(request), status=status, connector=connector, entity=entity, limit=limit + 1,
-                                       after=after)  # type: ignore[arg-type]
+                                       after=after, entities=entities)  # type: ignore[arg-type]
     rows, nxt = _page(rows, limit, "quarantine")
-    items = [_visible(r, p) for r in rows if entities is None or r["entity"] in entities]
-    return {"items": items, "next": nxt}
+    visible = quarantine_admin.Redactor(p, parts(request).mapping)
+    return {"items": [visible(r) for r in rows], "next": nxt}
 
 
 @router.get("/quarantine/{item_id}", tags=["quarantine"], operation_id="get_quarantine",
@@ -129,14 +130,5 @@ def _get_quarantine(request: Request, caller: Caller, item_id: str) -> dict[str,
     eng = engine(request)
     item = quarantine_admin.get_item(reader(request), item_id)
     require(eng, caller.principal, "read", item["entity"], target=f"quarantine:{item_id}")
-    return _visible(item, caller.principal)
-
-
-def _visible(item: dict[str, Any], p: Principal) -> dict[str, Any]:
-    """Reasons about hidden fields quote their values: left out. The raw payload is in source field
-    names, which cannot be filtered field by field: shown only to callers with no hidden fields."""
-    hidden = p.denied_fields(item["entity"])
-    if not hidden:
-        return item
-    reasons = [x for x in item["reasons"] or [] if not ({x.get("column"), x.get("field")} & hidden)]
-    return {k: v for k, v in item.items() if k != "raw"} | {"reasons": reasons}
+    # the raw payload without the source fields the mapping reads into a hidden field (as the CLI shows it)
+    return quarantine_admin.Redactor(caller.principal, parts(request).mapping)(item)
