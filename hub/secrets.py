@@ -65,13 +65,14 @@ def redact(data: Any) -> Any:
 
 
 def masked_url(url: str) -> str:
-    """A database URL fit to print: its password (if any) as ``***``."""
-    try:
-        from sqlalchemy.engine import make_url
-        parsed = make_url(url)
-    except Exception:   # not a URL SQLAlchemy reads: print nothing of it that could be a secret
-        return re.sub(r"//([^:/@]*):[^@]*@", rf"//\1:{MASK}@", url)
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
+    """A URL fit to print: the password of its user info and the values of secret-looking query
+    parameters (token, key, secret, password, signature ...) as ``***``."""
+    url = re.sub(r"//([^:/@?#]*):[^@/?#]*@", rf"//\1:{MASK}@", url)
+    return _SECRET_PARAM.sub(rf"\1={MASK}", url)
+
+
+_SECRET_PARAM = re.compile(r"([?&](?:[\w.-]*(?:token|secret|key|passw(?:or)?d|pwd|signature|sig)[\w.-]*))=[^&#]*",
+                           re.IGNORECASE)
 
 
 def secret_values(data: Any) -> set[str]:

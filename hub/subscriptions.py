@@ -28,6 +28,7 @@ from hub.errors import NotFound, RetriableError, UsageError
 from hub.merge import CREATED
 from hub.models import Outbox, Subscription
 from hub.outbox import OutboxQueue
+from hub.secrets import masked_url
 from hub.push import PushReport, _claim, _mark_done, _settle_failures   # one set of delivery rules
 from hub.streams import Parts
 from hub.types import new_id, utcnow
@@ -63,7 +64,7 @@ def add(engine: Engine, name: str, url: str, entities: Sequence[str], secret_env
             raise UsageError(f"a subscription named '{name}' exists already (remove it first)")
         conn.execute(insert(st), [row])
         audit.record(conn, by, "subscription.add", f"subscription:{name}",
-                     after={"url": url, "entities": row["entities"], "secret_env": secret_env})
+                     after={"url": masked_url(url), "entities": row["entities"], "secret_env": secret_env})
     out = _public(row)
     if secret_env not in os.environ:
         out["warning"] = f"${secret_env} is not set here; deliveries fail until the worker's environment has it"
@@ -90,7 +91,8 @@ def remove(engine: Engine, name: str, *, by: str) -> dict[str, Any]:
         if r is None:
             raise NotFound(f"no subscription '{name}' (see `triad subscriptions list`)")
         conn.execute(delete(st).where(st.c.name == name))
-        dropped = conn.execute(update(ot).where(ot.c.connector == PREFIX + name, ot.c.status == "pending")
+        # its dead rows go too: nobody could deliver them any more
+        dropped = conn.execute(update(ot).where(ot.c.connector == PREFIX + name, ot.c.status.in_(("pending", "dead")))
                                .values(status="dropped", updated_at=utcnow())).rowcount
         audit.record(conn, by, "subscription.remove", f"subscription:{name}", before=_public(dict(r)),
                      after={"dropped": dropped})
@@ -98,7 +100,7 @@ def remove(engine: Engine, name: str, *, by: str) -> dict[str, Any]:
 
 
 def _public(r: dict[str, Any]) -> dict[str, Any]:
-    return {"id": r["id"], "name": r["name"], "url": r["url"], "entities": list(r["entities"] or []),
+    return {"id": r["id"], "name": r["name"], "url": masked_url(r["url"]), "entities": list(r["entities"] or []),
             "secret_env": r["secret_ref"], "active": r["active"], "created_by": r["created_by"],
             "created_at": r["created_at"]}
 

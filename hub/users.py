@@ -1,6 +1,8 @@
 """Principals and roles kept in the database (`triad users ...`), beside those in triad.yaml."""
 from __future__ import annotations
 
+import difflib
+
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
@@ -51,6 +53,13 @@ def define_role(conn: Connection, actor: str, name: str, entities: list[str], fi
     for a in can:
         if a not in ACTIONS:
             raise UsageError(f"--can {a}: unknown action; known: {', '.join(ACTIONS)}")
+    covered = entities or list(ENTITIES)
+    fields = sorted({f for e in covered for f in ENTITIES[e].fields})
+    for f in fields_denied:   # a typo would leave the field it meant to hide visible
+        if f not in fields:
+            close = difflib.get_close_matches(f, fields, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UsageError(f"--deny-field {f}: not a field of {', '.join(covered)}{hint}")
     rt = Role.__table__
     before = conn.execute(select(rt).where(rt.c.name == name)).mappings().first()
     row = {"name": name, "entities": entities or list(ENTITIES), "fields_denied": fields_denied, "can": can or ["read"]}
