@@ -171,6 +171,17 @@ class OutboxConfig(_Strict):
     batch_size: int = Field(default=200, gt=0, le=10_000)
 
 
+class ServeConfig(_Strict):
+    """`triad serve`: how its worker gathers webhook events into batches, and SSO (checked on its own,
+    see hub.api.auth.oidc_config)."""
+    window_ms: float = Field(default=150, ge=0, le=60_000)       # gather events this long into one batch
+    poll_seconds: float = Field(default=1.0, gt=0)
+    push_interval_seconds: float = Field(default=10.0, ge=0)
+    max_rows: int = Field(default=500, gt=0, le=100_000)
+    worker: bool = True                                          # false: another process runs the inbox
+    oidc: Any = None
+
+
 class TriadConfig(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
@@ -182,7 +193,7 @@ class TriadConfig(_Strict):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     flows: list["Flow"] = Field(default_factory=list)
     validation: dict[str, str] = Field(default_factory=dict)   # entity -> expectation suite override file
-    serve: dict[str, Any] = Field(default_factory=dict)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     lag_seconds: float = Field(default=0, ge=0)
 
     # set by load_config, not by the file

@@ -74,6 +74,12 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
                 problems.append(f"connectors.{name}.entities.{entity}.mapping: {exc}")
                 continue
             problems += [str(i) for i in validate_mapping_file(str(path), entity)]
+    if cfg.serve.oidc is not None:   # checked here too, not only when `triad serve` starts
+        from hub.api.auth import oidc_config
+        try:
+            oidc_config(cfg)
+        except ConfigError as exc:
+            problems.append(str(exc))
     return {"problems": problems, "connectors": connectors}
 
 

@@ -40,10 +40,10 @@ class RealtimeOptions:
     enabled: bool = True
 
     @classmethod
-    def from_config(cls, serve: dict[str, Any]) -> "RealtimeOptions":
-        return cls(window=float(serve.get("window_ms", 150)) / 1000.0, poll=float(serve.get("poll_seconds", 1.0)),
-                   push_interval=float(serve.get("push_interval_seconds", 10.0)),
-                   max_rows=int(serve.get("max_rows", 500)), enabled=bool(serve.get("worker", True)))
+    def from_config(cls, serve: Any) -> "RealtimeOptions":
+        """From the checked ``serve:`` section (hub.config.ServeConfig)."""
+        return cls(window=serve.window_ms / 1000.0, poll=serve.poll_seconds, push_interval=serve.push_interval_seconds,
+                   max_rows=serve.max_rows, enabled=serve.worker)
 
 
 class Notifier:

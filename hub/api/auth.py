@@ -79,7 +79,7 @@ def oidc_config(cfg: TriadConfig) -> OidcConfig | None:
     Raises:
         ConfigError: naming the file and the key path of each problem.
     """
-    raw = (cfg.serve or {}).get("oidc")
+    raw = cfg.serve.oidc
     if raw is None:
         return None
     file = str(cfg.path or "triad.yaml")

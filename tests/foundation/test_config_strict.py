@@ -184,3 +184,20 @@ def test_options_of_a_type_that_declares_none_are_trusted(monkeypatch: pytest.Mo
     assert cfg.connectors["a"].entities["customer"].options == {"whatever": 2}
     assert "connectors.c.shee: not an option of a file connector; did you mean 'sheet'?" in err(
         "connectors:\n  a: {type: acme, anything: 1}\n  c: {type: file, path: ., shee: x}\n")
+
+
+@pytest.mark.parametrize("serve, expected", [
+    ("{window_ms: abc}", "serve.window_ms: Input should be a valid number"),
+    ("{wroker: false}", "serve.wroker: unknown key; did you mean 'worker'?"),
+    ("{max_rows: 0}", "serve.max_rows"),
+])
+def test_the_serve_section_is_checked(serve: str, expected: str):
+    assert expected in err(f"serve: {serve}\n")
+
+
+def test_serve_settings_are_typed_and_an_oidc_typo_fails_validate(tmp_path: Path, monkeypatch):
+    assert parse_config("serve: {window_ms: '50', worker: false}").serve.window_ms == 50.0
+    (tmp_path / "triad.yaml").write_text("serve: {oidc: {issuer: 'https://idp', audince: triad}}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["config", "validate"])
+    assert r.exit_code == 2 and "serve.oidc.audince: unknown key" in r.output, r.output
