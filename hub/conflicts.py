@@ -12,7 +12,7 @@ from hub import audit, golden, subscriptions
 from hub.changefeed import lock_history
 from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
-from hub.models import Conflict, FieldHistory
+from hub.models import Conflict, FieldHistory, SourceState
 from hub.outbox import OutboxQueue
 from hub.sqlutil import chunks
 from hub.steward_values import prepare as prepare_checks, steward_value
@@ -124,6 +124,8 @@ def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: b
                  record: dict[str, Any] | None = None, suite_override: str | None = None) -> Any:
     """The encoded value a resolution makes golden.
 
+    ``--take S`` takes S's current value (``c["current_values"]``, see :func:`current_source_values`)
+    when S has sent another one since the conflict opened, else the value the conflict holds.
     A typed-in ``value`` is parsed, normalized and checked by the entity's expectations like a
     source value (:mod:`hub.steward_values`); ``record`` is the golden record it lands in.
     """
@@ -134,10 +136,23 @@ def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: b
         values = c["values"] or {}
         if take not in values:
             raise UsageError(f"conflict {c['id']} has no value from '{take}'; it has: {', '.join(values)}")
-        return values[take]
+        return (c.get("current_values") or {}).get(take, values[take])
     if keep:
         return c.get("current_golden", c["golden"])
     return steward_value(c["entity"], c["field"], value, record or {}, suite_override)
+
+
+def current_source_values(conn: Connection, entity: str, record_id: str, field: str) -> dict[str, Any]:
+    """system -> the value it last sent for ``field`` of the record (its merge base in source_state;
+    of several source records of one system, the latest seen that has the field)."""
+    st = SourceState.__table__
+    out: dict[str, Any] = {}
+    for r in conn.execute(select(st.c.system, st.c["values"]).where(st.c.entity == entity, st.c.record_id == record_id)
+                          .order_by(st.c.seen_at.desc())).mappings():
+        values = r["values"] or {}
+        if field in values:
+            out.setdefault(r["system"], values[field])
+    return out
 
 
 def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple[str, ...], take: str | None = None,
@@ -159,6 +174,8 @@ def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple
     if row is None:
         raise NotFound(f"the {entity} {rid} of conflict {conflict_id} no longer exists")
     c["golden"] = c["current_golden"] = row.values.get(f)
+    if take is not None:
+        c["current_values"] = current_source_values(conn, entity, rid, f)
     chosen = choose_value(c, take, value, keep, record=row.values, suite_override=suite_override)
     now = utcnow()
     old = row.values.get(f)

@@ -150,8 +150,10 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
             continue
         vs = _MISSING if first_link else base.get(f)              # a first link is never an informed change
         if rule.kind == "owner" and s != rule.owner:
-            # only the system of record changes this field; write the golden value back to s
-            out.send_back[f] = g
+            # only the system of record changes this field; write the golden value back to s, but an
+            # empty golden value erases nothing (as in create(): the owner has not said anything yet)
+            if g is not None:
+                out.send_back[f] = g
             out.conflicts.append(ConflictNote(f, "auto", "owner", {s: v, rule.owner or "golden": g},
                                               {s: incoming.source_ts}, g, rule.owner))
             continue

@@ -451,8 +451,42 @@ class _Writes:
         self.states: dict[str, dict[str, Any]] = {}
         self.history: list[dict[str, Any]] = []
         self.conflicts: list[dict[str, Any]] = []
+        self.open_conflicts: dict[tuple[str, str], dict[str, Any]] = {}   # (record, field) -> its open row
         self.deleted_in: dict[str, list[str] | None] = {}
         self.candidates: list[dict[str, Any]] = []
+
+    def add_conflict(self, row: dict[str, Any]) -> None:
+        """Keep one open conflict per (record, field): a later value for it updates that system's entry."""
+        if row["status"] == "open":
+            pending = self.open_conflicts.get((row["record_id"], row["field"]))
+            if pending is not None:
+                pending["values"] = {**pending["values"], **row["values"]}
+                pending["timestamps"] = {**pending["timestamps"], **row["timestamps"]}
+                return
+            self.open_conflicts[(row["record_id"], row["field"])] = row
+        self.conflicts.append(row)
+
+    def _update_open_conflicts(self, conn: Connection, entity: str) -> None:
+        """Open conflicts of this batch whose (record, field) has one open already update the stored
+        one (the system's value there) instead of opening a second; the rest are inserted."""
+        if not self.open_conflicts:
+            return
+        ct = Conflict.__table__
+        updates, stored = [], set()
+        for part in chunks(sorted({rid for rid, _ in self.open_conflicts})):
+            for r in conn.execute(select(ct.c.id, ct.c.record_id, ct.c.field, ct.c["values"], ct.c.timestamps)
+                                  .where(ct.c.entity == entity, ct.c.status == "open", ct.c.record_id.in_(part))
+                                  ).mappings():
+                new = self.open_conflicts.get((r["record_id"], r["field"]))
+                if new is None:
+                    continue
+                stored.add(new["id"])
+                updates.append({"_id": r["id"], "_values": {**(r["values"] or {}), **new["values"]},
+                                "_ts": {**(r["timestamps"] or {}), **new["timestamps"]}})
+        if updates:
+            conn.execute(update(ct).where(ct.c.id == bindparam("_id"))
+                         .values({"values": bindparam("_values"), "timestamps": bindparam("_ts")}), updates)
+            self.conflicts = [c for c in self.conflicts if c["id"] not in stored]
 
     def flush_history(self, conn: Connection) -> None:
         from sqlalchemy import insert
@@ -485,6 +519,7 @@ class _Writes:
                 conn.execute(update(st).where(st.c.entity == ctx.entity, st.c.system == ctx.system,
                                               st.c.source_id == bindparam("_sid")).values(raw_hash=None), gone)
         upsert(conn, SourceState.__table__, list(self.states.values()), ["entity", "system", "source_id"])
+        self._update_open_conflicts(conn, ctx.entity)
         execute_many(conn, insert(Conflict.__table__), self.conflicts, "conflict-insert")
         if self.candidates:
             from hub.models import MatchCandidate
@@ -535,8 +570,12 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
             w.xref_status.append({"_sid": item.source_id, "status": "active"})
             row = rows.get(rid)
             if row is not None and row.deleted_in and ctx.system in row.deleted_in:
+                before = list(row.deleted_in)
                 row.deleted_in = [s for s in row.deleted_in if s != ctx.system] or None
                 w.deleted_in[rid] = row.deleted_in
+                w.history.append({"entity": ctx.entity, "record_id": rid, "field": "deleted_in", "old": before,
+                                  "new": row.deleted_in, "system": ctx.system, "user": None, "run_id": ctx.run_id,
+                                  "reason": "undeleted", "at": ctx.now})   # the counterpart of _flag_deleted's
     if item.xref_status is None:   # first time this source record is seen: link it
         w.xrefs[item.source_id] = {"id": new_id(), "entity": ctx.entity, "system": ctx.system,
                                    "source_id": item.source_id, "record_id": rid, "status": "active",
@@ -566,7 +605,7 @@ def _record_outcome(ctx: StreamContext, item: _Item, rid: str, outcome: MergeOut
                           "system": ctx.system, "user": None, "run_id": ctx.run_id, "reason": h.reason,
                           "at": ctx.now})
     for c in outcome.conflicts:
-        w.conflicts.append({"id": new_id(), "entity": ctx.entity, "record_id": rid, "field": c.field,
+        w.add_conflict({"id": new_id(), "entity": ctx.entity, "record_id": rid, "field": c.field,
                             "status": c.status, "rule": c.rule, "values": c.values, "timestamps": c.timestamps,
                             "golden": c.golden, "winner": c.winner, "note": None, "run_id": ctx.run_id,
                             "created_at": ctx.now, "resolved_at": None, "resolved_by": None})

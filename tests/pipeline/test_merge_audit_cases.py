@@ -1,0 +1,205 @@
+"""Cases an end-to-end audit found with three `file` connectors a, b, c (direction both): an owner's empty
+value, a second value on an open manual conflict, and a record that comes back after a delete."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from hub.merge import FieldRule, Incoming, Rules, merge
+
+from .minihub import MiniHub
+
+T1, T2 = "2026-11-01T00:00:00+00:00", "2026-11-02T00:00:00+00:00"
+HEADER = "id,name,tax_id,email,phone,city,credit_limit,tier,updated_at"
+MAPPING = """source: customers.csv
+key: id
+updated_at: updated_at
+fields:
+  name: name
+  tax_id: {from: tax_id, transform: tax_id_cn}
+  email: {from: email, transform: email}
+  phone: {from: phone, transform: "phone_e164:CN"}
+  city: city
+  credit_limit: {from: credit_limit, type: decimal}
+  tier: tier
+"""
+CONFIG = """store:
+  url: sqlite:///triad.db
+connectors:
+""" + "".join(f"""  {s}:
+    type: file
+    path: ./exports/{s}
+    direction: both
+    entities: {{customer: {{mapping: mappings/{s}_customer.yaml}}}}
+""" for s in "abc") + """survivorship:
+  customer:
+    default: most_recent
+    priority: [a, b, c]
+    fields:
+      credit_limit: {owner: a}
+      email: manual
+      tier: {rule: priority}
+matching:
+  customer:
+    exact: [tax_id]
+"""
+TAX = "91310000MA1FL4XQ14"
+
+
+# --- the pure merge ---------------------------------------------------------------------------------
+
+OWNER = Rules(default="most_recent", priority=("a", "b", "c"), fields={"credit_limit": FieldRule("owner", "a")})
+
+
+def _writes(hub: MiniHub, field: str) -> list[tuple[str, object]]:
+    return sorted((target, values[field]) for target, values in hub.outbox if field in values)
+
+
+def test_an_owner_with_an_empty_value_erases_nothing_in_either_arrival_order():
+    a = {"name": "Yuntu", "credit_limit": None}
+    b = {"name": "Yuntu", "credit_limit": "300000"}
+    ab, ba = MiniHub(OWNER), MiniHub(OWNER)
+    ab.receive("a", a, T1)
+    out = ab.receive("b", b, T2)
+    assert "credit_limit" not in out.send_back           # not {"credit_limit": None}: b keeps its value
+    assert [c.rule for c in out.conflicts] == ["owner"]  # the refused value can still be found
+    ba.receive("b", b, T2)
+    ba.receive("a", a, T1)
+    assert ab.golden == ba.golden and ab.golden.get("credit_limit") is None
+    assert _writes(ab, "credit_limit") == _writes(ba, "credit_limit") == []
+
+
+def test_an_owner_value_is_still_written_back_over_a_non_owner_change():
+    out = merge({"credit_limit": "1000"}, {"*": ["a", T1]}, {"credit_limit": "1000"},
+                Incoming("b", {"credit_limit": "5"}, T2), OWNER)
+    assert out.send_back == {"credit_limit": "1000"} and not out.changes
+
+
+# --- through the pipeline ---------------------------------------------------------------------------
+
+@pytest.fixture
+def project(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TRIAD_DATABASE_URL", store_url)
+    monkeypatch.delenv("TRIAD_CONFIG", raising=False)
+    monkeypatch.delenv("TRIAD_USER", raising=False)
+    root = tmp_path / "p"
+    assert CliRunner().invoke(main, ["init", str(root)]).exit_code == 0
+    for s in "abc":
+        (root / "exports" / s).mkdir(parents=True, exist_ok=True)
+        (root / "mappings").mkdir(exist_ok=True)
+        (root / "mappings" / f"{s}_customer.yaml").write_text(MAPPING, encoding="utf-8")
+        export(root, s)
+    (root / "triad.yaml").write_text(CONFIG, encoding="utf-8")
+    monkeypatch.chdir(root)
+    return root
+
+
+def export(root: Path, system: str, *rows: str) -> None:
+    (root / "exports" / system / "customers.csv").write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+
+
+def row(sid: str, *, email: str = "ap@yuntu.cn", credit: str = "", ts: str = "2026-01-01T00:00:00Z") -> str:
+    return f"{sid},Yuntu Tech,{TAX},{email},010-8888 2020,Beijing,{credit},Silver,{ts}"
+
+
+def triad(*args: str, code: int = 0) -> dict:
+    r = CliRunner().invoke(main, ["--json", *args], catch_exceptions=False)
+    assert r.exit_code == code, r.output
+    return json.loads(r.stdout) if r.stdout.strip().startswith(("{", "[")) else {}
+
+
+def only_record() -> dict:
+    (rec,) = triad("records", "list", "customer")["records"]
+    return rec
+
+
+def queued() -> list[tuple[str, str, object]]:
+    """(connector, field, value) of every pending write."""
+    return sorted((i["connector"], f, v) for i in triad("outbox", "list", "--status", "pending")["items"]
+                  for f, v in (i["fields"] or {}).items())
+
+
+@pytest.mark.parametrize("order", ["ab", "ba"])
+def test_owner_empty_value_is_not_written_over_a_non_owner_in_the_pipeline(project: Path, order: str):
+    export(project, "a", row("A2"))
+    export(project, "b", row("B2", credit="300000"))
+    for system in order:
+        triad("sync", "run", "-c", system)
+    rec = only_record()
+    assert rec["fields"]["credit_limit"] is None
+    assert [w for w in queued() if w[1] == "credit_limit"] == []   # b's 300000 is not erased with null
+    (c,) = [c for c in triad("conflicts", "list")["conflicts"] if c["field"] == "credit_limit"]
+    assert (c["status"], c["rule"], c["values"]["b"]) == ("auto", "owner", "300000")
+
+
+def test_a_new_value_on_an_open_manual_conflict_updates_it_and_take_uses_it(project: Path):
+    export(project, "a", row("A2"))
+    export(project, "b", row("B2"))
+    triad("sync", "run")
+    export(project, "a", row("A2", email="x@yuntu.cn", ts="2026-02-01T00:00:00Z"))
+    export(project, "b", row("B2", email="y@yuntu.cn", ts="2026-02-01T00:00:00Z"))
+    triad("sync", "run")
+    (first,) = triad("conflicts", "list", "--status", "open")["conflicts"]
+    assert first["values"] == {"b": "y@yuntu.cn", "a": "x@yuntu.cn"}
+
+    export(project, "a", row("A2", email="x2@yuntu.cn", ts="2026-03-01T00:00:00Z"))
+    triad("sync", "run", "-c", "a")
+    (still,) = triad("conflicts", "list", "--status", "open")["conflicts"]
+    assert still["id"] == first["id"] and still["values"] == {"b": "y@yuntu.cn", "a": "x2@yuntu.cn"}
+
+    (done,) = triad("conflicts", "resolve", first["id"], "--take", "a")["resolved"]
+    assert done["new"] == "x2@yuntu.cn"                     # a's value now, not the x it had when it opened
+    assert only_record()["fields"]["email"] == "x2@yuntu.cn"
+    assert {(t, v) for t, f, v in queued() if f == "email"} >= {("a", "x2@yuntu.cn"), ("b", "x2@yuntu.cn"),
+                                                                ("c", "x2@yuntu.cn")}
+    assert triad("conflicts", "list", "--status", "open")["conflicts"] == []
+
+
+def test_take_uses_the_systems_current_value_when_the_conflict_holds_an_older_one(project: Path, store_url: str):
+    export(project, "a", row("A2"))
+    export(project, "b", row("B2"))
+    triad("sync", "run")
+    export(project, "a", row("A2", email="x@yuntu.cn", ts="2026-02-01T00:00:00Z"))
+    export(project, "b", row("B2", email="y@yuntu.cn", ts="2026-02-01T00:00:00Z"))
+    triad("sync", "run")
+    (c,) = triad("conflicts", "list", "--status", "open")["conflicts"]
+    from sqlalchemy import create_engine, text
+    engine = create_engine(store_url)
+    with engine.begin() as conn:   # a conflict stored before a's newer value reached it (an older hub)
+        conn.execute(text("UPDATE source_state SET " + '"values"' + " = :v WHERE system = 'a'"),
+                     {"v": json.dumps(dict(email="x3@yuntu.cn", tax_id=TAX))})
+    engine.dispose()
+    triad("conflicts", "resolve", c["id"], "--take", "a")
+    assert only_record()["fields"]["email"] == "x3@yuntu.cn"
+
+
+def test_a_record_back_after_a_delete_writes_history(project: Path):
+    export(project, "a", row("A2"))
+    export(project, "b", row("B2"))
+    triad("sync", "run")
+    (project / "exports" / "b" / "customers.deleted.csv").write_text("id\nB2\n", encoding="utf-8")
+    triad("sync", "run", "-c", "b")
+    rid = only_record()["id"]
+    assert only_record()["deleted_in"] == ["b"]
+    (project / "exports" / "b" / "customers.deleted.csv").unlink()
+    export(project, "b", row("B2", ts="2026-02-01T00:00:00Z"))
+    triad("sync", "run", "-c", "b")
+    assert only_record()["deleted_in"] is None
+    last = [h for h in triad("records", "history", "customer", rid)["history"] if h["field"] == "deleted_in"]
+    assert [(h["old"], h["new"], h["reason"]) for h in last][-1] == (["b"], None, "undeleted")
+    assert ("b" in [h["system"] for h in last])
+
+
+def test_two_open_values_for_one_field_in_one_batch_make_one_conflict():
+    from hub.pipeline import _Writes
+    w = _Writes()
+    base = {"record_id": "R", "field": "email", "status": "open", "rule": "manual"}
+    w.add_conflict({**base, "id": "1", "values": {"b": "y", "a": "x"}, "timestamps": {"b": T1, "a": T1}})
+    w.add_conflict({**base, "id": "2", "values": {"a": "x2"}, "timestamps": {"a": T2}})
+    w.add_conflict({**base, "id": "3", "status": "auto", "rule": "owner", "values": {"b": "1"}, "timestamps": {}})
+    assert [c["id"] for c in w.conflicts] == ["1", "3"]
+    assert w.conflicts[0]["values"] == {"b": "y", "a": "x2"} and w.conflicts[0]["timestamps"]["a"] == T2
