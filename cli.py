@@ -492,7 +492,7 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     data = {"pushes": [r.as_dict() for r in reports]}
 
     def human() -> None:
-        cols = ["connector", "entity", "status", "written", "created", "failed", "dead", "deferred"]
+        cols = ["connector", "entity", "status", "written", "created", "failed", "dead", "deferred", "skipped"]
         render.table("push", cols, [[r.as_dict()[c] for c in cols] for r in reports])
         for r in reports:
             if r.error:

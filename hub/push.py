@@ -2,11 +2,15 @@
 
 Rows of one record are coalesced into one write (later values win). A record
 the system does not know yet is created there with the full golden record and
-linked in xref. Every change carries an idempotency key (the outbox row's id;
-connectors create by upsert on an external id where the system has one), so a
-re-delivery after a lost acknowledgement never writes twice. Transient failures
-back off exponentially with jitter (Retry-After wins when the system sends one);
-after ``outbox.max_attempts`` a row is ``dead`` with its last error.
+linked in xref; a record whose link in the system is ``deleted`` gets no create
+and no update there (the row is ``dropped`` with the reason), and a delivered
+delete marks the link deleted. Fields with an open manual conflict are held back
+(SPEC §5; resolving it queues the decided value). Every change carries an
+idempotency key (the outbox row's id; connectors create by upsert on an external
+id where the system has one), so a re-delivery after a lost acknowledgement never
+writes twice. Transient failures back off exponentially with jitter (Retry-After
+wins when the system sends one); after ``outbox.max_attempts`` a row is ``dead``
+with its last error.
 
 Echoes: after a successful write to a system whose writes show in its reads
 (``Connector.writes_visible``), what was written becomes that system's merge base,
@@ -34,7 +38,7 @@ from hub.canonical import ENTITIES
 from hub.connector import WriteChange, WriteResult
 from hub.errors import LimitExceeded, MappingError, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
-from hub.models import Outbox, SourceState, Xref
+from hub.models import Conflict, Outbox, SourceState, Xref
 from hub.sqlutil import chunks, upsert
 from hub.streams import ENTITY_ORDER, Parts
 from hub.types import new_id, utcnow
@@ -51,7 +55,7 @@ class PushReport:
     entity: str
     status: str = "ok"
     counts: dict[str, int] = field(default_factory=lambda: {"written": 0, "created": 0, "failed": 0, "dead": 0,
-                                                             "deferred": 0})
+                                                             "deferred": 0, "skipped": 0})
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,8 +119,11 @@ def push_ids(engine: Engine, parts: Parts, ids: list[str], *, worker: str | None
     size = parts.cfg.outbox.batch_size
     order = {e: n for n, e in enumerate(ENTITY_ORDER)}
     for name, entity in sorted(groups, key=lambda k: (order.get(k[1], len(order)), k[0])):
-        report = PushReport(name, entity)
         rows = groups[(name, entity)]
+        if name.startswith("sub:"):   # a subscriber: its own delivery (hub.subscriptions), done below
+            _release(engine, [r["id"] for r in rows])
+            continue
+        report = PushReport(name, entity)
         if name not in parts.cfg.connectors:
             _settle_failures(engine, [(r, f"connector '{name}' is no longer configured", False, None) for r in rows],
                              parts, report)
@@ -126,6 +133,10 @@ def push_ids(engine: Engine, parts: Parts, ids: list[str], *, worker: str | None
                     _release(engine, [r["id"] for r in rows[i + size:]])
                     break
         reports.append(report)
+    subscribers = sorted({name.removeprefix("sub:") for name, _ in groups if name.startswith("sub:")})
+    if subscribers:
+        from hub import subscriptions
+        reports += subscriptions.deliver(engine, parts, subscribers, worker=worker or worker_id())
     return reports
 
 
@@ -244,12 +255,8 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
     for r in rows:
         by_record.setdefault(r["record_id"], []).append(r)
     with engine.connect() as conn:
-        xt = Xref.__table__
-        links: dict[str, str] = {}
-        for part in chunks(list(by_record)):
-            for x in conn.execute(select(xt.c.record_id, xt.c.source_id).where(
-                    xt.c.entity == entity, xt.c.system == name, xt.c.status == "active", xt.c.record_id.in_(part))):
-                links.setdefault(x.record_id, x.source_id)
+        links, gone = _links(conn, name, entity, list(by_record))
+        held = _open_manual(conn, entity, list(by_record))
         current = golden.load(conn, entity, list(by_record))
         ref_ids = _ref_targets(conn, name, entity, current, by_record)
         unread = _unread_changes(conn, connector, spec, mapping, name, entity,
@@ -259,6 +266,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
     written: dict[str, dict[str, Any]] = {}     # change -> canonical values the system now holds
     deferred: list[tuple[dict[str, Any], str]] = []
     dead: list[tuple[dict[str, Any], str]] = []
+    skipped: list[tuple[dict[str, Any], str]] = []
     for rid, group in by_record.items():
         g = current.get(rid)
         delete = any(r["operation"] == "delete" for r in group)
@@ -273,16 +281,27 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             changes.append(WriteChange(group[-1]["idempotency_key"], rid, source_id, {}, delete=True))
             change_rows[group[-1]["idempotency_key"]] = group
             continue
+        if source_id is None and rid in gone:   # deleted there: creating it again would undo the delete
+            skipped += [(r, f"not sent: {entity} {rid} is deleted in {name}") for r in group]
+            continue
         if source_id is not None and rid in unread:   # writing now would overwrite a change the hub has not read
             deferred += [(r, unread[rid]) for r in group]
             continue
+        hold = held.get(rid, set())     # not propagated until resolved; the resolution is queued anew
         if source_id is None:    # unknown to this system: create it with the whole golden record
-            values = {k: v for k, v in g.values.items() if v not in (None, [])}
+            values = {k: v for k, v in g.values.items() if v not in (None, []) and k not in hold}
         else:
+            waiting = [r for r in group if r["fields"] and set(r["fields"]) <= hold]
+            skipped += [(r, f"not sent: {', '.join(sorted(r['fields']))} of {entity} {rid} has an open manual "
+                            f"conflict; its resolution is queued anew") for r in waiting]
+            group = [r for r in group if r not in waiting]
+            if not group:
+                continue
             values = {}
             for r in group:
                 values.update(r["fields"])
-            values = {k: g.values.get(k) for k in values}   # the latest golden value of each changed field
+            # the latest golden value of each changed field
+            values = {k: g.values.get(k) for k in values if k not in hold}
         canonical = dict(values)          # before references become this system's ids
         missing = _resolve_refs(entity, values, ref_ids, frozenset(parts.cfg.connectors[name].entities))
         if missing:
@@ -304,6 +323,8 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         _settle_failures(engine, [(r, e, False, None) for r, e in dead], parts, report)
     if deferred:
         _defer(engine, deferred, report)
+    if skipped:
+        _skip(engine, skipped, report)
     if not changes:
         return
     results = connector.write(spec, changes)
@@ -320,6 +341,33 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
     _settle_success(engine, name, entity, ok, change_rows, report, written, connector.writes_visible)
     if failed:
         _settle_failures(engine, failed, parts, report)
+
+
+def _links(conn: Connection, name: str, entity: str, record_ids: list[str]) -> tuple[dict[str, str], set[str]]:
+    """Record id -> the system's id (active links), and the records whose only links there are deleted."""
+    xt = Xref.__table__
+    links: dict[str, str] = {}
+    deleted: set[str] = set()
+    for part in chunks(record_ids):
+        for x in conn.execute(select(xt.c.record_id, xt.c.source_id, xt.c.status).where(
+                xt.c.entity == entity, xt.c.system == name, xt.c.status.in_(("active", "deleted")),
+                xt.c.record_id.in_(part))):
+            if x.status == "active":
+                links.setdefault(x.record_id, x.source_id)
+            else:
+                deleted.add(x.record_id)
+    return links, deleted - set(links)
+
+
+def _open_manual(conn: Connection, entity: str, record_ids: list[str]) -> dict[str, set[str]]:
+    """Record id -> its fields with an open conflict: those are not propagated until resolved (SPEC §5)."""
+    ct = Conflict.__table__
+    out: dict[str, set[str]] = {}
+    for part in chunks(record_ids):
+        for c in conn.execute(select(ct.c.record_id, ct.c.field).where(
+                ct.c.entity == entity, ct.c.status == "open", ct.c.record_id.in_(part))):
+            out.setdefault(c.record_id, set()).add(c.field)
+    return out
 
 
 def _ref_targets(conn: Connection, name: str, entity: str, current: dict[str, golden.GoldenRow],
@@ -384,6 +432,11 @@ def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_row
                      for ch, res in ok if ch.source_id is None and res.source_id and not ch.delete]
         if new_links:
             upsert(conn, xt, new_links, ["entity", "system", "source_id"], ["record_id", "status", "updated_at"])
+        gone = [{"_sid": ch.source_id} for ch, _ in ok if ch.delete and ch.source_id]
+        if gone:     # deleted there now: later changes of the record are not sent to it
+            conn.execute(update(xt).where(xt.c.entity == entity, xt.c.system == name,
+                                          xt.c.source_id == bindparam("_sid")).values(status="deleted",
+                                                                                       updated_at=now), gone)
         report.counts["created"] += len(new_links)
         report.counts["written"] += len(ok)
         if visible:
@@ -495,6 +548,17 @@ def _settle_failures(engine: Engine, failed: list[tuple[dict[str, Any], str, boo
 def _fail_all(engine: Engine, rows: list[dict[str, Any]], error: str, retry_after: float | None, parts: Parts,
               report: PushReport) -> None:
     _settle_failures(engine, [(r, error, True, retry_after) for r in rows], parts, report)
+
+
+def _skip(engine: Engine, skipped: list[tuple[dict[str, Any], str]], report: PushReport) -> None:
+    """Rows the hub decided not to send: ``dropped`` (not delivered, kept) with the reason in ``last_error``."""
+    ot = Outbox.__table__
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(update(ot).where(ot.c.id == bindparam("_id")).values(
+            status="dropped", last_error=bindparam("err"), claimed_by=None, claimed_until=None, updated_at=now),
+            [{"_id": r["id"], "err": e[:2000]} for r, e in skipped])
+    report.counts["skipped"] += len(skipped)
 
 
 def _defer(engine: Engine, deferred: list[tuple[dict[str, Any], str]], report: PushReport) -> None:

@@ -197,3 +197,18 @@ def test_queue_changes_groups_rows_per_entity_and_record(api):
         assert subscriptions.queue_changes(conn, "customer", history, None, now) == 2
     rows = {(r["entity"], r["record_id"]): r["fields"] for r in _rows(api, "all")}
     assert rows == {("customer", "C1"): {"name": "A", "city": "Y"}, ("order", "O1"): {"customer_id": "C1"}}
+
+
+def test_the_real_time_path_delivers_subscriber_events_too(api, monkeypatch: pytest.MonkeyPatch):
+    # the inbox worker pushes the rows a webhook batch queued by id: a subscriber's are delivered, not dead
+    from hub.push import push_ids
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    recv = Receiver()
+    with SimServer(recv) as srv:
+        subscriptions.add(api.engine, "billing", f"{srv.base_url}/hook", ["customer"], "HOOK_SECRET", by="alice")
+        _edit_crm_phone(api, "+1 415 555 7777")
+        _sync(api)
+        [row] = _rows(api, "billing")
+        reports = push_ids(api.engine, Parts(api.ctx.config()), [row["id"]])
+    assert [(r.connector, r.counts["written"], r.counts["dead"]) for r in reports] == [("sub:billing", 1, 0)]
+    assert len(recv.calls) == 1 and _rows(api, "billing")[0]["status"] == "done"
