@@ -701,8 +701,8 @@ def conflicts_list(ctx: Context, status: str | None, entity: str | None, field_n
     allowed = who.allowed_entities("read")
     rows = list_conflicts(engine, status=status, entity=entity, field=field_name, system=system,
                           older_than=parse_age(older_than), limit=limit, offset=offset,
-                          entities=None if who.single_user else allowed)
-    rows = [r for r in rows if r["field"] not in who.denied_fields(r["entity"])]
+                          entities=None if who.single_user else allowed,
+                          denied={e: who.denied_fields(e) for e in allowed})
     emit(ctx, {"conflicts": rows}, lambda: (
         render.table("conflicts", ["id", "entity", "record", "field", "status", "rule", "values", "golden"],
                      [(r["id"], r["entity"], r["record_id"], r["field"], r["status"], r["rule"], r["values"], r["golden"]) for r in rows]),

@@ -61,7 +61,8 @@ def _current_values(conn: Connection, entity: str, ids: list[str], fields: list[
 
 
 def _query(status: str | None, entity: str | None, field: str | None, system: str | None,
-           older_than: timedelta | None, entities: frozenset[str] | None, denied: frozenset[str]):  # noqa: ANN202
+           older_than: timedelta | None, entities: frozenset[str] | None,
+           denied: dict[str, frozenset[str]]):  # noqa: ANN202
     ct = Conflict.__table__
     q = select(ct).order_by(ct.c.created_at, ct.c.id)
     if status:
@@ -72,8 +73,9 @@ def _query(status: str | None, entity: str | None, field: str | None, system: st
         q = q.where(ct.c.entity.in_(sorted(entities)))
     if field:
         q = q.where(ct.c.field == field)
-    if denied:
-        q = q.where(ct.c.field.not_in(sorted(denied)))
+    for e, fields in sorted(denied.items()):   # the caller's hidden fields, entity by entity, in the query:
+        if fields:                               # a page is never cut short by rows dropped afterwards
+            q = q.where(~and_(ct.c.entity == e, ct.c.field.in_(sorted(fields))))
     if older_than:
         q = q.where(ct.c.created_at <= utcnow() - older_than)
     return q, system
@@ -82,10 +84,11 @@ def _query(status: str | None, entity: str | None, field: str | None, system: st
 def list_conflicts(engine: Engine, *, status: str | None = None, entity: str | None = None,
                    field: str | None = None, system: str | None = None, older_than: timedelta | None = None,
                    limit: int = 100, offset: int = 0, entities: frozenset[str] | None = None,
-                   denied: frozenset[str] = frozenset(),
+                   denied: dict[str, frozenset[str]] | None = None,
                    after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
-    """Conflicts oldest first; ``after`` (created_at, id) starts after that row (keyset paging)."""
-    q, system = _query(status, entity, field, system, older_than, entities, denied)
+    """Conflicts oldest first; ``after`` (created_at, id) starts after that row (keyset paging);
+    ``denied``: entity -> fields the caller may not see (their conflicts are left out)."""
+    q, system = _query(status, entity, field, system, older_than, entities, denied or {})
     if after is not None:
         ct = Conflict.__table__
         q = q.where(or_(ct.c.created_at > after[0], and_(ct.c.created_at == after[0], ct.c.id > after[1])))

@@ -12,6 +12,7 @@ from hub.api.auth import Caller, Credentials, as_caller
 from hub.api.common import NO_NUL, TriadRoute, decode_cursor, encode_cursor, engine, parts, reader
 from hub.api.schemas import (ConflictDetail, ConflictPage, EntityName, QuarantineDetail, QuarantinePage,
                              ResolveRequest, ResolveResult)
+from hub.canonical import ENTITIES
 from hub.rbac import Principal, require
 
 router = APIRouter(route_class=TriadRoute)
@@ -52,10 +53,11 @@ def _list_conflicts(request: Request, caller: Caller, status: str | None, entity
     if field and entity:
         require(eng, p, "read", entity, field)
     after = tuple(decode_cursor(cursor, "conflict", (datetime, str))) if cursor else None
+    denied = {e: p.denied_fields(e) for e in ENTITIES}
     rows = conflict_ops.list_conflicts(reader(request), status=status, entity=entity, field=field, limit=limit + 1,
-                                       entities=entities, after=after)  # type: ignore[arg-type]
+                                       entities=entities, after=after, denied=denied)  # type: ignore[arg-type]
     rows, nxt = _page(rows, limit, "conflict")
-    return {"conflicts": [r for r in rows if r["field"] not in p.denied_fields(r["entity"])], "next": nxt}
+    return {"conflicts": rows, "next": nxt}
 
 
 @router.get("/conflicts/{conflict_id}", tags=["conflicts"], operation_id="get_conflict",

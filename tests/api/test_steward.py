@@ -64,6 +64,16 @@ def test_a_conflict_on_a_denied_field_is_hidden_and_cannot_be_resolved(api):
     assert api.get(f"/records/customer/{rid}", "alice").json()["fields"]["credit_limit"] == "500000"
     other = api.get("/conflicts", "bob").json()["conflicts"][0]
     assert "credit_limit" not in (api.get(f"/conflicts/{other['id']}", "bob").json()["record"] or {})
+    # the hidden conflict is the newest: bob's pages of one are all full, and end where his conflicts end
+    seen, cursor = [], None
+    while True:
+        page = api.get("/conflicts", "bob", params={"limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        assert len(page["conflicts"]) == 1, page
+        seen += [c["id"] for c in page["conflicts"]]
+        cursor = page.get("next")
+        if not cursor:
+            break
+    assert cid not in seen and len(seen) == len(api.get("/conflicts", "bob").json()["conflicts"])
 
 
 def test_quarantine_read_with_reasons_and_raw_payload(api):
