@@ -20,6 +20,7 @@ from hub.changefeed import lock_history
 from hub.mapping import Mapping
 from hub.merge import CREATED, Incoming, MergeOutcome, Rules, create, merge
 from hub.models import Conflict, SourceState, Xref
+from hub.open_conflicts import open_fields
 from hub.errors import MappingError
 from hub.gc_pause import cyclic_gc_paused
 from hub.outbox import OutboxQueue
@@ -130,7 +131,7 @@ def _process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str
     changed = _resolve_refs(conn, ctx, changed, quarantine)
     _resolve_identity(conn, ctx, changed)
     rows = golden.load(conn, ctx.entity, [i.record_id for i in changed + deletes if i.record_id], lock=True)
-    open_manual = _open_manual(conn, ctx.entity, list(rows))
+    open_manual = open_fields(conn, ctx.entity, list(rows))
     writes = _Writes()
     for item in changed:
         _merge_one(ctx, item, rows, open_manual, writes, outbox, stats)
@@ -425,16 +426,6 @@ def _resolve_identity(conn: Connection, ctx: StreamContext, items: list[_Item]) 
         item.linked_now = not first_of_new
         if first_of_new:
             item.base = None
-
-
-def _open_manual(conn: Connection, entity: str, record_ids: list[str]) -> dict[str, set[str]]:
-    ct = Conflict.__table__
-    out: dict[str, set[str]] = {}
-    for part in chunks(record_ids):
-        for r in conn.execute(select(ct.c.record_id, ct.c.field).where(
-                ct.c.entity == entity, ct.c.status == "open", ct.c.record_id.in_(part))):
-            out.setdefault(r.record_id, set()).add(r.field)
-    return out
 
 
 # --- merge and collect writes ---------------------------------------------------------------------

@@ -38,7 +38,8 @@ from hub.canonical import ENTITIES
 from hub.connector import WriteChange, WriteResult
 from hub.errors import LimitExceeded, MappingError, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
-from hub.models import Conflict, Outbox, SourceState, Xref
+from hub.models import Outbox, SourceState, Xref
+from hub.open_conflicts import open_fields
 from hub.sqlutil import chunks, upsert
 from hub.streams import ENTITY_ORDER, Parts
 from hub.types import new_id, utcnow
@@ -256,7 +257,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         by_record.setdefault(r["record_id"], []).append(r)
     with engine.connect() as conn:
         links, gone = _links(conn, name, entity, list(by_record))
-        held = _open_manual(conn, entity, list(by_record))
+        held = open_fields(conn, entity, list(by_record))
         current = golden.load(conn, entity, list(by_record))
         ref_ids = _ref_targets(conn, name, entity, current, by_record)
         unread = _unread_changes(conn, connector, spec, mapping, name, entity,
@@ -357,17 +358,6 @@ def _links(conn: Connection, name: str, entity: str, record_ids: list[str]) -> t
             else:
                 deleted.add(x.record_id)
     return links, deleted - set(links)
-
-
-def _open_manual(conn: Connection, entity: str, record_ids: list[str]) -> dict[str, set[str]]:
-    """Record id -> its fields with an open conflict: those are not propagated until resolved (SPEC §5)."""
-    ct = Conflict.__table__
-    out: dict[str, set[str]] = {}
-    for part in chunks(record_ids):
-        for c in conn.execute(select(ct.c.record_id, ct.c.field).where(
-                ct.c.entity == entity, ct.c.status == "open", ct.c.record_id.in_(part))):
-            out.setdefault(c.record_id, set()).add(c.field)
-    return out
 
 
 def _ref_targets(conn: Connection, name: str, entity: str, current: dict[str, golden.GoldenRow],
