@@ -828,14 +828,24 @@ def quarantine_list(ctx: Context, status: str, connector: str | None, entity: st
     parts = _parts(ctx)
     try:   # the raw payload is in source field names: the mapping tells which ones hold hidden fields
         rows = list(map(Redactor(who, parts.mapping), list_items(engine, status=status, connector=connector,
-                                                                  entity=entity, limit=limit, entities=readable)))
+                                                                  entity=entity, limit=limit + 1, entities=readable)))
     finally:
         parts.close()
-    emit(ctx, {"items": rows}, lambda: (
+    more, rows = len(rows) > limit, rows[:limit]     # one row past the limit tells whether the list was cut
+    kinds = {r["kind"] for r in rows}
+
+    def hints() -> None:
+        if more:
+            render.hint(f"the oldest {limit} shown: narrow with --connector/--entity or raise --limit")
+        if status == "parked" and kinds - {"unresolved_ref"}:
+            render.hint("after fixing a mapping or a source row: triad quarantine retry")
+        if status == "parked" and "unresolved_ref" in kinds:
+            render.hint("unresolved references are retried on every sync run, once the record they point to arrives")
+    emit(ctx, {"items": rows, "more": more}, lambda: (
         render.table(f"quarantine ({status})", ["id", "connector", "entity", "source id", "kind", "reasons"],
                      [(r["id"], r["connector"], r["entity"], r["source_id"], r["kind"],
                        "; ".join(x.get("message") or f"{x.get('expectation')} {x.get('column')}={x.get('value')}" for x in r["reasons"])) for r in rows]),
-        render.hint("after fixing a mapping: triad quarantine retry") if rows and status == "parked" else None))
+        hints()))
 
 
 @quarantine.command("show")

@@ -151,3 +151,13 @@ def test_without_a_config_no_store_is_made_in_the_current_folder(tmp_path: Path,
     monkeypatch.setenv("TRIAD_DATABASE_URL", f"sqlite:///{tmp_path / 'named.db'}")
     assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db"] == ["named.db"]
+
+
+def test_quarantine_list_says_when_it_is_cut(project: Path):
+    assert run("sync", "run").exit_code == 0
+    everything = json.loads(run("quarantine", "list").stdout)
+    assert len(everything["items"]) > 2 and everything["more"] is False
+    cut = json.loads(run("quarantine", "list", "--limit", "2").stdout)
+    assert [i["id"] for i in cut["items"]] == [i["id"] for i in everything["items"][:2]] and cut["more"] is True
+    human = CliRunner().invoke(main, ["quarantine", "list", "--limit", "2"]).output
+    assert "the oldest 2 shown" in human
