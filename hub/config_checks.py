@@ -1,0 +1,171 @@
+"""The checks of ``triad.yaml`` beyond its types: readable messages for pydantic's errors (the key
+path and a did-you-mean), names that must exist across sections, role permissions and fields, and the
+options each connector type reads (a typo would otherwise change nothing, silently)."""
+from __future__ import annotations
+
+import difflib
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Iterable, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from hub.canonical import ENTITIES
+
+if TYPE_CHECKING:   # hub.config imports this module: its models are imported where they are used
+    from hub.config import RoleConfig, TriadConfig
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _did_you_mean(key: str, known: Iterable[str]) -> str:
+    """`; did you mean 'x'?` when a known key is a near miss of ``key``, else empty."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _expected(key: str, known: Iterable[str]) -> str:
+    """The near miss, else the known keys (empty when they are not known)."""
+    known = sorted(known)
+    return _did_you_mean(key, known) or (f"; known: {', '.join(known)}" if known else "")
+
+
+def _keys_at(loc: tuple) -> list[str]:
+    """The keys the config model allows at ``loc`` (a path into TriadConfig), [] when it cannot tell."""
+    from hub.config import TriadConfig
+    tp: Any = TriadConfig
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            tp = field.annotation if field else None
+        elif get_origin(tp) in (dict, list):
+            tp = get_args(tp)[-1]       # dict[str, X] and list[X]: the part is a key or an index
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [n for n, f in tp.model_fields.items() if not f.exclude]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    args = [a for a in get_args(tp) if a is not type(None)]
+    return args[0] if get_origin(tp) in (Union, UnionType) and len(args) == 1 else tp
+
+
+def format_errors(file: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if p not in ("function-after", "function-before"))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key" + _expected(str(loc[-1]), _keys_at(loc[:-1]))
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"{file}: {_loc(loc)}: {msg}")
+    return "\n".join(lines)
+
+
+def cross_check(cfg: TriadConfig) -> list[str]:
+    """References between sections: names must exist."""
+    out: list[str] = []
+    names = set(cfg.connectors)
+    for entity, s in cfg.survivorship.items():
+        if entity not in ENTITIES:
+            out.append(f"survivorship.{entity}: unknown entity; known: {', '.join(ENTITIES)}")
+            continue
+        for i, sys_name in enumerate(s.priority):
+            if sys_name not in names:
+                out.append(f"survivorship.{entity}.priority[{i}]: unknown connector '{sys_name}'; known: {', '.join(sorted(names))}")
+        for f, rule in s.fields.items():
+            if f not in ENTITIES[entity].fields:
+                out.append(f"survivorship.{entity}.fields.{f}: unknown field of {entity}")
+            if rule.owner and rule.owner not in names:
+                out.append(f"survivorship.{entity}.fields.{f}.owner: unknown connector '{rule.owner}'")
+    for entity, m in cfg.matching.items():
+        if entity not in ENTITIES:
+            out.append(f"matching.{entity}: unknown entity; known: {', '.join(ENTITIES)}")
+            continue
+        fields = ENTITIES[entity].fields
+        for i, f in enumerate(m.exact):
+            if f not in fields:
+                out.append(f"matching.{entity}.exact[{i}]: unknown field '{f}' of {entity}")
+        for f in (m.fuzzy.fields if m.fuzzy else {}):
+            if f not in fields:
+                out.append(f"matching.{entity}.fuzzy.fields.{f}: unknown field of {entity}")
+    for i, sch in enumerate(cfg.schedules):
+        if sch.connector and sch.connector not in names:
+            out.append(f"schedules[{i}].connector: unknown connector '{sch.connector}'")
+        if sch.push and sch.push != "all" and sch.push not in names:
+            out.append(f"schedules[{i}].push: unknown connector '{sch.push}' (or 'all')")
+        if sch.entity and sch.entity not in ENTITIES:
+            out.append(f"schedules[{i}].entity: unknown entity '{sch.entity}'")
+    for i, flow in enumerate(cfg.flows):
+        for j, step in enumerate(flow.steps):
+            for k, sys_name in enumerate(step.systems or []):
+                if sys_name not in names:
+                    out.append(f"flows[{i}].steps[{j}].systems[{k}]: unknown connector '{sys_name}'")
+        if flow.when.system and flow.when.system not in names:
+            out.append(f"flows[{i}].when.system: unknown connector '{flow.when.system}'")
+    for role, rc in cfg.roles.items():
+        out += _role_problems(role, rc)
+    known_roles = set(cfg.roles) | {"admin"}
+    for user, roles in cfg.users.items():
+        for i, r in enumerate(roles):
+            if r not in known_roles:
+                out.append(f"users.{user}[{i}]: unknown role '{r}'; known: {', '.join(sorted(known_roles))}")
+    return out
+
+
+def _role_problems(role: str, rc: RoleConfig) -> list[str]:
+    """Unknown entities, fields and permissions: a misspelt one would silently grant or deny nothing."""
+    from hub.rbac import ACTIONS
+    out = [f"roles.{role}.entities[{i}]: unknown entity '{e}'; known: {', '.join(ENTITIES)}"
+           for i, e in enumerate(rc.entities) if e not in ENTITIES]
+    fields = {f for e in rc.entities if e in ENTITIES for f in ENTITIES[e].fields}
+    for i, f in enumerate(rc.fields_denied):
+        if f not in fields:
+            out.append(f"roles.{role}.fields_denied[{i}]: '{f}' is not a field of "
+                       f"{', '.join(rc.entities) or 'any entity of the role'}" + _did_you_mean(f, fields))
+    for i, a in enumerate(rc.can):
+        if a not in ACTIONS:
+            out.append(f"roles.{role}.can[{i}]: unknown permission '{a}'" + _expected(a, ACTIONS))
+    return out
+
+
+def option_problems(cfg: TriadConfig) -> list[str]:
+    """Connector and entity keys the connector type does not read: a typo would silently change nothing.
+
+    Only types whose class declares ``option_keys`` / ``entity_option_keys`` itself are checked;
+    a plugin (or a subclass) that does not is trusted with whatever options it is given.
+    """
+    if not cfg.connectors:
+        return []
+    from hub.config import ConnectorConfig, EntityBinding
+    from hub.connector import Connector, load_registry
+    registry = load_registry(only={c.type for c in cfg.connectors.values()})
+    common, binding_common = set(ConnectorConfig.model_fields), set(EntityBinding.model_fields)
+    out: list[str] = []
+    for name, c in cfg.connectors.items():
+        cls = registry.get(c.type)
+        declared = vars(cls) if cls is not None else {}
+        if "option_keys" in declared:
+            known = set(declared["option_keys"]) | common
+            if cls.verify_webhook is Connector.verify_webhook:   # the generic webhook reads these
+                known |= {"webhook_secret", "webhook_token"}
+            out += [f"connectors.{name}.{k}: not an option of a {c.type} connector" + _expected(k, known)
+                    for k in c.options if k not in known]
+        if "entity_option_keys" in declared:
+            known = set(declared["entity_option_keys"]) | binding_common
+            out += [f"connectors.{name}.entities.{e}.{k}: not an option of a {c.type} connector's entity"
+                    + _expected(k, known) for e, b in c.entities.items() for k in b.options if k not in known]
+    return out
