@@ -14,13 +14,14 @@ from fastapi import APIRouter, Request
 from hub.api import changes, records, steward
 from hub.api.auth import Caller, Credentials, as_caller
 from hub.api.common import TriadRoute
-from hub.api.schemas import Error, Me
+from hub.api.schemas import Error, Invalid, Me
 from hub.rbac import ACTIONS
 
 ERRORS = {401: {"model": Error, "description": "no valid token (the body never says why)"},
           403: {"model": Error, "description": "the caller's roles lack the permission, or the field is denied"},
           404: {"model": Error, "description": "no such record or item"},
-          400: {"model": Error, "description": "a malformed cursor"}}
+          400: {"model": Error, "description": "a malformed cursor"},
+          422: {"model": Invalid, "description": "a parameter or body the API cannot take"}}
 
 router = APIRouter(prefix="/api/v1", route_class=TriadRoute, responses=ERRORS)
 

@@ -27,6 +27,12 @@ class Error(BaseModel):
     detail: str = Field(description="What went wrong, and what to do about it.")
 
 
+class Invalid(BaseModel):
+    detail: str | list[dict[str, Any]] = Field(
+        description="One sentence when the API refuses a value it understood (an unknown field, a decision it "
+                    "cannot take), or the list of problems (loc, msg, type) of a malformed parameter or body.")
+
+
 class OrderLine(BaseModel):
     line_no: Optional[int] = None
     sku: Optional[str] = None

@@ -42,6 +42,10 @@ def test_openapi_is_served_and_describes_auth_and_every_entity(api):
     assert {"/api/v1/changes", "/api/v1/conflicts", "/api/v1/conflicts/{conflict_id}/resolve",
             "/api/v1/quarantine", "/api/v1/me"} <= set(paths)
     assert "401" in paths["/api/v1/records/customer"]["get"]["responses"]
+    # a 422 the app raises carries one sentence, FastAPI's own a list: the document says both
+    invalid = paths["/api/v1/records/customer/{record_id}/history"]["get"]["responses"]["422"]
+    assert invalid["content"]["application/json"]["schema"]["$ref"].endswith("/Invalid")
+    assert {"type": "string"} in doc["components"]["schemas"]["Invalid"]["properties"]["detail"]["anyOf"]
 
 
 def _fuzz(op: Any, mode: Any, headers: dict[str, str], examples: int) -> None:
