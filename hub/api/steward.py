@@ -13,6 +13,7 @@ from hub.api.common import NO_NUL, TriadRoute, decode_cursor, encode_cursor, eng
 from hub.api.schemas import (ConflictDetail, ConflictPage, EntityName, QuarantineDetail, QuarantinePage,
                              ResolveRequest, ResolveResult)
 from hub.canonical import ENTITIES
+from hub.errors import UsageError
 from hub.rbac import Principal, require
 
 router = APIRouter(route_class=TriadRoute)
@@ -91,6 +92,8 @@ def _resolve(request: Request, caller: Caller, conflict_id: str, body: ResolveRe
         c = conflict_ops.get_conflict(conn, conflict_id)
     # checked before the write transaction: a refusal is audited in a transaction of its own
     require(eng, caller.principal, "resolve", c["entity"], c["field"], target=f"conflict:{conflict_id}")
+    if sum((body.take is not None, body.value is not None, body.keep)) != 1:
+        raise UsageError("give exactly one of take (a system), value, or keep: true")
     out_systems = parts(request).out_systems(c["entity"])
     with eng.begin() as conn:
         return conflict_ops.resolve(conn, conflict_id, user=caller.name, out_systems=out_systems, take=body.take,

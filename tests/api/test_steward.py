@@ -29,6 +29,8 @@ def test_a_steward_resolves_it_becomes_golden_audited_and_queued(api):
     email = api.get("/conflicts", params={"status": "open"}).json()["conflicts"][0]
     assert api.post(f"/conflicts/{email['id']}/resolve", "viewer", json={"take": "crm"}).status_code == 403
     assert api.post(f"/conflicts/{email['id']}/resolve", "bob", json={"take": "crm", "keep": True}).status_code == 422
+    neither = api.post(f"/conflicts/{email['id']}/resolve", "bob", json={})
+    assert neither.status_code == 422 and "--" not in neither.json()["detail"]     # the body's words, not the CLI's
     assert api.post(f"/conflicts/{email['id']}/resolve", "bob", json={"take": "sap"}).status_code == 422
     with api.engine.connect() as conn:
         queued_before = conn.scalar(select(Outbox.__table__.c.id).where(Outbox.__table__.c.record_id == email["record_id"],
