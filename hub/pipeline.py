@@ -521,6 +521,17 @@ class _Writes:
             ctx.matcher.index(conn, touched)
 
 
+def _same_keys_as_golden(ctx: StreamContext, item: _Item, golden_values: dict[str, Any]) -> None:
+    """An exact matching key written another way (`9131 0000 ma1f l4xq01` for `91310000MA1FL4XQ01`) is the
+    golden value, not a change: it linked the record, so it must not then open a conflict or be written
+    back in the other form. The row digest keeps the source's form, so the next read of it is unchanged."""
+    from hub.normalize import exact_key
+    for f in ctx.exact_keys:
+        mine, theirs = item.values.get(f), golden_values.get(f)
+        if mine is not None and theirs is not None and mine != theirs and exact_key(f, mine) == exact_key(f, theirs):
+            item.values[f] = theirs
+
+
 def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow], open_manual: dict[str, set[str]],
                w: _Writes, outbox: OutboxQueue, stats: BatchStats) -> None:
     rid = item.record_id
@@ -538,6 +549,7 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
             w.new_golden[rid] = (dict(outcome.changes), outcome.provenance)
             stats.add("created")
         else:
+            _same_keys_as_golden(ctx, item, row.values)
             outcome = merge(row.values, row.provenance, item.base if not item.linked_now else None, incoming,
                             ctx.rules, frozenset(open_manual.get(rid, ())))
             if item.linked_now:

@@ -203,3 +203,22 @@ def test_two_open_values_for_one_field_in_one_batch_make_one_conflict():
     w.add_conflict({**base, "id": "3", "status": "auto", "rule": "owner", "values": {"b": "1"}, "timestamps": {}})
     assert [c["id"] for c in w.conflicts] == ["1", "3"]
     assert w.conflicts[0]["values"] == {"b": "y", "a": "x2"} and w.conflicts[0]["timestamps"]["a"] == T2
+
+
+def test_a_key_written_another_way_links_without_a_conflict_or_a_write_back(project: Path):
+    # c's mapping takes the tax id as it comes: spaces and lower case, the same key once normalized
+    plain = MAPPING.replace("{from: tax_id, transform: tax_id_cn}", "tax_id")
+    (project / "mappings" / "c_customer.yaml").write_text(plain, encoding="utf-8")
+    export(project, "a", row("A2"))
+    spaced = "9131 0000 ma1f l4xq14"
+    export(project, "c", row("C2").replace(TAX, spaced))
+    triad("sync", "run", "-c", "a")
+    before = queued()
+    ran = triad("sync", "run", "-c", "c")["runs"][0]
+    assert (ran["linked"], ran["created"]) == (1, 0)
+    rec = only_record()
+    assert rec["fields"]["tax_id"] == TAX and sorted(rec["xrefs"]) == ["a", "c"]
+    assert [c for c in triad("conflicts", "list")["conflicts"] if c["field"] == "tax_id"] == []
+    assert [w for w in queued() if w[1] == "tax_id" and w not in before] == []    # c's read queued no tax id
+    again = triad("sync", "run", "-c", "c", "--full")["runs"][0]      # the same export read again: nothing
+    assert (again["updated"], again["conflicts"], again["queued"]) == (0, 0, 0)
