@@ -10,19 +10,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from hub.canonical import ENTITIES
+from hub.mapping_yaml import format_path
 
 if TYPE_CHECKING:   # hub.config imports this module: its models are imported where they are used
     from hub.config import RoleConfig, TriadConfig
-
-
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
 
 
 def _did_you_mean(key: str, known: Iterable[str]) -> str:
@@ -71,7 +62,7 @@ def format_errors(file: str, err: ValidationError) -> str:
             msg = "unknown key" + _expected(str(loc[-1]), _keys_at(loc[:-1]))
         elif e["type"] == "missing":
             msg = "required key is missing"
-        lines.append(f"{file}: {_loc(loc)}: {msg}")
+        lines.append(f"{file}: {format_path(loc)}: {msg}")
     return "\n".join(lines)
 
 
