@@ -101,3 +101,15 @@ def start_sims():
     yield start
     for made in started:
         made.stop()
+
+
+@pytest.fixture
+def init_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project made by `triad init` (its sample exports and mappings, a SQLite store), as the current folder."""
+    from click.testing import CliRunner
+
+    from cli import main
+    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
+    assert CliRunner().invoke(main, ["init", str(tmp_path / "p")]).exit_code == 0
+    monkeypatch.chdir(tmp_path / "p")
+    return tmp_path / "p"

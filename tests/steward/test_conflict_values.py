@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -18,19 +19,13 @@ from hub.models import Conflict, FieldHistory, Outbox
 from hub.store import make_engine
 from hub.types import new_id
 
+from .conftest import synced_project
+
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("values")
-    mp = pytest.MonkeyPatch()
-    mp.delenv("TRIAD_DATABASE_URL", raising=False)
-    mp.delenv("TRIAD_CONFIG", raising=False)
-    mp.delenv("TRIAD_USER", raising=False)
-    assert CliRunner().invoke(main, ["init", str(root / "p")]).exit_code == 0
-    mp.chdir(root / "p")
-    assert CliRunner().invoke(main, ["sync", "run"]).exit_code == 0
-    yield root / "p"
-    mp.undo()
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with synced_project(tmp_path_factory.mktemp("values")) as root:
+        yield root
 
 
 @pytest.fixture(scope="module")

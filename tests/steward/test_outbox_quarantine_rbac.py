@@ -21,6 +21,8 @@ from hub.config import RoleConfig
 from hub.store import make_engine
 from hub.types import new_id, utcnow
 
+from .conftest import synced_project
+
 USERS = """
 roles:
   steward_sales: {entities: [customer, order], fields_denied: [credit_limit], can: [read, resolve, merge]}
@@ -33,17 +35,8 @@ users: {alice: [admin], bob: [steward_sales], carol: [finance], dave: [cust_retr
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo project after one `sync run`, copied afresh for every test (tests change its state)."""
-    root = tmp_path_factory.mktemp("oqrbac")
-    mp = pytest.MonkeyPatch()
-    mp.delenv("TRIAD_DATABASE_URL", raising=False)
-    mp.delenv("TRIAD_USER", raising=False)
-    assert CliRunner().invoke(main, ["init", str(root / "p")]).exit_code == 0
-    cfg = root / "p" / "triad.yaml"
-    cfg.write_text(cfg.read_text(encoding="utf-8").split("\nroles:")[0] + USERS, encoding="utf-8")
-    mp.chdir(root / "p")
-    assert CliRunner().invoke(main, ["--user", "alice", "sync", "run"]).exit_code == 0
-    mp.undo()
-    return root / "p"
+    with synced_project(tmp_path_factory.mktemp("oqrbac"), USERS) as root:
+        return root
 
 
 @pytest.fixture

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
 
 from cli import main
+
+from .conftest import synced_project
 
 USERS = """
 roles:
@@ -23,18 +26,9 @@ users:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rbac")
-    mp = pytest.MonkeyPatch()
-    mp.delenv("TRIAD_DATABASE_URL", raising=False)
-    mp.delenv("TRIAD_USER", raising=False)
-    assert CliRunner().invoke(main, ["init", str(root / "p")]).exit_code == 0
-    cfg = root / "p" / "triad.yaml"
-    cfg.write_text(cfg.read_text(encoding="utf-8").split("\nroles:")[0] + USERS, encoding="utf-8")
-    mp.chdir(root / "p")
-    assert CliRunner().invoke(main, ["--user", "alice", "sync", "run"]).exit_code == 0
-    yield root / "p"
-    mp.undo()
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with synced_project(tmp_path_factory.mktemp("rbac"), USERS) as root:
+        yield root
 
 
 def run(user: str, *args: str):  # noqa: ANN201

@@ -10,19 +10,11 @@ from click.testing import CliRunner
 from cli import main
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
-    assert CliRunner().invoke(main, ["init", str(tmp_path / "p")]).exit_code == 0
-    monkeypatch.chdir(tmp_path / "p")
-    return tmp_path / "p"
-
-
 def run(*args: str):  # noqa: ANN201
     return CliRunner().invoke(main, ["--json", *args])
 
 
-def test_a_denied_field_must_exist_on_the_roles_entities(project: Path):
+def test_a_denied_field_must_exist_on_the_roles_entities(init_project: Path):
     r = run("users", "role", "no_mail", "--entity", "customer", "--deny-field", "emial", "--can", "read")
     assert r.exit_code == 2 and "--deny-field emial: not a field of customer; did you mean 'email'?" in r.output
     r = run("users", "role", "orders", "--entity", "order", "--deny-field", "credit_limit", "--can", "read")
@@ -30,7 +22,7 @@ def test_a_denied_field_must_exist_on_the_roles_entities(project: Path):
     assert run("users", "role", "no_mail", "--entity", "customer", "--deny-field", "email", "--can", "read").exit_code == 0
 
 
-def test_a_subscribers_url_is_shown_without_its_secrets(project: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_subscribers_url_is_shown_without_its_secrets(init_project: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HOOK_SECRET", "s")
     r = run("subscriptions", "add", "billing", "http://u:p4ss@127.0.0.1:9/x?token=abc&kind=1", "-e", "customer",
             "--secret-env", "HOOK_SECRET")
