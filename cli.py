@@ -675,7 +675,7 @@ def conflicts() -> None:
 @click.option("--entity", help="Only this entity.")
 @click.option("--field", "field_name", help="Only this field.")
 @click.option("--system", help="Only conflicts involving this system.")
-@click.option("--older-than", help="Only conflicts older than this (30m, 12h, 7d).")
+@click.option("--older-than", help="Only conflicts older than this (30m, 12h, 7d, 2w).")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(0, 10**12))
 @reporting
@@ -1063,7 +1063,7 @@ def audit() -> None:
 
 @audit.command("list")
 @click.option("--user", "by_user", help="Only this user's actions.")
-@click.option("--since", help="ISO time or an age like 24h.")
+@click.option("--since", help="An ISO-8601 time or an age like 24h, 7d.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @reporting
 @pass_ctx
@@ -1075,7 +1075,7 @@ def audit_list(ctx: Context, by_user: str | None, since: str | None, limit: int)
       triad audit list --user bob --since 7d
     """
     from hub import audit as audit_log, render
-    from hub.conflicts import since as parse_since
+    from hub.durations import since as parse_since
     from hub.rbac import require
     engine = ctx.engine()
     require(engine, _who(ctx), "admin", target="audit list")

@@ -138,8 +138,9 @@ class Schedule(_Strict):
             raise ValueError("give exactly one of `every` and `cron`")
         if bool(self.connector) == bool(self.push):
             raise ValueError("give exactly one of `connector` (a sync) and `push`")
-        if self.every and not re.fullmatch(r"\d+\s*[smhd]", self.every):
-            raise ValueError(f"every: '{self.every}' is not a duration like 30s, 5m, 2h, 1d")
+        if self.every:
+            from hub.durations import parse as parse_duration
+            parse_duration(self.every, name="every")   # the scheduler's own parser: refused at load, not at start
         return self
 
     @field_validator("cron")

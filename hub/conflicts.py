@@ -2,13 +2,12 @@
 is written to history and the audit log, and is queued to every system that takes the entity."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
-from hub import audit, golden, subscriptions
+from hub import audit, durations, golden, subscriptions
 from hub.changefeed import lock_history
 from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
@@ -214,38 +213,9 @@ def count_open(engine: Engine) -> int:
         return conn.scalar(select(func.count()).select_from(ct).where(ct.c.status == "open")) or 0
 
 
-_AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
-_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_AGE = timedelta(days=36500)   # a bound far beyond any store, well inside what datetime arithmetic can take
 
 
 def parse_age(text: str | None, option: str = "--older-than") -> timedelta | None:
-    """A positive age like ``30m``, ``12h``, ``7d``, ``2w``; None when not given."""
-    return _age(text, option) if text else None
-
-
-def _age(text: str, option: str) -> timedelta:
-    m = _AGE.fullmatch(text.lower())
-    if not m:
-        raise UsageError(f"{option} {text!r}: expected a positive duration like 30m, 12h, 7d")
-    seconds = float(m.group(1)) * _AGE_UNITS[m.group(2)]
-    if seconds > MAX_AGE.total_seconds():   # checked before timedelta(), which would overflow
-        raise UsageError(f"{option} {text!r}: too far back; at most {MAX_AGE.days}d")
-    age = timedelta(seconds=seconds)
-    if age <= timedelta(0):   # a zero age would silently filter nothing
-        raise UsageError(f"{option} {text!r}: the duration must be more than 0, e.g. 30m, 12h, 7d")
-    return age
-
-
-def since(text: str | None, option: str = "--since") -> datetime | None:
-    """The start of a time window: an ISO-8601 time (naive means UTC) or a positive age back from now."""
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.strip())
-    except ValueError:
-        if not _AGE.fullmatch(text.lower()):
-            raise UsageError(f"{option} {text!r}: expected a positive age like 30m, 12h, 7d or an ISO-8601 time "
-                             f"like 2024-05-01 or 2024-05-01T08:00:00Z") from None
-        return utcnow() - _age(text, option)
-    return dt if dt.tzinfo else dt.replace(tzinfo=utcnow().tzinfo)
+    """A positive age like ``30m``, ``12h``, ``7d``, ``2w`` (see :func:`hub.durations.parse`); None when not given."""
+    return durations.parse(text, name=option, maximum=MAX_AGE, beyond="too far back") if text else None

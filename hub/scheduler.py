@@ -16,7 +16,6 @@ running syncs and pushes check between batches, and waits for them to commit.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from datetime import timezone
@@ -24,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from hub import durations
 from hub.config import TriadConfig
 from hub.streams import Parts, inbound_streams
 
@@ -33,7 +33,6 @@ JOBSTORE_TABLE = "apscheduler_jobs"
 PREFIXES = ("sync:", "push:")
 JOB_FUNC = "hub.scheduler:run_job"
 MISFIRE_GRACE = 120          # seconds a late job may still start (a busy or restarted node)
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -57,12 +56,13 @@ class JobSpec:
         return CronTrigger.from_crontab(str(self.cron), timezone=timezone.utc)
 
 
-def every_seconds(text: str) -> int:
-    """``30s``, ``5m``, ``2h``, ``1d`` in seconds."""
-    m = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
-    if not m:
-        raise ValueError(f"'{text}' is not a duration like 30s, 5m, 2h, 1d")
-    return int(m.group(1)) * _SECONDS[m.group(2)]
+def every_seconds(text: str) -> float:
+    """An ``every:`` interval (``30s``, ``5m``, ``1.5h``, ``2w`` ...) in seconds.
+
+    Raises:
+        hub.durations.DurationError: also for 0, which APScheduler would quietly run every second.
+    """
+    return durations.parse(text, name="every").total_seconds()
 
 
 def job_specs(cfg: TriadConfig) -> list[JobSpec]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
 
-from hub import audit
+from hub import audit, durations
 from hub.errors import NotFound, UsageError
 from hub.models import ApiToken
 from hub.types import new_id, utcnow
@@ -24,8 +23,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "tri_"                        # tells a Triad token apart from a JWT, and helps secret scanners
 TOUCH_EVERY = timedelta(minutes=1)     # last_used_at is refreshed at most this often (reads stay reads)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TTL = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
 MAX_TTL = timedelta(days=36500)        # beyond that, say 'never'; also keeps now + ttl inside datetime's range
 
 
@@ -42,20 +39,12 @@ def digest(secret: str) -> str:
 
 
 def parse_ttl(text: str | None) -> timedelta | None:
-    """``30d``, ``12h``, ``2w`` ... or ``never``/empty for a token that does not expire."""
+    """``30d``, ``12h``, ``2w`` ... (any :func:`hub.durations.parse` form), or ``never``/empty: no expiry."""
     if text is None or text.strip().lower() in ("", "never", "none"):
         return None
-    m = _TTL.fullmatch(text.lower())
-    if not m:
-        raise UsageError(f"--expires {text!r}: expected a duration like 12h, 30d, 2w, or 'never'")
-    seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    if seconds > MAX_TTL.total_seconds():   # checked before timedelta(), which would overflow
-        raise UsageError(f"--expires {text!r}: too far in the future; at most {MAX_TTL.days} days, "
-                         f"or 'never' for a token that does not expire")
-    ttl = timedelta(seconds=seconds)
-    if ttl <= timedelta(0):   # a token dead on arrival is a typo, not a wish (and 0 must not read as never)
-        raise UsageError(f"--expires {text!r}: a lifetime must be more than 0, e.g. 12h or 30d, or 'never'")
-    return ttl
+    # 0 is refused there, so it never reads as 'never': a token dead on arrival is a typo, not a wish
+    return durations.parse(text, name="--expires", maximum=MAX_TTL, beyond="too far in the future",
+                           otherwise=", or 'never' for a token that does not expire")
 
 
 def create(engine: Engine, user: str, *, by: str, name: str | None = None,

@@ -92,6 +92,19 @@ def test_a_good_cron_is_kept():
     assert cfg.schedules[0].cron == "0 3 * * mon-fri"
 
 
+@pytest.mark.parametrize("every, accepted", [("1.5h", True), ("2w", True), ("30s", True), ("0s", False),
+                                              ("99999999999d", False), ("5 fortnights", False)])
+def test_a_schedule_interval_is_read_by_the_schedulers_own_parser(every: str, accepted: bool):
+    """What `config validate` accepts, `scheduler start` can run, and what it refuses fails at load."""
+    text = f"connectors: {{erp: {{type: file, path: .}}}}\nschedules: [{{connector: erp, every: '{every}'}}]"
+    if accepted:
+        assert parse_config(text, "conf/triad.yaml").schedules[0].every == every
+    else:
+        message = err(text)
+        assert message.startswith(f"conf/triad.yaml: schedules[0]: every '{every}': "), message
+        assert any(hint in message for hint in ("like 30m", "e.g. 30m", "at most 36500 days")), message
+
+
 def test_generic_webhook_keys_only_where_the_generic_webhook_reads_them():
     parse_config("connectors: {erp: {type: file, path: ., webhook_secret: s, webhook_token: t}}")
     msg = err("connectors: {crm: {type: salesforce, base_url: 'https://x', webhook_secret: s}}")

@@ -77,7 +77,7 @@ def test_lifetimes_that_work():
     from hub.tokens import parse_ttl
     assert parse_ttl("30d") == timedelta(days=30) and parse_ttl("1s") == timedelta(seconds=1)
     assert parse_ttl("never") is None and parse_ttl(None) is None
-    with pytest.raises(UsageError, match="expected a duration"):
+    with pytest.raises(UsageError, match="expected a positive duration"):
         parse_ttl("-3h")
 
 
