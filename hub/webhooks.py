@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hub import inbox
@@ -79,7 +80,42 @@ def stop(app: Any) -> None:
         rt.parts.close()
 
 
-@router.post("/webhooks/{connector}", status_code=202, summary="Receive a system's change notification")
+class WebhookError(BaseModel):
+    error: str = Field(description="Why the delivery was not taken.")
+
+
+class WebhookAccepted(BaseModel):
+    accepted: bool
+    id: str = Field(description="The inbox row holding the delivery.")
+    duplicate: bool = Field(description="True for a replay of an event already stored (no second row).")
+
+
+class Health(BaseModel):
+    status: str = Field(description="`ok`, `degraded` (the worker stopped) or `error` (the store does not answer)")
+    database: str
+    worker: str
+    inbox: dict[str, Any] | None = None
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": WebhookError, "description": description}
+
+
+# every answer `receive` can give: the document is what a sender (or its gateway) may rely on
+WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The vendor's own acknowledgement once stored (DingTalk's encrypted `success`, "
+                         "Salesforce's SOAP `Ack`), or the answer to a URL-verification handshake (nothing stored)",
+          "content": {"application/json": {"schema": {}}, "text/xml": {"schema": {"type": "string"}}}},
+    202: {"model": WebhookAccepted, "description": "Stored in the inbox (or a replay of a stored event)"},
+    401: _error("Not authentic: a missing or wrong signature or token, or none configured; nothing is stored"),
+    404: _error("No connector of that name receives changes here (unknown, or `direction: out`)"),
+    413: _error(f"The body is larger than {inbox.MAX_BODY} bytes; nothing is stored"),
+    503: _error("The connector cannot be set up or the store did not take the event: deliver it again"),
+}
+
+
+@router.post("/webhooks/{connector}", status_code=202, summary="Receive a system's change notification",
+             response_model=None, responses=WEBHOOK_RESPONSES)
 async def receive(connector: str, request: Request) -> Response:
     """Verify, store durably, then acknowledge one webhook delivery."""
     rt = realtime(request.app)
@@ -150,7 +186,9 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return bytes(data)
 
 
-@router.get("/healthz", summary="Liveness and readiness")
+@router.get("/healthz", summary="Liveness and readiness", response_model=None,
+            responses={200: {"model": Health, "description": "The store answers and the worker runs (or is off)"},
+                       503: {"model": Health, "description": "The store does not answer, or the worker stopped"}})
 def healthz(request: Request) -> Response:
     """200 while the store answers; the inbox backlog and whether the worker runs."""
     rt = realtime(request.app)
@@ -164,7 +202,8 @@ def healthz(request: Request) -> Response:
                          "inbox": backlog}, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+            responses={200: {"description": f"Prometheus text exposition ({CONTENT_TYPE})"}})
 def metrics(request: Request) -> Response:
     rt = realtime(request.app)
     up = None if rt.worker is None else rt.worker.alive

@@ -42,8 +42,8 @@ def signature_params(query: Mapping[str, str] | None) -> dict[str, str]:
             "timestamp": q.get("timestamp") or "", "nonce": q.get("nonce") or ""}
 
 
-def open_delivery(crypto: DingTalkCrypto, query: Mapping[str, str] | None, body: bytes) -> dict[str, Any]:
-    """The decrypted event of an authentic delivery.
+def open_delivery(crypto: DingTalkCrypto, query: Mapping[str, str] | None, body: bytes) -> str:
+    """The decrypted text of an authentic delivery (whether it reads as an event is :func:`read_event`'s call).
 
     Raises:
         WebhookRejected: missing parameters, a signature that does not match, or undecryptable content.
@@ -57,16 +57,33 @@ def open_delivery(crypto: DingTalkCrypto, query: Mapping[str, str] | None, body:
     if not encrypt or not params["signature"] or not params["timestamp"] or not params["nonce"]:
         raise WebhookRejected("dingtalk: callback without encrypt, signature, timestamp or nonce")
     try:
-        plain = crypto.open(params["signature"], params["timestamp"], params["nonce"], encrypt)
+        return crypto.open(params["signature"], params["timestamp"], params["nonce"], encrypt)
     except CallbackCryptoError as exc:
         raise WebhookRejected(f"dingtalk: {exc}") from None
+
+
+def read_event(plain: str) -> dict[str, Any]:
+    """The event of a decrypted callback.
+
+    Raises:
+        ValueError: the content is not a JSON object. The delivery is authentic all the same: it is
+            stored and answered, and the worker keeps it as an ``error`` row with this reason.
+    """
     try:
         event = json.loads(plain)
     except ValueError:
-        raise WebhookRejected("dingtalk: the decrypted callback is not JSON") from None
+        event = None
     if not isinstance(event, dict):
-        raise WebhookRejected("dingtalk: the decrypted callback is not an object")
+        raise ValueError("dingtalk: the decrypted callback is not a JSON object")
     return event
+
+
+def is_check_url(plain: str) -> bool:
+    """The URL-verification handshake DingTalk sends when the callback URL is registered."""
+    try:
+        return read_event(plain).get("EventType") == "check_url"
+    except ValueError:
+        return False
 
 
 def event_key(event: dict[str, Any]) -> str | None:

@@ -11,10 +11,15 @@ import json
 import logging
 import threading
 from datetime import datetime, timezone
-from typing import Any, Callable
+from types import UnionType
+from typing import Any, Callable, Union, get_args, get_origin
 
 from fastapi import HTTPException, Request
+from fastapi._compat import field_annotation_is_sequence   # what FastAPI itself reads with getlist
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
@@ -47,13 +52,60 @@ def _status(exc: Exception) -> int:
     return 500
 
 
+def _query_fields(dependant: Dependant) -> dict[str, Any]:
+    """Query parameter name -> annotation, for the endpoint and its dependencies (a model's fields spread out)."""
+    out: dict[str, Any] = {}
+    for f in dependant.query_params:
+        model = _model_of(f.field_info.annotation)
+        if model is None:
+            out[f.alias] = f.field_info.annotation
+        else:
+            out.update({mf.alias or name: mf.annotation for name, mf in model.model_fields.items()})
+    for sub in dependant.dependencies:
+        out.update(_query_fields(sub))
+    return out
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model of a parameter annotated ``Model`` or ``Optional[Model]``."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    for candidate in (annotation, *options):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def single_valued(dependant: Dependant) -> frozenset[str]:
+    """The query parameters FastAPI reads one value of (it reads the list ones with ``getlist``)."""
+    return frozenset(name for name, annotation in _query_fields(dependant).items()
+                     if not field_annotation_is_sequence(annotation))
+
+
+def refuse_repeats(request: Request, single: frozenset[str]) -> None:
+    """422 for a single-valued parameter given twice: silently taking one of the values would hide a mistake."""
+    items = request.query_params.multi_items()
+    if len(items) == len(request.query_params):
+        return
+    given: dict[str, list[str]] = {}
+    for name, value in items:
+        given.setdefault(name, []).append(value)
+    errors = [{"type": "repeated_parameter", "loc": ("query", name), "input": values,
+               "msg": f"the query parameter '{name}' takes one value but was given {len(values)} times"}
+              for name, values in given.items() if len(values) > 1 and name in single]
+    if errors:
+        raise RequestValidationError(errors)
+
+
 class TriadRoute(APIRoute):
-    """Turns hub errors into HTTP answers: 403 permission, 404 not found, 422 bad input."""
+    """Turns hub errors into HTTP answers: 403 permission, 404 not found, 422 bad input (a repeated
+    single-valued query parameter included)."""
 
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()
+        single = single_valued(self.dependant)
 
         async def wrapped(request: Request) -> Any:
+            refuse_repeats(request, single)
             try:
                 return await handler(request)
             except (TriadError, DataError, IntegrityError) as exc:

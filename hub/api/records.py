@@ -97,6 +97,17 @@ def _get(conn: Connection, entity: str, record_id: str) -> Any:
     return conn.execute(_BY_ID[entity], {"id": record_id}).mappings().first()
 
 
+def _no_record(conn: Connection, entity: str, record_id: str) -> NotFound:
+    """A 404 worded for an HTTP client: the API path to use, and the golden id when a source id was given."""
+    hit = conn.execute(select(_XT.c.system, _XT.c.record_id).where(_XT.c.entity == entity,
+                                                                   _XT.c.source_id == record_id)).first()
+    if hit is None:
+        return NotFound(f"no {entity} {record_id}; GET /api/v1/records/{entity} lists them")
+    return NotFound(f"no {entity} {record_id}: it is a {hit.system} id, of the golden {entity} {hit.record_id} "
+                    f"(GET /api/v1/records/{entity}/{hit.record_id}/provenance, or "
+                    f"GET /api/v1/xref/{hit.system}/{entity}/{record_id})")
+
+
 def _list(request: Request, caller: Caller, entity: str, q: Any) -> dict[str, Any]:
     eng = engine(request)
     require(eng, caller.principal, "read", entity)
@@ -141,7 +152,7 @@ def _one(request: Request, caller: Caller, entity: str, record_id: str) -> dict[
     with reader(request).connect() as conn:
         row = _get(conn, entity, record_id)
         if row is None:
-            raise NotFound(f"no {entity} {record_id}")
+            raise _no_record(conn, entity, record_id)
         return _records(conn, entity, [row], caller.principal.denied_fields(entity))[0]
 
 
@@ -167,7 +178,11 @@ def _provenance(request: Request, caller: Caller, entity: str, record_id: str) -
     eng = engine(request)
     require(eng, caller.principal, "read", entity)
     hidden = caller.principal.denied_fields(entity)
-    r = show_record(reader(request), entity, record_id, hidden, history_limit=0)
+    try:
+        r = show_record(reader(request), entity, record_id, hidden, history_limit=0)
+    except NotFound:   # the hub's own message names a CLI command
+        with reader(request).connect() as conn:
+            raise _no_record(conn, entity, record_id) from None
     for q in r["quarantine"]:   # a reason quotes the refused value; leave out those about hidden fields
         q["reasons"] = [x for x in q["reasons"] or [] if not ({x.get("column"), x.get("field")} & hidden)]
     return {"id": r["id"], "entity": entity, "provenance": r["provenance"], "sources": r["sources"],
@@ -181,7 +196,7 @@ def _history(request: Request, caller: Caller, entity: str, record_id: str, fiel
     hidden = caller.principal.denied_fields(entity)
     with reader(request).connect() as conn:
         if _get(conn, entity, record_id) is None:
-            raise NotFound(f"no {entity} {record_id}")
+            raise _no_record(conn, entity, record_id)
     rows = []
     for h in record_history(reader(request), entity, record_id, field, limit):
         if h["field"] in hidden:

@@ -13,7 +13,7 @@ from hub.api.common import NO_NUL, TriadRoute, decode_cursor, encode_cursor, eng
 from hub.api.schemas import (ConflictDetail, ConflictPage, EntityName, QuarantineDetail, QuarantinePage,
                              ResolveRequest, ResolveResult)
 from hub.canonical import ENTITIES
-from hub.errors import UsageError
+from hub.errors import NotFound, UsageError
 from hub.rbac import Principal, require
 
 router = APIRouter(route_class=TriadRoute)
@@ -67,9 +67,17 @@ async def get_conflict(request: Request, conflict_id: ItemId, credentials: Crede
     return await as_caller(request, credentials, _get_conflict, conflict_id)
 
 
+def _no_conflict(conflict_id: str) -> NotFound:
+    """The hub's own message names a CLI command; an HTTP client is told the API path instead."""
+    return NotFound(f"no conflict {conflict_id}; GET /api/v1/conflicts lists them")
+
+
 def _get_conflict(request: Request, caller: Caller, conflict_id: str) -> dict[str, Any]:
     eng = engine(request)
-    c = conflict_ops.show_conflict(reader(request), conflict_id)
+    try:
+        c = conflict_ops.show_conflict(reader(request), conflict_id)
+    except NotFound:
+        raise _no_conflict(conflict_id) from None
     require(eng, caller.principal, "read", c["entity"], c["field"], target=f"conflict:{conflict_id}")
     hidden = caller.principal.denied_fields(c["entity"])
     if c["record"] is not None:
@@ -89,7 +97,10 @@ async def resolve_conflict(request: Request, conflict_id: ItemId, body: Annotate
 def _resolve(request: Request, caller: Caller, conflict_id: str, body: ResolveRequest) -> dict[str, Any]:
     eng = engine(request)
     with reader(request).connect() as conn:
-        c = conflict_ops.get_conflict(conn, conflict_id)
+        try:
+            c = conflict_ops.get_conflict(conn, conflict_id)
+        except NotFound:
+            raise _no_conflict(conflict_id) from None
     # checked before the write transaction: a refusal is audited in a transaction of its own
     require(eng, caller.principal, "resolve", c["entity"], c["field"], target=f"conflict:{conflict_id}")
     if sum((body.take is not None, body.value is not None, body.keep)) != 1:
@@ -133,7 +144,10 @@ async def get_quarantine(request: Request, item_id: ItemId, credentials: Credent
 
 def _get_quarantine(request: Request, caller: Caller, item_id: str) -> dict[str, Any]:
     eng = engine(request)
-    item = quarantine_admin.get_item(reader(request), item_id)
+    try:
+        item = quarantine_admin.get_item(reader(request), item_id)
+    except NotFound:   # the hub's own message names a CLI command
+        raise NotFound(f"no quarantine item {item_id}; GET /api/v1/quarantine lists them") from None
     require(eng, caller.principal, "read", item["entity"], target=f"quarantine:{item_id}")
     # the raw payload without the source fields the mapping reads into a hidden field (as the CLI shows it)
     return quarantine_admin.Redactor(caller.principal, parts(request).mapping)(item)

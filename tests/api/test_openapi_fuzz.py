@@ -9,12 +9,12 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
+                                               response_schema_conformance, status_code_conformance)
 
-# negative_data_rejection is left out: like most frameworks, FastAPI takes the last of a repeated scalar
-# query parameter instead of refusing it; invalid inputs are still sent (negative mode) and must not 5xx
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# invalid inputs (negative mode), a repeated single-valued query parameter among them, must be refused
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          negative_data_rejection]
 
 
 @pytest.fixture(scope="module")
