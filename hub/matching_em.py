@@ -49,7 +49,7 @@ def source_records(conn: Connection, entity: str, limit: int) -> list[dict[str, 
     """The records as the systems last sent them (``source_state``), up to ``limit``."""
     st = SourceState.__table__
     q = select(st.c["values"]).where(st.c.entity == entity).order_by(st.c.system, st.c.source_id).limit(limit)
-    return [r[0] for r in conn.execute(q) if isinstance(r[0], dict)]
+    return [r[0] for r in conn.execute(q) if isinstance(r[0], dict) and r[0]]   # (none: only written to)
 
 
 def candidate_pairs(entity: str, records: list[dict[str, Any]]) -> dict[tuple[int, int], set[str]]:

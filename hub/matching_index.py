@@ -167,7 +167,7 @@ def source_versions(conn: Connection, entity: str, ids: Sequence[str]) -> list[t
         # SQLite walks the primary key's entity prefix, every state of the entity, once per chunk
         for rid, ent, values in conn.execute(select(st.c.record_id, st.c.entity, st.c["values"]).where(
                 st.c.record_id.in_(part))).all():
-            if ent == entity and isinstance(values, dict):
+            if ent == entity and isinstance(values, dict) and values:   # (none: only written to, hub.echoes)
                 out.append((rid, values))
     return out
 

@@ -10,6 +10,9 @@ For each field f of golden record G and system s (V_s the value last seen from s
       (owner / priority / most_recent / manual).
 A system that is not the owner of a field never changes it (also not by an
 informed change); its value is overwritten back and the attempt recorded.
+A value the hub wrote to a system coming back from it (an echo) is never
+taken as that system's own edit: it does not vouch for the golden value's
+time, and an older write returning late changes nothing.
 """
 from __future__ import annotations
 
@@ -117,7 +120,8 @@ def create(incoming: Incoming, rules: Rules | None = None) -> MergeOutcome:
 
 
 def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, Any] | None,
-          incoming: Incoming, rules: Rules, open_manual: frozenset[str] = frozenset()) -> MergeOutcome:
+          incoming: Incoming, rules: Rules, open_manual: frozenset[str] = frozenset(),
+          echoes: dict[str, list] | None = None) -> MergeOutcome:
     """Merge one source record into its golden record, field by field.
 
     Args:
@@ -128,6 +132,9 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
         incoming: the new values from the system.
         rules: survivorship for the entity.
         open_manual: fields with an open manual conflict on this record (they stay put until resolved).
+        echoes: field -> values the hub wrote to ``incoming.system`` that it has not shown back yet (a
+            system whose writes are not read back at once, such as a file outbox). Such a value coming back
+            is the hub's own write returning, not an edit of that system, whenever the system says it happened.
     """
     s = incoming.system
     first_link = base is None
@@ -143,10 +150,15 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
         g = golden.get(f)
         rule = rules.for_field(f)
         g_sys, g_ts = provenance_of(prov, f, g)
+        echo = echoes is not None and v in echoes.get(f, ())
         if v == g:                                                # 2a: s caught up
-            if rule.kind in ("priority", "most_recent") and _incoming_wins(rule.kind, rules, s, incoming.source_ts,
-                                                                           g_sys, g_ts):
+            if not echo and rule.kind in ("priority", "most_recent") and _incoming_wins(
+                    rule.kind, rules, s, incoming.source_ts, g_sys, g_ts):
                 prov[f] = [s, incoming.source_ts]   # the value's strongest witness, so order cannot matter
+            continue                                # an echo is no witness: its time is when s took our write
+        if echo:       # an earlier write of ours coming back after a later one: s has not caught up yet
+            if g is not None and g not in echoes.get(f, ()):   # (the later write is on its way already)
+                out.send_back[f] = g
             continue
         vs = _MISSING if first_link else base.get(f)              # a first link is never an informed change
         if rule.kind == "owner" and s != rule.owner:

@@ -202,6 +202,9 @@ class SourceState(Base):
     source_ts: Mapped[datetime | None]
     seen_at: Mapped[datetime]
     run_id: Mapped[str | None] = mapped_column(Id)
+    # field -> values the hub wrote to a system whose writes it cannot read back at once (a file outbox),
+    # oldest first, not yet shown back by it: when they come back they are echoes, not the system's edits
+    written: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class FieldHistory(Base):

@@ -21,6 +21,7 @@ from hub.mapping import Mapping
 from hub.merge import CREATED, Incoming, MergeOutcome, Rules, create, merge
 from hub.models import Conflict, SourceState, Xref
 from hub.open_conflicts import open_fields
+from hub.echoes import still_pending
 from hub.errors import MappingError
 from hub.gc_pause import cyclic_gc_paused
 from hub.outbox import OutboxQueue
@@ -86,6 +87,7 @@ class _Item:
     xref_status: str | None = None
     base: dict[str, Any] | None = None
     stored_base: Any = None           # source_state.values as read with the xref, decoded only if needed
+    written: dict[str, list] | None = None   # our writes this system has not shown back yet (hub.echoes)
     quarantine_id: str | None = None
     candidates: list = field(default_factory=list)   # (record id, score, details) for a steward to review
 
@@ -270,7 +272,7 @@ def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item])
     base = type_coerce(st.c["values"], Text).label("base")
     for part in chunks(sorted(items)):
         q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash, st.c.source_ts,
-                    base)
+                    base, st.c.written)
              .select_from(xt.outerjoin(st, and_(st.c.entity == xt.c.entity, st.c.system == xt.c.system,
                                                 st.c.source_id == xt.c.source_id)))
              .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part)))
@@ -278,7 +280,7 @@ def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item])
             item = items[r.source_id]
             item.record_id, item.xref_status = r.record_id, r.status
             item.state_hash, item.state_raw_hash, item.state_ts = r.row_hash, r.raw_hash, r.source_ts
-            item.stored_base = r.base
+            item.stored_base, item.written = r.base, r.written
 
 
 def _older(item: _Item) -> bool:
@@ -551,7 +553,7 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
         else:
             _same_keys_as_golden(ctx, item, row.values)
             outcome = merge(row.values, row.provenance, item.base if not item.linked_now else None, incoming,
-                            ctx.rules, frozenset(open_manual.get(rid, ())))
+                            ctx.rules, frozenset(open_manual.get(rid, ())), item.written)
             if item.linked_now:
                 stats.add("linked")
                 if ctx.writes_back:   # the new system learns what the hub knows that it lacks
@@ -591,7 +593,8 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
                                  "created_at": ctx.now, "decided_at": None, "decided_by": None})
     w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
                                 "record_id": rid, "values": item.values, "row_hash": item.hash,
-                                "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now, "run_id": ctx.run_id}
+                                "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now,
+                                "run_id": ctx.run_id, "written": still_pending(item.written, item.values)}
 
 
 def _row_from_new(w: _Writes, rid: str) -> golden.GoldenRow | None:
@@ -625,8 +628,8 @@ def _delete_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRo
                 outbox: OutboxQueue, stats: BatchStats) -> None:
     w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
                                 "record_id": item.record_id, "values": item.base or item.values,
-                                "row_hash": item.hash, "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now,
-                                "run_id": ctx.run_id}
+                                "row_hash": item.hash, "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts),
+                                "seen_at": ctx.now, "run_id": ctx.run_id, "written": item.written}
     if item.record_id is None:
         w.states.pop(item.source_id)   # never seen alive: nothing to flag
         stats.add("unchanged")

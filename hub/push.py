@@ -36,6 +36,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func,
 from hub import golden
 from hub.canonical import ENTITIES
 from hub.connector import WriteChange, WriteResult
+from hub.echoes import add_written
 from hub.errors import LimitExceeded, MappingError, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
 from hub.models import Outbox, SourceState, Xref
@@ -431,6 +432,8 @@ def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_row
         report.counts["written"] += len(ok)
         if visible:
             _record_bases(conn, name, entity, ok, written, now)
+        else:
+            _record_written(conn, name, entity, ok, written, now)
 
 
 def _unread_changes(conn: Connection, connector: Any, spec: Any, mapping: Any, name: str, entity: str,
@@ -507,6 +510,30 @@ def _record_bases(conn: Connection, name: str, entity: str, ok: list, written: d
                      "values": values, "row_hash": "written", "raw_hash": None, "source_ts": None,
                      "seen_at": now, "run_id": None})
     upsert(conn, st, rows, ["entity", "system", "source_id"], ["record_id", "values", "row_hash", "raw_hash", "seen_at"])
+
+
+def _record_written(conn: Connection, name: str, entity: str, ok: list, written: dict[str, dict[str, Any]],
+                    now: datetime) -> None:
+    """The system takes what was written in later (it imports a file): its base stays what it last showed,
+    and the values wait in ``written`` to be told apart from its own edits when they come back."""
+    st = SourceState.__table__
+    sids = {ch.change_id: ch.source_id or res.source_id for ch, res in ok if not ch.delete}
+    pending: dict[str, dict[str, list] | None] = {}
+    for part in chunks(sorted({s for s in sids.values() if s})):
+        for r in conn.execute(select(st.c.source_id, st.c.written).where(
+                st.c.entity == entity, st.c.system == name, st.c.source_id.in_(part))):
+            pending[r.source_id] = r.written
+    rows: dict[str, dict[str, Any]] = {}
+    for ch, _ in ok:
+        sid = sids.get(ch.change_id)
+        if not sid or not written.get(ch.change_id):
+            continue
+        pending[sid] = add_written(pending.get(sid), written[ch.change_id])
+        # a record the hub created there has no state yet: an empty base (nothing seen from it), not shown as read
+        rows[sid] = {"entity": entity, "system": name, "source_id": sid, "record_id": ch.record_id, "values": {},
+                     "row_hash": "written", "raw_hash": None, "source_ts": None, "seen_at": now, "run_id": None,
+                     "written": pending[sid]}
+    upsert(conn, st, list(rows.values()), ["entity", "system", "source_id"], ["written"])
 
 
 def _backoff(parts: Parts, attempts: int, retry_after: float | None) -> timedelta:

@@ -80,6 +80,8 @@ def show_record(engine: Engine, entity: str, record_id: str, denied: frozenset[s
         st = SourceState.__table__
         sources = {}
         for s in conn.execute(select(st).where(st.c.entity == entity, st.c.record_id == record_id)).mappings():
+            if s["row_hash"] == "written" and not s["values"]:
+                continue     # only written to (hub.echoes): nothing read from that system yet
             sources.setdefault(s["system"], {})[s["source_id"]] = {
                 "values": {k: v for k, v in (s["values"] or {}).items() if k not in denied},
                 "source_ts": s["source_ts"], "seen_at": s["seen_at"]}

@@ -101,3 +101,26 @@ def test_steward_value_outranks_a_concurrent_system_change():
     hub.golden["phone"] = "+5"
     hub.receive("erp", {"phone": "+7"}, T3)     # base +1 != golden +5: concurrent with the steward
     assert hub.golden["phone"] == "+5"
+
+
+def test_an_echo_of_our_write_is_no_witness_of_the_value():
+    # golden +2 from erp at T1, written to crm (a file outbox); crm exports it at T3
+    without = merge({"phone": "+2"}, {"phone": ["erp", T1]}, {}, Incoming("crm", {"phone": "+2"}, T3), RECENT)
+    assert without.provenance["phone"] == ["crm", T3]          # crm's own word: the later witness
+    echo = merge({"phone": "+2"}, {"phone": ["erp", T1]}, {}, Incoming("crm", {"phone": "+2"}, T3), RECENT,
+                 echoes={"phone": ["+2"]})
+    assert echo.provenance["phone"] == ["erp", T1]
+    assert not echo.changes and not echo.conflicts and not echo.send_back and not echo.history
+
+
+def test_an_older_write_of_ours_coming_back_late_changes_nothing():
+    # we wrote +1 then +2 to crm; crm shows +1 with a later stamp than golden's: not crm's edit
+    late = merge({"phone": "+2"}, {"phone": ["erp", T1]}, {"phone": "+0"}, Incoming("crm", {"phone": "+1"}, T3),
+                 RECENT, echoes={"phone": ["+1", "+2"]})
+    assert not late.changes and not late.conflicts and not late.send_back   # +2 is on its way to crm
+    behind = merge({"phone": "+2"}, {"phone": ["erp", T1]}, {"phone": "+0"}, Incoming("crm", {"phone": "+1"}, T3),
+                   RECENT, echoes={"phone": ["+1"]})
+    assert not behind.changes and behind.send_back == {"phone": "+2"}        # golden moved on: sent again
+    mine = merge({"phone": "+2"}, {"phone": ["erp", T1]}, {"phone": "+0"}, Incoming("crm", {"phone": "+7"}, T3),
+                 RECENT, echoes={"phone": ["+1", "+2"]})
+    assert mine.changes == {"phone": "+7"}                                  # crm's own edit, later: it wins
