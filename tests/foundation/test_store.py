@@ -62,3 +62,24 @@ def test_models_cover_the_canonical_catalogue():
     for name, ent in ENTITIES.items():
         cols = GOLDEN_MODELS[name].__table__.c
         assert [f for f in ent.fields if f != "lines" and f not in cols] == []
+
+
+def test_a_store_of_the_first_revision_upgrades_with_its_rows(store_url: str):
+    from hub.models import SourceState
+    from hub.store import make_engine, upgrade
+    engine = make_engine(store_url)
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as conn:   # a merge base as revision 0001 stored it
+            conn.exec_driver_sql(
+                "INSERT INTO source_state (entity, system, source_id, record_id, \"values\", row_hash, seen_at) "
+                "VALUES ('customer', 'erp', 'C1', '01J0000000000000000000000R', '{\"city\": \"Shanghai\"}', 'h', "
+                "'2026-11-01 08:00:00')")
+        upgrade(engine)
+        assert current_revision(engine) == head_revision() and schema_diff(engine) == []
+        st = SourceState.__table__
+        with engine.connect() as conn:
+            row = conn.execute(select(st.c["values"], st.c.written)).one()
+        assert row == ({"city": "Shanghai"}, None)
+    finally:
+        engine.dispose()
