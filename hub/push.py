@@ -48,6 +48,7 @@ from hub.values import decode_record
 
 log = logging.getLogger(__name__)
 CLAIM = timedelta(minutes=5)
+NOT_READ_YET = "has not been read yet"
 CLAIM_LOCK = 7370003      # advisory lock namespace; hub.audit uses 7370001, hub.changefeed 7370002
 
 
@@ -263,6 +264,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         ref_ids = _ref_targets(conn, name, entity, current, by_record)
         unread = _unread_changes(conn, connector, spec, mapping, name, entity,
                                  {rid: links[rid] for rid in by_record if rid in links})
+        first_read = _first_read_pending(conn, parts, name, entity)
     changes: list[WriteChange] = []
     change_rows: dict[str, list[dict[str, Any]]] = {}
     written: dict[str, dict[str, Any]] = {}     # change -> canonical values the system now holds
@@ -288,6 +290,9 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             continue
         if source_id is not None and rid in unread:   # writing now would overwrite a change the hub has not read
             deferred += [(r, unread[rid]) for r in group]
+            continue
+        if source_id is None and first_read:    # it may hold this record already: the read links it, then update
+            deferred += [(r, first_read) for r in group]
             continue
         hold = held.get(rid, set())     # not propagated until resolved; the resolution is queued anew
         if source_id is None:    # unknown to this system: create it with the whole golden record
@@ -436,6 +441,21 @@ def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_row
             _record_written(conn, name, entity, ok, written, now)
 
 
+def _first_read_pending(conn: Connection, parts: Parts, name: str, entity: str) -> str | None:
+    """Why a create must wait, or None: a system the hub also reads is not sent new records before its
+    first complete read, which links the records it holds already (a create would make a second one)."""
+    if parts.cfg.connectors[name].direction == "out":
+        return None
+    from hub.models import SyncRun
+    sr = SyncRun.__table__
+    read = conn.execute(select(sr.c.id).where(sr.c.connector == name, sr.c.entity == entity, sr.c.kind == "sync",
+                                              sr.c.status == "ok", sr.c.dry_run.is_(False)).limit(1)).first()
+    if read is not None:
+        return None
+    return (f"{name}/{entity} {NOT_READ_YET} and may hold this {entity} already "
+            f"(`triad sync run --connector {name} --entity {entity}`): waiting for a read")
+
+
 def _unread_changes(conn: Connection, connector: Any, spec: Any, mapping: Any, name: str, entity: str,
                     links: dict[str, str]) -> dict[str, str]:
     """Records whose system may hold a change the hub has not read yet: record id -> why.
@@ -578,6 +598,14 @@ def _skip(engine: Engine, skipped: list[tuple[dict[str, Any], str]], report: Pus
     report.counts["skipped"] += len(skipped)
 
 
+def _retry_delay(why: str) -> timedelta:
+    """When a deferred row is due again. A successful read of its stream makes a row waiting for a read
+    due at once (hub.sync); the delay is for reads that come another way (a webhook)."""
+    if NOT_READ_YET in why:
+        return timedelta(minutes=1)      # nothing else will change before that first read
+    return timedelta(seconds=1 if "waiting for a read" in why else 30)
+
+
 def _defer(engine: Engine, deferred: list[tuple[dict[str, Any], str]], report: PushReport) -> None:
     """Rows waiting for a referenced record: tried again soon, without spending an attempt."""
     ot = Outbox.__table__
@@ -585,8 +613,5 @@ def _defer(engine: Engine, deferred: list[tuple[dict[str, Any], str]], report: P
     with engine.begin() as conn:
         conn.execute(update(ot).where(ot.c.id == bindparam("_id")).values(
             last_error=bindparam("err"), next_attempt_at=bindparam("at"), claimed_by=None, claimed_until=None,
-            updated_at=now), [{"_id": r["id"], "err": e,
-                               # a row waiting for a read is due again at once after it; others in 30 s
-                               "at": now + timedelta(seconds=1 if "waiting for a read" in e else 30)}
-                              for r, e in deferred])
+            updated_at=now), [{"_id": r["id"], "err": e, "at": now + _retry_delay(e)} for r, e in deferred])
     report.counts["deferred"] += len(deferred)

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from hub.errors import FatalError, LimitExceeded, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
-from hub.models import Quarantine, StreamState, SyncRun
+from hub.models import Outbox, Quarantine, StreamState, SyncRun
 from hub.pipeline import STAT_KEYS, BatchStats, StreamContext, process_batch
 from hub.sqlutil import upsert
 from hub.streams import Parts, inbound_streams
@@ -194,7 +194,16 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
             _save_run(conn, report, finished=True)
             if not dry_run:
                 _release_lease(conn, name, entity, owner)
+                if report.status == "ok":
+                    _wake_writes_waiting_for_a_read(conn, name, entity)
     return report
+
+
+def _wake_writes_waiting_for_a_read(conn: Connection, name: str, entity: str) -> None:
+    """Writes to this stream held until the hub had read it (hub.push) are due now: the read has happened."""
+    ot = Outbox.__table__
+    conn.execute(update(ot).where(ot.c.connector == name, ot.c.entity == entity, ot.c.status == "pending",
+                                  ot.c.last_error.like("%waiting for a read")).values(next_attempt_at=utcnow()))
 
 
 def _describe(exc: BaseException) -> str:

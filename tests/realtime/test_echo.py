@@ -107,8 +107,10 @@ def test_round_trip_in_real_time_through_serve(tmp_path: Path, sqlite_url: str, 
     cfg = load_config(str(cfg_path))
     engine, parts = make_engine(cfg.store.url), Parts(cfg)
     run_stream(engine, parts, "erp", "customer")               # the initial load, as a scheduler would
-    push(engine, parts)
+    push(engine, parts)                                        # (the CRM not read yet: its creates wait)
     run_stream(engine, parts, "crm", "customer")
+    push(engine, parts)
+    run_stream(engine, parts, "crm", "customer")               # what the CRM filled in on the new accounts
     push(engine, parts)
     erp = parts.connector("erp")
     spec = parts.stream_spec("erp", "customer", None)
