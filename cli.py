@@ -403,7 +403,8 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     """Read every inbound stream (connector x entity) batch by batch into the golden store.
 
     Each batch commits together with the stream's cursor: an interrupted run resumes
-    where it stopped, and records read again change nothing. Exit 1 if a stream failed.
+    where it stopped, and records read again change nothing. Flows (`flows:` in
+    triad.yaml) then move on. Exit 1 if a stream or a flow run failed.
 
     \b
     Examples:
@@ -457,8 +458,11 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
             render.hint("parked rows: triad quarantine list")
         if tot["queued"]:
             render.hint("changes for other systems: triad sync push")
+        if flow_report and flow_report["failed"]:
+            render.error(f"flows: {flow_report['failed']} run(s) failed at a step")
+            render.hint("why: triad flows list --status failed; after a fix: triad flows retry RUN_ID")
     emit(ctx, data, human)
-    if any(r.status == "error" for r in reports):
+    if any(r.status == "error" for r in reports) or (flow_report and flow_report["failed"]):
         sys.exit(1)
 
 

@@ -27,6 +27,10 @@ flows:
       - {name: raise limit, action: update_record, target: trigger, set: {credit_limit: notanumber}}
 """
 
+WAITING = CONFIG.replace(
+    "      - {name: raise limit, action: update_record, target: trigger, set: {credit_limit: notanumber}}\n",
+    "      - {name: approved, action: wait, wait_for: {record: trigger, field: status, in: [active]}}\n")
+
 MAPPING = "source: accounts.csv\nkey: id\nupdated_at: ts\nfields:\n  name: name\n  tax_id: tax\n  tier: tier\n"
 
 
@@ -45,7 +49,7 @@ def accounts(folder: Path, tier: str, ts: str) -> None:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "triad.yaml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "triad.yaml").write_text(WAITING, encoding="utf-8")
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "crm_customer.yaml").write_text(MAPPING, encoding="utf-8")
     (tmp_path / "crm").mkdir()
@@ -88,3 +92,22 @@ def test_constant_encodes_good_values():
     assert constant("order_date", "today", "date", now) == "2026-11-02"
     assert constant("submitted_at", "now", "datetime", now) == now.isoformat()
     assert constant("stage", "closed_won", "string") == "closed_won"
+
+
+
+def test_a_flow_run_failing_during_a_sync_run_makes_it_exit_1(project: Path):
+    """`sync run` moves flows on too: a run that fails there is a failure of the command, as in `flows run`."""
+    import sqlite3
+    triad("sync", "run")
+    accounts(project, "vip", "2026-11-02T00:00:00Z")
+    first = triad("sync", "run")
+    assert first["flows"]["waiting"] == 1 and first["flows"]["failed"] == 0
+    with sqlite3.connect(project / "hub.db") as db:     # the record the run waits on is gone (cleaned up by hand)
+        db.execute("DELETE FROM xref")
+        db.execute("DELETE FROM customer")
+    failed = triad("sync", "run", code=1)
+    assert failed["flows"]["failed"] == 1 and all(r["status"] == "ok" for r in failed["runs"])
+    human = CliRunner().invoke(main, ["sync", "run"], catch_exceptions=False)
+    assert human.exit_code == 0, human.output            # failed runs are not moved again: nothing failed now
+    runs = triad("flows", "list", "--status", "failed")["runs"]
+    assert len(runs) == 1 and "no longer exists" in triad("flows", "show", runs[0]["id"])["steps"][1]["error"]
