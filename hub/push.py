@@ -265,6 +265,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         unread = _unread_changes(conn, connector, spec, mapping, name, entity,
                                  {rid: links[rid] for rid in by_record if rid in links})
         first_read = _first_read_pending(conn, parts, name, entity)
+        undecided = _open_candidates(conn, entity, list(by_record))
     changes: list[WriteChange] = []
     change_rows: dict[str, list[dict[str, Any]]] = {}
     written: dict[str, dict[str, Any]] = {}     # change -> canonical values the system now holds
@@ -276,6 +277,10 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         delete = any(r["operation"] == "delete" for r in group)
         if g is None and not delete:
             dead += [(r, f"the golden {entity} {rid} no longer exists") for r in group]
+            continue
+        if g is not None and g.merged_into:     # its links and values went to the surviving record
+            skipped += [(r, f"not sent: {entity} {rid} was merged into {g.merged_into}, which carries its values")
+                        for r in group]
             continue
         source_id = links.get(rid)
         if delete:
@@ -293,6 +298,10 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             continue
         if source_id is None and first_read:    # it may hold this record already: the read links it, then update
             deferred += [(r, first_read) for r in group]
+            continue
+        if source_id is None and rid in undecided:    # created now, a merge would leave two records there
+            deferred += [(r, f"not created in {name} yet: {entity} {rid} may be the same as {undecided[rid]}, "
+                              f"waiting for a steward (triad matches list)") for r in group]
             continue
         hold = held.get(rid, set())     # not propagated until resolved; the resolution is queued anew
         if source_id is None:    # unknown to this system: create it with the whole golden record
@@ -439,6 +448,19 @@ def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_row
             _record_bases(conn, name, entity, ok, written, now)
         else:
             _record_written(conn, name, entity, ok, written, now)
+
+
+def _open_candidates(conn: Connection, entity: str, record_ids: list[str]) -> dict[str, str]:
+    """Record id -> another record it may be the same as (an open match candidate a steward has not decided)."""
+    from hub.models import MatchCandidate
+    mt = MatchCandidate.__table__
+    out: dict[str, str] = {}
+    for part in chunks(record_ids):
+        for a, b in conn.execute(select(mt.c.record_a, mt.c.record_b).where(
+                mt.c.status == "open", mt.c.entity == entity, or_(mt.c.record_a.in_(part), mt.c.record_b.in_(part)))):
+            out.setdefault(a, b)
+            out.setdefault(b, a)
+    return out
 
 
 def _first_read_pending(conn: Connection, parts: Parts, name: str, entity: str) -> str | None:
