@@ -22,6 +22,7 @@ from hub.errors import FatalError, LimitExceeded, RetriableError
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+STOP_AFTER = 30.0    # a Retry-After longer than this (and than max_wait) is waited out between runs, not in one
 
 
 @dataclass
@@ -79,13 +80,21 @@ class HttpClient:
 
     def request(self, method: str, path: str, *,
                 classify: Callable[[requests.Response], None] | None = None,
-                **kwargs: Any) -> requests.Response:
+                idempotent: bool = True, **kwargs: Any) -> requests.Response:
         """Send a request, retrying transient failures.
 
         ``classify(response)`` may raise RetriableError (retried here),
         LimitExceeded or FatalError (raised to the caller) for bodies that hide
         errors behind HTTP 200. Non-retriable 4xx responses are returned for the
         caller to interpret (per-record errors are data, not exceptions).
+
+        ``idempotent=False`` (a create that sending twice would make twice): it is sent again here
+        only when the system cannot have acted on it (the connection was never made, 429). After a
+        read timeout or a 5xx it may have been carried out: the RetriableError goes to the caller,
+        whose retry looks the record up first (the outbox's next attempt).
+
+        A Retry-After longer than the policy's ``max_wait`` and :data:`STOP_AFTER` is not cut short:
+        LimitExceeded, so the run stops cleanly and the next one resumes after it.
         """
         kwargs.setdefault("timeout", self.policy.timeout)
         # requests prefers $REQUESTS_CA_BUNDLE over session.verify; a per-request value wins over both
@@ -99,6 +108,8 @@ class HttpClient:
                 resp = self.session.request(method, url, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last = RetriableError(f"{method} {path}: {type(exc).__name__}", connector=self.name)
+                if not idempotent and not isinstance(exc, requests.ConnectTimeout) and not _never_sent(exc):
+                    raise last from exc        # it may have been carried out: not sent again blindly
             else:
                 if resp.status_code == 401 and self.on_unauthorized and not reauthed:
                     reauthed = True
@@ -118,6 +129,13 @@ class HttpClient:
                 except RetriableError as exc:
                     last = exc
                     wait = exc.retry_after
+                    if wait is not None and wait > max(self.policy.max_wait, STOP_AFTER):
+                        raise LimitExceeded(f"{exc} (the system asks to wait {wait:.0f} s, longer than this "
+                                            f"connector waits in a run; the next run resumes)",
+                                            retry_after=wait, connector=self.name) from exc
+                    if not idempotent and resp.status_code in RETRY_STATUSES and resp.status_code != 429:
+                        raise                  # a 5xx after a create may hide a done create
+
             if attempt == self.policy.attempts:
                 break
             if wait is None:
@@ -154,3 +172,11 @@ def follow_pages(first: Any, next_of: Callable[[Any], str | None],
             raise FatalError(f"paging loop: token {token!r} returned twice")
         seen.add(token)
         page = fetch(token)
+
+
+def _never_sent(exc: Exception) -> bool:
+    """A connection refused or not made (DNS, refused port): the request never reached the system."""
+    text = str(exc)
+    return isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout) and (
+        "Connection refused" in text or "Failed to resolve" in text or "Name or service not known" in text
+        or "NewConnectionError" in text)
