@@ -266,6 +266,9 @@ class Mapping:
         # are read inline by to_canonical, saving a call per field; the reader handles the rest
         self._readers = tuple((p.name, _plain_key(p), _compile_reader(p, plan.tz)) for p in plan.fields)
         self._writers = {p.name: _compile_writer(p, plan.tz) for p in plan.fields if not p.readonly}
+        # fields read from where they are written: what a write of them will read back as can be told
+        self._read_back = {name: read for (name, _, read), p in zip(self._readers, plan.fields)
+                           if not p.readonly and not p.ref and p.each is None and p.target == p.source}
         self._ref_items = tuple(self.ref_fields.items())
         self._get_key = _getter(plan.key)
         self._get_ts = _getter(plan.updated_at) if plan.updated_at else None
@@ -362,6 +365,19 @@ class Mapping:
         refs = {f: e for f, e in self._ref_items if values[f] is not None} if self._ref_items else {}
         deleted = self._deleted(raw) if self._deleted is not None else False
         return MappedRecord(key if key.__class__ is str else to_string(key), ts, values, refs, deleted)
+
+    def read_back(self, written: dict[str, Any]) -> dict[str, Any]:
+        """The values the system will show for what :meth:`to_source` wrote (``written``, its output),
+        for the fields that can be told: a value map that is not one to one (``blocked`` and
+        ``inactive`` both written as ``false``) reads back as another value than was sent.
+        References, order lines and fields written elsewhere than they are read are left out."""
+        out: dict[str, Any] = {}
+        for name, read in self._read_back.items():
+            try:
+                out[name] = read(written)
+            except (MappingError, ValueError, ArithmeticError, TypeError):
+                continue          # not readable as written: the value sent stands
+        return out
 
     def to_source(self, values: dict[str, Any], fields: Iterable[str] | None = None) -> dict[str, Any]:
         """Map canonical values back to the system's field names, formatted as it expects.

@@ -12,7 +12,8 @@ A system that is not the owner of a field never changes it (also not by an
 informed change); its value is overwritten back and the attempt recorded.
 A value the hub wrote to a system coming back from it (an echo) is never
 taken as that system's own edit: it does not vouch for the golden value's
-time, and an older write returning late changes nothing.
+time, and an older write returning late (or our write as a lossy value map
+reads it back) changes nothing.
 """
 from __future__ import annotations
 
@@ -156,10 +157,8 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
                     rule.kind, rules, s, incoming.source_ts, g_sys, g_ts):
                 prov[f] = [s, incoming.source_ts]   # the value's strongest witness, so order cannot matter
             continue                                # an echo is no witness: its time is when s took our write
-        if echo:       # an earlier write of ours coming back after a later one: s has not caught up yet
-            if g is not None and g not in echoes.get(f, ()):   # (the later write is on its way already)
-                out.send_back[f] = g
-            continue
+        if echo:       # our write as s holds it (a lossy value map), or an earlier one back after a later:
+            continue   # not s's edit; the later write is on its way
         vs = _MISSING if first_link else base.get(f)              # a first link is never an informed change
         if rule.kind == "owner" and s != rule.owner:
             # only the system of record changes this field; write the golden value back to s, but an

@@ -334,7 +334,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         key = group[-1]["idempotency_key"]
         changes.append(WriteChange(key, rid, source_id, payload))
         change_rows[key] = group
-        written[key] = {k: v for k, v in canonical.items() if k in mapping.writable_fields}
+        written[key] = _as_read_back(mapping, canonical, payload)
     if dead:
         _settle_failures(engine, [(r, e, False, None) for r, e in dead], parts, report)
     if deferred:
@@ -552,6 +552,16 @@ def _record_bases(conn: Connection, name: str, entity: str, ok: list, written: d
                      "values": values, "row_hash": "written", "raw_hash": None, "source_ts": None,
                      "seen_at": now, "run_id": None})
     upsert(conn, st, rows, ["entity", "system", "source_id"], ["record_id", "values", "row_hash", "raw_hash", "seen_at"])
+
+
+def _as_read_back(mapping: Any, canonical: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The canonical values the system holds after this write, as its next read will show them: a lossy
+    outbound value map (``blocked`` sent as ``Active__c=false``) reads back as ``inactive``; taking that
+    for the system's own change would set the golden value back and forth on every cycle."""
+    from hub.values import encode
+    shown = mapping.read_back(payload)
+    return {k: (encode(shown[k]) if shown.get(k) is not None or v is None else v) for k, v in canonical.items()
+            if k in mapping.writable_fields}
 
 
 def _record_written(conn: Connection, name: str, entity: str, ok: list, written: dict[str, dict[str, Any]],
