@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+WRITTEN = "written"   # source_state.row_hash of a state the hub wrote (hub.push), not one it read
 KEEP = 8    # writes remembered per field: a system more than this many writes behind is a lost cause anyway
 
 

@@ -122,7 +122,7 @@ def create(incoming: Incoming, rules: Rules | None = None) -> MergeOutcome:
 
 def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, Any] | None,
           incoming: Incoming, rules: Rules, open_manual: frozenset[str] = frozenset(),
-          echoes: dict[str, list] | None = None) -> MergeOutcome:
+          echoes: dict[str, list] | None = None, created_by_us: bool = False) -> MergeOutcome:
     """Merge one source record into its golden record, field by field.
 
     Args:
@@ -136,6 +136,10 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
         echoes: field -> values the hub wrote to ``incoming.system`` that it has not shown back yet (a
             system whose writes are not read back at once, such as a file outbox). Such a value coming back
             is the hub's own write returning, not an edit of that system, whenever the system says it happened.
+        created_by_us: the hub created the record in ``incoming.system`` and has not read it there since. A
+            field the hub never sent it holds what that system filled in itself (its own number, a total it
+            computes, its creation time): not an edit. It becomes the base; the golden value takes it only
+            when it has none (or when that system owns the field).
     """
     s = incoming.system
     first_link = base is None
@@ -159,6 +163,11 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
             continue                                # an echo is no witness: its time is when s took our write
         if echo:       # our write as s holds it (a lossy value map), or an earlier one back after a later:
             continue   # not s's edit; the later write is on its way
+        if created_by_us and f not in base and f not in (echoes or {}) and not (rule.kind == "owner"
+                                                                                 and rule.owner == s):
+            if g is None and g_sys is None:
+                _apply(out, f, g, v, s, incoming.source_ts, "fill")
+            continue                                              # filled in by s at creation
         vs = _MISSING if first_link else base.get(f)              # a first link is never an informed change
         if rule.kind == "owner" and s != rule.owner:
             # only the system of record changes this field; write the golden value back to s, but an

@@ -21,7 +21,7 @@ from hub.mapping import Mapping
 from hub.merge import CREATED, Incoming, MergeOutcome, Rules, create, merge
 from hub.models import Conflict, SourceState, Xref
 from hub.open_conflicts import open_fields
-from hub.echoes import still_pending
+from hub.echoes import WRITTEN, still_pending
 from hub.errors import MappingError
 from hub.gc_pause import cyclic_gc_paused
 from hub.outbox import OutboxQueue
@@ -553,7 +553,8 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
         else:
             _same_keys_as_golden(ctx, item, row.values)
             outcome = merge(row.values, row.provenance, item.base if not item.linked_now else None, incoming,
-                            ctx.rules, frozenset(open_manual.get(rid, ())), item.written)
+                            ctx.rules, frozenset(open_manual.get(rid, ())), item.written,
+                            created_by_us=item.state_hash == WRITTEN and not item.linked_now)
             if item.linked_now:
                 stats.add("linked")
                 if ctx.writes_back:   # the new system learns what the hub knows that it lacks

@@ -36,7 +36,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func,
 from hub import golden
 from hub.canonical import ENTITIES
 from hub.connector import WriteChange, WriteResult
-from hub.echoes import add_written
+from hub.echoes import WRITTEN, add_written
 from hub.errors import LimitExceeded, MappingError, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
 from hub.models import Outbox, SourceState, Xref
@@ -549,7 +549,7 @@ def _record_bases(conn: Connection, name: str, entity: str, ok: list, written: d
             continue
         values = {**bases.get(sid, {}), **written[ch.change_id]}
         rows.append({"entity": entity, "system": name, "source_id": sid, "record_id": ch.record_id,
-                     "values": values, "row_hash": "written", "raw_hash": None, "source_ts": None,
+                     "values": values, "row_hash": WRITTEN, "raw_hash": None, "source_ts": None,
                      "seen_at": now, "run_id": None})
     upsert(conn, st, rows, ["entity", "system", "source_id"], ["record_id", "values", "row_hash", "raw_hash", "seen_at"])
 
@@ -583,7 +583,7 @@ def _record_written(conn: Connection, name: str, entity: str, ok: list, written:
         pending[sid] = add_written(pending.get(sid), written[ch.change_id])
         # a record the hub created there has no state yet: an empty base (nothing seen from it), not shown as read
         rows[sid] = {"entity": entity, "system": name, "source_id": sid, "record_id": ch.record_id, "values": {},
-                     "row_hash": "written", "raw_hash": None, "source_ts": None, "seen_at": now, "run_id": None,
+                     "row_hash": WRITTEN, "raw_hash": None, "source_ts": None, "seen_at": now, "run_id": None,
                      "written": pending[sid]}
     upsert(conn, st, list(rows.values()), ["entity", "system", "source_id"], ["written"])
 

@@ -124,3 +124,19 @@ def test_an_older_write_of_ours_coming_back_late_changes_nothing():
     mine = merge({"phone": "+2"}, {"phone": ["erp", T1]}, {"phone": "+0"}, Incoming("crm", {"phone": "+7"}, T3),
                  RECENT, echoes={"phone": ["+1", "+2"]})
     assert mine.changes == {"phone": "+7"}                                  # crm's own edit, later: it wins
+
+
+def test_what_a_system_filled_in_on_a_record_we_created_there_is_not_its_edit():
+    # we created the order in crm (sent status only); crm numbered it and computed a total itself
+    golden = {"order_no": "SO-1", "total_amount": "500", "status": "draft", "tracking_no": None}
+    prov = {"*": ["erp", T1]}
+    base = {"status": "draft"}                       # what we wrote: crm has not been read since
+    seen = Incoming("crm", {"order_no": "CRM-9", "total_amount": "0", "status": "draft", "tracking_no": "T7"}, T3)
+    out = merge(golden, prov, base, seen, RECENT, created_by_us=True)
+    assert out.changes == {"tracking_no": "T7"}      # an empty golden value takes it
+    assert not out.conflicts and not out.send_back
+    later = merge(golden, prov, base, seen, RECENT)   # the same values read as crm's own edits
+    assert later.changes["order_no"] == "CRM-9" and later.changes["total_amount"] == "0"
+    owned = merge(golden, prov, base, seen, Rules(default="most_recent", fields={"total_amount": FieldRule("owner", "crm")}),
+                  created_by_us=True)
+    assert owned.changes["total_amount"] == "0"      # unless that system owns the field
