@@ -67,6 +67,23 @@ class AuthError(FatalError):
     """The credentials are refused: nothing can go on until the configuration is fixed."""
 
 
+class AnswerLost(FatalError):
+    """A write's answer was cut: it may have been carried out, so the HTTP client must not send it again."""
+
+
+def _keep_cut_answers(check: Callable[[requests.Response], None], name: str) -> Callable[[requests.Response], None]:
+    """``check``, but a cut answer raises AnswerLost (not retried by the HTTP client) instead of RetriableError."""
+    def checked(resp: requests.Response) -> None:
+        try:
+            json.loads(resp.text)
+        except ValueError as exc:
+            if resp.status_code in (200, 206) and not resp.text.startswith("response_error:"):
+                raise AnswerLost(f"the answer to a save was cut ({exc}); it may have been saved",
+                                 connector=name) from exc
+        check(resp)
+    return checked
+
+
 def response_status(body: Any) -> dict[str, Any] | None:
     """The ``ResponseStatus`` of any K3Cloud answer, or None for a plain result (query rows, View)."""
     if isinstance(body, list):
@@ -194,16 +211,18 @@ class KingdeeClient:
         if self.style == "signature":
             return {}
         service, body = self._login_body()
+        answer: dict[str, Any] = {}
 
-        def refuse_http(resp: requests.Response) -> None:
+        def check_login(resp: requests.Response) -> None:
             if resp.status_code != 200:
                 raise AuthError(f"login refused: HTTP {resp.status_code} {resp.text[:200]}", connector=self.name)
+            try:      # a cut answer is parsed here, so the HTTP client retries it like any other
+                answer["body"] = json.loads(resp.text)
+            except ValueError as exc:
+                raise RetriableError(f"login answer is not JSON ({exc})", connector=self.name) from exc
 
-        resp = self.http.request("POST", self.service_path(service), json=body, classify=refuse_http)
-        try:
-            result = resp.json()
-        except ValueError as exc:
-            raise RetriableError(f"login answer is not JSON ({exc})", connector=self.name) from exc
+        resp = self.http.request("POST", self.service_path(service), json=body, classify=check_login)
+        result = answer["body"]
         if not isinstance(result, dict) or result.get("LoginResultType") != 1:
             message = result.get("Message") if isinstance(result, dict) else str(result)[:200]
             raise AuthError(f"login refused for {self.username}@{self.acct_id}: {message}", connector=self.name)
@@ -226,11 +245,13 @@ class KingdeeClient:
             headers["kdservice-sessionid"] = self.session_id
         return headers
 
-    def call(self, service: str, args: dict[str, Any], *, write: bool = False) -> Any:
+    def call(self, service: str, args: dict[str, Any], *, write: bool = False, idempotent: bool = True) -> Any:
         """Call ``DynamicFormService.<service>`` with named args (``formid``, ``data``); the decoded body.
 
         Record-level errors of a write come back in the body; everything else
         raises per :data:`ERROR_TABLE`. A lost session is re-established once.
+        ``idempotent=False`` (a Save that creates): after a read timeout, a 5xx or a cut answer the
+        request is not sent again here but raises RetriableError; the caller's retry looks first.
         """
         full = f"DynamicFormService.{service}"
         body: dict[str, Any] = args
@@ -239,16 +260,19 @@ class KingdeeClient:
             params.append(json.dumps(args.get("data", {}), ensure_ascii=False))
             body = {"parameters": params}
         check: Callable[[requests.Response], None] = lambda r: classify(r, write=write, connector=self.name)
+        if not idempotent:
+            check = _keep_cut_answers(check, self.name)
         for attempt in (1, 2):
             if self.style != "signature" and not self.session_id:
                 self.login()
             try:
-                resp = self.http.request("POST", self.service_path(full), json=body,
-                                         headers=self._headers(full), classify=check)
+                resp = self.http.request("POST", self.service_path(full), json=body, headers=self._headers(full),
+                                         classify=check, idempotent=idempotent)
+            except AnswerLost as exc:
+                raise RetriableError(exc.message, connector=self.name) from exc
             except SessionLost as exc:
                 if attempt == 2:
-                    raise AuthError(f"session lost again right after logging in: {exc.message}",
-                                    connector=self.name) from exc
+                    raise self._refused_again(exc) from exc
                 log.info("K3Cloud session lost; logging in again", extra={"connector": self.name})
                 self.session_id = None
                 self.http.session.cookies.clear()
@@ -258,6 +282,15 @@ class KingdeeClient:
                 self.session_id = sid
             return json.loads(resp.text)
         raise AssertionError("unreachable")
+
+    def _refused_again(self, exc: SessionLost) -> AuthError:
+        """MsgCode 1 again right after a fresh login (or fresh signed headers)."""
+        if self.style == "signature":
+            # PROTOCOLS 3.2: with signed headers this MsgCode means the server refused them
+            return AuthError(f"K3Cloud refused the signed request (MsgCode 1): check username ({self.username}), "
+                             f"app_id, app_secret and lcid ({self.lcid}) of account set {self.acct_id}: {exc.message}",
+                             connector=self.name)
+        return AuthError(f"session lost again right after logging in: {exc.message}", connector=self.name)
 
     def close(self) -> None:
         self.http.close()

@@ -6,21 +6,29 @@ takes them in; an entry (``FSaleOrderEntry``) comes back as a list of lines
 under its name. Reads page with StartRow/Limit, ordered by the modify date,
 from ``cursor - overlap_seconds``; see :mod:`connectors.kingdee.incremental`.
 
-Writes: a change with ``source_id`` updates (primary key in the Model and
-``NeedUpDateFields``); a create is first looked up by its business number
-(FNumber / FBillNo) and becomes an update when found, so a create retried
-after a timeout never makes a second record (K3Cloud has no upsert and no
-idempotency key). References given as internal ids are sent as
-``{"FNumber": ...}``, the form Save resolves.
+Writes: a change with ``source_id`` updates (primary key in the Model,
+entry ids in its lines, and ``NeedUpDateFields``). A create is sent once (a
+lost answer is not resent by the HTTP client) and is first looked up when
+the outbox retries it: by its business number (FNumber / FBillNo), by the
+change id in the entity's ``change_id_field`` (a text field the tenant keeps
+for it), or, for an earlier attempt of this process with neither, by its
+header values among the records created since; when found it becomes an
+update, so a retried create never makes a second record (K3Cloud has no
+upsert and no idempotency key). References given as internal ids are sent as
+``{"FNumber": ...}``, the form Save resolves; sub-head fields (the order's
+settlement currency) are nested in their sub-head (``FSaleOrderFinance``).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 from connectors.kingdee.client import AuthError, KingdeeClient
+from connectors.kingdee.writing import (ci_key, content_filter, match_lines, nest_subheads, quote, save_outcomes,
+                                        update_fields)
 from hub.incremental import (CursorTracker, RunDedup, get_path, localize_times, lower_bound,
                                             nest_dotted, set_path)
 from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
@@ -29,6 +37,7 @@ from hub.errors import ConfigError, FatalError, RetriableError, TriadError
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 2000
+UNSETTLED_KEPT = 10_000     # creates with a lost answer remembered for their retry in this process
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,8 @@ class FormInfo:
     entries: dict[str, tuple[str, ...]] = field(default_factory=dict)   # entry -> fields, entry id first
     refs: dict[str, str] = field(default_factory=dict)       # reference field -> referenced FormId
     defaults: dict[str, Any] = field(default_factory=dict)   # what a create needs ("{org}" = org_number)
+    subheads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # sub-head -> the fields Save nests in it
+    created: str = "FCreateDate"
 
 
 FORMS: dict[str, FormInfo] = {
@@ -58,7 +69,8 @@ FORMS: dict[str, FormInfo] = {
         entries={"FSaleOrderEntry": ("FEntryID", "FSeq", "FMaterialId.FNumber", "FQty", "FPrice", "FTaxPrice",
                                      "FAllAmount", "FEntryNote")},
         refs={"FCustId": "BD_Customer"},
-        defaults={"FBillTypeID": {"FNUMBER": "XSDD01_SYS"}, "FSaleOrgId": {"FNumber": "{org}"}}),
+        defaults={"FBillTypeID": {"FNUMBER": "XSDD01_SYS"}, "FSaleOrgId": {"FNumber": "{org}"}},
+        subheads={"FSaleOrderFinance": ("FSettleCurrId", "FRecConditionId")}),      # PROTOCOLS 3.6
     "AR_RECEIVEBILL": FormInfo(
         "FID", "FBILLNO", "FMODIFYDATE",
         ("FID", "FBILLNO", "FDATE", "FCONTACTUNIT", "FCURRENCYID.FNumber", "FRECAMOUNTFOR", "FTHIRDBILLNO",
@@ -79,15 +91,6 @@ ENTITY_FORMS = {"customer": "BD_Customer", "order": "SAL_SaleOrder", "payment": 
                 "contract": "CRM_Contract"}
 
 
-def _quote(value: Any) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _ci(mapping: dict[str, Any], key: str) -> str | None:
-    low = key.lower()
-    return next((k for k in mapping if k.lower() == low), None)
-
-
 class KingdeeConnector(Connector):
     """K3Cloud WebAPI: customers, sales orders, receipts (payments) and contracts."""
 
@@ -96,7 +99,7 @@ class KingdeeConnector(Connector):
     option_keys = frozenset({"base_url", "acct_id", "username", "password", "app_id", "app_secret", "lcid",
                              "org_num", "auth", "body_style", "timeout", "retries", "backoff", "verify",
                              "overlap_seconds", "org_number", "write_batch_size", "auto_audit"})
-    entity_option_keys = frozenset({"number_field", "entry_fields", "filter", "page_size"})
+    entity_option_keys = frozenset({"number_field", "entry_fields", "filter", "page_size", "change_id_field"})
     entities = ("customer", "order", "payment", "contract")
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
@@ -106,13 +109,14 @@ class KingdeeConnector(Connector):
         self.org = str(options.get("org_number", "100"))
         self.write_batch = int(options.get("write_batch_size", 100))
         self.auto_audit = bool(options.get("auto_audit", False))
+        self._unsettled: dict[str, datetime] = {}      # change id -> when a create whose answer was lost was sent
 
     # -- plumbing -----------------------------------------------------------------
     def _form(self, stream: StreamSpec) -> tuple[str, FormInfo]:
         form_id = stream.source or ENTITY_FORMS.get(stream.entity, "")
         if not form_id:
             raise ConfigError(f"kingdee: no FormId for entity '{stream.entity}'", connector=self.name)
-        known = _ci(FORMS, form_id)
+        known = ci_key(FORMS, form_id)
         info = FORMS[known] if known else FormInfo(stream.key, stream.options.get("number_field", "FNumber"),
                                                    stream.updated_at or "FModifyDate", tuple(stream.fields))
         return form_id, info
@@ -241,6 +245,7 @@ class KingdeeConnector(Connector):
         """BatchSave creates and updates; one result per change, in order (see the module docstring)."""
         form_id, info = self._form(stream)
         key, number = stream.key or info.key, stream.options.get("number_field", info.number)
+        change_field = stream.options.get("change_id_field")
         tz = ZoneInfo(stream.timezone or "Asia/Shanghai")
         results: dict[str, WriteResult] = {}
         models: dict[str, dict[str, Any]] = {}
@@ -254,8 +259,33 @@ class KingdeeConnector(Connector):
         try:
             self._resolve_refs(info, pending, models, results)
             targets = self._existing_ids(form_id, key, number, pending, models)
+            targets.update(self._ids_by_change_id(form_id, key, change_field, pending, targets))
+            targets.update(self._ids_of_lost_answers(form_id, key, number, info, tz, pending, models, targets))
         except RetriableError as exc:
             return self._fill(changes, results, exc)
+        creates, updates = self._split(form_id, key, info, pending, models, targets, results, change_field)
+        try:
+            self._with_entry_ids(form_id, key, info, updates)
+        except RetriableError as exc:
+            return self._fill(changes, results, exc)
+        for _, model in creates + updates:
+            nest_subheads(model, info.subheads)
+        for i in range(0, len(creates), self.write_batch):
+            self._batch_save(form_id, key, creates[i:i + self.write_batch], None, results)
+        self._ids_of_answers_without_ids(form_id, key, number, creates, models, results)
+        entry_pks = {fields[0].lower() for fields in info.entries.values()}
+        by_fields: dict[tuple[str, ...], list] = {}
+        for ch, model in updates:
+            by_fields.setdefault(update_fields(model, key, info.subheads, entry_pks), []).append((ch, model))
+        for fields, group in by_fields.items():
+            for i in range(0, len(group), self.write_batch):
+                self._batch_save(form_id, key, group[i:i + self.write_batch], list(fields), results)
+        return [results[ch.change_id] for ch in changes]
+
+    def _split(self, form_id: str, key: str, info: FormInfo, pending: list[WriteChange],
+               models: dict[str, dict[str, Any]], targets: dict[str, str], results: dict[str, WriteResult],
+               change_field: str | None) -> tuple[list, list]:
+        """(creates, updates): a create whose record already exists (a retried create) becomes an update."""
         creates, updates = [], []
         for ch in pending:
             if ch.change_id in results:
@@ -264,25 +294,19 @@ class KingdeeConnector(Connector):
             source_id = ch.source_id or targets.get(ch.change_id)
             if source_id:
                 if not ch.source_id:
-                    log.info("%s %s already exists in K3Cloud (a retried create); updating it", form_id,
-                             get_path(model, number), extra={"connector": self.name})
+                    log.info("%s of change %s already exists in K3Cloud (a retried create); updating it", form_id,
+                             ch.change_id, extra={"connector": self.name})
                 model[key] = int(source_id) if str(source_id).isdigit() else source_id
                 updates.append((ch, model))
-            else:
-                for k, v in info.defaults.items():
-                    if _ci(model, k) is None:
-                        model[k] = {kk: vv.replace("{org}", self.org) for kk, vv in v.items()} if isinstance(
-                            v, dict) else v
-                creates.append((ch, model))
-        for i in range(0, len(creates), self.write_batch):
-            self._batch_save(form_id, key, creates[i:i + self.write_batch], None, results)
-        by_fields: dict[tuple[str, ...], list] = {}
-        for ch, model in updates:
-            by_fields.setdefault(self._update_fields(model, key), []).append((ch, model))
-        for fields, group in by_fields.items():
-            for i in range(0, len(group), self.write_batch):
-                self._batch_save(form_id, key, group[i:i + self.write_batch], list(fields), results)
-        return [results[ch.change_id] for ch in changes]
+                continue
+            for k, v in info.defaults.items():
+                if ci_key(model, k) is None:
+                    model[k] = {kk: vv.replace("{org}", self.org) for kk, vv in v.items()} if isinstance(
+                        v, dict) else v
+            if change_field:
+                model[change_field] = ch.change_id
+            creates.append((ch, model))
+        return creates, updates
 
     @staticmethod
     def _fill(changes: list[WriteChange], results: dict[str, WriteResult], exc: RetriableError) -> list[WriteResult]:
@@ -297,7 +321,7 @@ class KingdeeConnector(Connector):
             target_info = FORMS[target]
             wanted: dict[str, list[str]] = {}
             for ch in changes:
-                k = _ci(models[ch.change_id], ref_field)
+                k = ci_key(models[ch.change_id], ref_field)
                 value = models[ch.change_id].get(k) if k else None
                 if value not in (None, "") and not isinstance(value, dict):
                     wanted.setdefault(str(value), []).append(ch.change_id)
@@ -312,7 +336,7 @@ class KingdeeConnector(Connector):
                 for cid in change_ids:
                     model = models[cid]
                     if value in found or not value.isdigit():     # not an internal id: taken as the number
-                        model[_ci(model, ref_field) or ref_field] = {"FNumber": found.get(value, value)}
+                        model[ci_key(model, ref_field) or ref_field] = {"FNumber": found.get(value, value)}
                     else:
                         results[cid] = WriteResult(cid, False, None, error=f"{ref_field}: {target} {value} not found")
 
@@ -322,46 +346,143 @@ class KingdeeConnector(Connector):
         by_number: dict[str, list[str]] = {}
         for ch in changes:
             model = models[ch.change_id]
-            value = model.get(_ci(model, number) or number) if not ch.source_id else None
+            value = model.get(ci_key(model, number) or number) if not ch.source_id else None
             if value not in (None, ""):
                 by_number.setdefault(str(value), []).append(ch.change_id)
+        return self._ids_where(form_id, key, number, by_number)
+
+    def _ids_by_change_id(self, form_id: str, key: str, change_field: str | None, changes: list[WriteChange],
+                          found: dict[str, str]) -> dict[str, str]:
+        """change id -> internal id of the record a create already made, by the field holding the change id."""
+        if not change_field:
+            return {}
+        wanted = {ch.change_id: [ch.change_id] for ch in changes if not ch.source_id and ch.change_id not in found}
+        return self._ids_where(form_id, key, change_field, wanted)
+
+    def _ids_where(self, form_id: str, key: str, field_key: str, wanted: dict[str, list[str]]) -> dict[str, str]:
+        """change id -> internal id of the record whose ``field_key`` holds the value the change is listed under."""
         out: dict[str, str] = {}
-        numbers = list(by_number)
-        for i in range(0, len(numbers), 200):
-            chunk = numbers[i:i + 200]
-            rows = self._query({"FormId": form_id, "FieldKeys": f"{key},{number}",
-                                "FilterString": f"{number} IN ({','.join(_quote(n) for n in chunk)})",
+        values = list(wanted)
+        for i in range(0, len(values), 200):
+            chunk = values[i:i + 200]
+            rows = self._query({"FormId": form_id, "FieldKeys": f"{key},{field_key}",
+                                "FilterString": f"{field_key} IN ({','.join(quote(n) for n in chunk)})",
                                 "Limit": MAX_LIMIT})
             for row in rows:
-                for cid in by_number.get(str(row[1]), []):
+                for cid in wanted.get(str(row[1]), []):
                     out[cid] = str(row[0])
         return out
 
-    @staticmethod
-    def _update_fields(model: dict[str, Any], key: str) -> tuple[str, ...]:
-        """NeedUpDateFields: the header keys, and for an entry its name and its line keys."""
-        fields = set()
-        for k, v in model.items():
-            if k == key:
+    def _remember_unsettled(self, change_id: str, sent_at: datetime) -> None:
+        self._unsettled.pop(change_id, None)
+        self._unsettled[change_id] = sent_at
+        while len(self._unsettled) > UNSETTLED_KEPT:
+            self._unsettled.pop(next(iter(self._unsettled)))
+
+    def _ids_of_lost_answers(self, form_id: str, key: str, number: str, info: FormInfo, tz: ZoneInfo,
+                             changes: list[WriteChange], models: dict[str, dict[str, Any]],
+                             found: dict[str, str]) -> dict[str, str]:
+        """change id -> the record an earlier create of this process made although its answer was lost.
+
+        Only for creates with no business number to look up: the one record created since that
+        attempt (less ``overlap_seconds`` for clock skew) with the same header values.
+        """
+        out: dict[str, str] = {}
+        skip = {key.lower(), number.lower(), info.created.lower()}
+        for ch in changes:
+            model = models[ch.change_id]
+            sent_at = self._unsettled.get(ch.change_id)
+            if ch.source_id or ch.change_id in found or sent_at is None or model.get(ci_key(model, number) or number):
                 continue
-            fields.add(k)
-            if isinstance(v, list):
-                fields.update(lk for line in v if isinstance(line, dict) for lk in line)
-        return tuple(sorted(fields))
+            since = (sent_at - timedelta(seconds=self.overlap)).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+            conditions = [f"{info.created} >= '{since}'"] + content_filter(model, skip)
+            try:
+                rows = self._query({"FormId": form_id, "FieldKeys": key, "Limit": 2,
+                                    "FilterString": " AND ".join(f"({c})" for c in conditions)})
+            except (RetriableError, AuthError):
+                raise
+            except FatalError as exc:       # a value K3Cloud cannot filter on: no lookup, as before
+                log.warning("cannot look for the record of change %s: %s", ch.change_id, exc,
+                            extra={"connector": self.name})
+                continue
+            if len(rows) == 1:
+                out[ch.change_id] = str(rows[0][0])
+        return out
+
+    def _ids_of_answers_without_ids(self, form_id: str, key: str, number: str, creates: list,
+                                    models: dict[str, dict[str, Any]], results: dict[str, WriteResult]) -> None:
+        """A saved create whose answer named no id ("Save OK" of a batch): its id, looked up by number."""
+        missing = [ch for ch, _ in creates if results[ch.change_id].ok and not results[ch.change_id].source_id]
+        if not missing:
+            return
+        try:
+            ids = self._existing_ids(form_id, key, number, missing, models)
+        except RetriableError:
+            ids = {}
+        for ch in missing:
+            if ch.change_id in ids:
+                results[ch.change_id] = WriteResult(ch.change_id, True, ids[ch.change_id])
+            else:
+                results[ch.change_id] = WriteResult(ch.change_id, False, None, retriable=True,
+                                                    error="saved, but K3Cloud named no id; the retry finds it")
+                self._remember_unsettled(ch.change_id, datetime.now(timezone.utc))
+
+    def _with_entry_ids(self, form_id: str, key: str, info: FormInfo, updates: list) -> None:
+        """Lines of an update carry the entry id of the line they replace (PROTOCOLS 3.4), so Save
+        updates them in place; only lines the update leaves out are deleted (IsDeleteEntry)."""
+        for entry, fields in info.entries.items():
+            by_bill: dict[str, list[Any]] = {}
+            for _, model in updates:
+                lines = model.get(ci_key(model, entry) or entry)
+                if isinstance(lines, list) and lines:
+                    by_bill[str(model[key])] = lines
+            if not by_bill:
+                continue
+            with_seq = any(f.lower() == "fseq" for f in fields)
+            current = self._current_lines(form_id, key, entry, fields[0], with_seq, list(by_bill))
+            for bill, lines in by_bill.items():
+                match_lines(lines, current.get(bill, []), fields[0])
+
+    def _current_lines(self, form_id: str, key: str, entry: str, entry_pk: str, with_seq: bool,
+                       bills: list[str]) -> dict[str, list[tuple[int | None, Any]]]:
+        """bill id -> its lines as K3Cloud holds them, in order: (FSeq or None, entry id)."""
+        out: dict[str, list[tuple[int | None, Any]]] = {}
+        keys = [key, f"{entry}_{entry_pk}"] + (["FSeq"] if with_seq else [])
+        for i in range(0, len(bills), 200):
+            chunk = bills[i:i + 200]
+            query = {"FormId": form_id, "FieldKeys": ",".join(keys),
+                     "FilterString": f"{key} IN ({','.join(quote(b) for b in chunk)})",
+                     "OrderString": f"{key} ASC" + (",FSeq ASC" if with_seq else ""), "Limit": MAX_LIMIT}
+            start = 0
+            while True:
+                rows = self._query(dict(query, StartRow=start))
+                for row in rows:
+                    if row[1] not in (None, 0):
+                        out.setdefault(str(row[0]), []).append((row[2] if with_seq else None, row[1]))
+                if len(rows) < MAX_LIMIT:
+                    break
+                start += MAX_LIMIT
+        return out
 
     def _batch_save(self, form_id: str, key: str, items: list[tuple[WriteChange, dict[str, Any]]],
                     need_update: list[str] | None, results: dict[str, WriteResult]) -> None:
+        """One BatchSave; a create is sent once (``idempotent=False``): a lost answer is retried by the outbox."""
+        creating = need_update is None
         data: dict[str, Any] = {"Model": [m for _, m in items], "IsDeleteEntry": True}
-        if need_update is not None:
+        if not creating:
             data["NeedUpDateFields"] = need_update
         if self.auto_audit:
             data["IsAutoSubmitAndAudit"] = True
+        sent_at = datetime.now(timezone.utc)
         try:
-            body = self.client.call("BatchSave", {"formid": form_id, "data": data}, write=True)
+            body = self.client.call("BatchSave", {"formid": form_id, "data": data}, write=True,
+                                    idempotent=not creating)
         except AuthError:
             raise
         except RetriableError as exc:
             for ch, _ in items:
+                if creating:
+                    self._remember_unsettled(ch.change_id, sent_at)    # it may have been saved: the retry looks
                 results[ch.change_id] = WriteResult(ch.change_id, False, ch.source_id, error=str(exc),
                                                     retriable=True, retry_after=exc.retry_after)
             return
@@ -369,18 +490,13 @@ class KingdeeConnector(Connector):
             for ch, _ in items:
                 results[ch.change_id] = WriteResult(ch.change_id, False, ch.source_id, error=str(exc))
             return
-        status = (body.get("Result") or {}).get("ResponseStatus") or {}
-        errors: dict[int, list[str]] = {}
-        for err in status.get("Errors") or []:
-            where = f"{err.get('FieldName')}: " if err.get("FieldName") else ""
-            errors.setdefault(int(err.get("DIndex") or 0), []).append(where + str(err.get("Message")))
-        saved = {int(s.get("DIndex") or 0): s for s in status.get("SuccessEntitys") or []}
-        for index, (ch, model) in enumerate(items):
-            if index in saved and index not in errors:
-                results[ch.change_id] = WriteResult(ch.change_id, True, str(saved[index].get("Id") or model.get(key)))
+        for (ch, model), outcome in zip(items, save_outcomes(body, len(items))):
+            self._unsettled.pop(ch.change_id, None)
+            if outcome.saved:
+                sid = outcome.source_id or (str(model[key]) if model.get(key) not in (None, "") else None)
+                results[ch.change_id] = WriteResult(ch.change_id, True, sid)
             else:
-                msg = "; ".join(errors.get(index, [])) or "not saved (no message)"
-                results[ch.change_id] = WriteResult(ch.change_id, False, ch.source_id, error=msg)
+                results[ch.change_id] = WriteResult(ch.change_id, False, ch.source_id, error=outcome.error)
 
     def close(self) -> None:
         self.client.close()

@@ -61,6 +61,7 @@ class Form:
     fields: tuple[Field, ...]
     entries: tuple[Entry, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
+    subheads: dict[str, tuple[str, ...]] = field(default_factory=dict)   # sub-head -> its field keys (1:1)
 
     def field(self, key: str) -> Field | None:
         low = key.lower()
@@ -70,6 +71,11 @@ class Form:
         low = name.lower()
         return next((e for e in self.entries if e.name.lower() == low), None)
 
+    def subhead_of(self, key: str) -> str | None:
+        """The sub-head a field lives in (Save takes it there; queries name it bare), or None for the header."""
+        low = key.lower()
+        return next((name for name, keys in self.subheads.items() if low in (k.lower() for k in keys)), None)
+
 
 def _f(key: str, kind: str = "str", label: str = "", ref: str | None = None, required: bool = False) -> Field:
     return Field(key, kind, label or key, ref, required)
@@ -77,6 +83,9 @@ def _f(key: str, kind: str = "str", label: str = "", ref: str | None = None, req
 
 STATUS_FIELDS = (_f("FDocumentStatus", label="数据状态"), _f("FModifyDate", "datetime", "修改日期"),
                  _f("FCreateDate", "datetime", "创建日期"))
+# A tenant's extension field (custom keys start with F_): the text field a tenant adds to hold the
+# hub's change id (the connector's change_id_field). Not a standard K3Cloud key.
+CHANGE_ID_FIELD = _f("F_TRIAD_ChangeId", label="Triad 变更号")
 
 FORMS: dict[str, Form] = {f.form_id.lower(): f for f in (
     Form("BD_Customer", "客户", "FCUSTID", "FNumber", "CUST", 5, (
@@ -89,21 +98,22 @@ FORMS: dict[str, Form] = {f.form_id.lower(): f for f in (
         _f("FADDRESS", label="通讯地址"), _f("FZIP", label="邮政编码"),
         _f("FTRADINGCURRID", "ref", "结算币别", "currency"),
         _f("FCreditAmount", "decimal", "信用额度"),                     # [unverified]
-        _f("FForbidStatus", label="禁用状态"), *STATUS_FIELDS),
+        _f("FForbidStatus", label="禁用状态"), *STATUS_FIELDS, CHANGE_ID_FIELD),
         defaults={"FDocumentStatus": "A", "FForbidStatus": "A"}),
     Form("SAL_SaleOrder", "销售订单", "FID", "FBillNo", "XSDD", 6, (
         _f("FID", "int", "实体主键"), _f("FBillNo", label="单据编号"), _f("FDate", "datetime", "日期", required=True),
         _f("FBillTypeID", "ref", "单据类型", "billtype"), _f("FCustId", "ref", "客户", "customer", required=True),
         _f("FSaleOrgId", "ref", "销售组织", "org", required=True), _f("FSettleCurrId", "ref", "结算币别", "currency"),
         _f("FBillAllAmount", "decimal", "价税合计"), _f("FBillTaxAmount", "decimal", "税额"),  # FBillTaxAmount [unverified]
-        _f("FCloseStatus", label="关闭状态"), _f("FNote", label="备注"), *STATUS_FIELDS),
+        _f("FCloseStatus", label="关闭状态"), _f("FNote", label="备注"), *STATUS_FIELDS, CHANGE_ID_FIELD),
         entries=(Entry("FSaleOrderEntry", "FEntryID", (
             _f("FEntryID", "int", "分录内码"), _f("FSeq", "int", "序号"),       # FSeq [unverified]
             _f("FMaterialId", "ref", "物料编码", "material", required=True), _f("FQty", "decimal", "销售数量"),
             _f("FPrice", "decimal", "单价"), _f("FTaxPrice", "decimal", "含税单价"),
             _f("FTaxRate", "decimal", "税率"), _f("FAllAmount", "decimal", "价税合计"),
             _f("FEntryNote", label="备注"))),),
-        defaults={"FDocumentStatus": "A", "FCloseStatus": "A"}),
+        defaults={"FDocumentStatus": "A", "FCloseStatus": "A"},
+        subheads={"FSaleOrderFinance": ("FSettleCurrId",)}),     # 财务信息 (PROTOCOLS 3.6)
     Form("AR_RECEIVEBILL", "收款单", "FID", "FBILLNO", "SKD", 8, (
         _f("FID", "int", "实体主键"), _f("FBILLNO", label="单据编号"), _f("FDATE", "datetime", "业务日期", required=True),
         _f("FBILLTYPEID", "ref", "单据类型", "billtype"), _f("FCONTACTUNITTYPE", label="往来单位类型"),
@@ -113,7 +123,7 @@ FORMS: dict[str, Form] = {f.form_id.lower(): f for f in (
         _f("FSALEORGID", "ref", "销售组织", "org"), _f("FRECAMOUNTFOR", "decimal", "表头-应收金额"),
         _f("FTHIRDBILLNO", label="第三方单据编号"), _f("FREMARK", label="备注"),
         _f("FDOCUMENTSTATUS", label="单据状态"), _f("FMODIFYDATE", "datetime", "修改日期"),
-        _f("FCREATEDATE", "datetime", "创建日期")),
+        _f("FCREATEDATE", "datetime", "创建日期"), CHANGE_ID_FIELD),
         entries=(Entry("FRECEIVEBILLENTRY", "FENTRYID", (
             _f("FENTRYID", "int", "分录内码"), _f("FSETTLETYPEID", "ref", "结算方式", "settletype"),
             _f("FRECAMOUNTFOR_E", "decimal", "应收金额"), _f("FCOMMENT", label="备注"))),),
@@ -124,7 +134,7 @@ FORMS: dict[str, Form] = {f.form_id.lower(): f for f in (
         _f("FCustId", "ref", "客户", "customer", required=True), _f("FSaleOrgId", "ref", "销售组织", "org"),
         _f("FDate", "datetime", "签订日期"), _f("FBeginDate", "datetime", "生效日期"),
         _f("FEndDate", "datetime", "失效日期"), _f("FBillAllAmount", "decimal", "合同金额"),
-        _f("FSettleCurrId", "ref", "结算币别", "currency"), *STATUS_FIELDS),
+        _f("FSettleCurrId", "ref", "结算币别", "currency"), *STATUS_FIELDS, CHANGE_ID_FIELD),
         defaults={"FDocumentStatus": "A"}),
 )}
 

@@ -317,7 +317,7 @@ VIEW_KEEP_F = {"ftaxregistercode", "fmodifydate"}
 
 
 def _view_key(key: str) -> str:
-    if key.lower() in VIEW_KEEP_F or not key.startswith("F"):
+    if key.lower() in VIEW_KEEP_F or not key.startswith("F") or key.startswith("F_"):
         return key
     return key[1:]
 
@@ -348,7 +348,10 @@ def view(data: dict[str, Any], form_id: Any, params: dict[str, Any]) -> dict[str
     wanted_id, number = str(_ci(params, "Id") or ""), str(_ci(params, "Number") or "")
     for rec in data["forms"][form.form_id]:
         if (wanted_id and str(rec.get(form.pk)) == wanted_id) or (number and rec.get(form.number) == number):
-            obj = _view_fields(form.fields, rec, form.pk)
+            header = tuple(f for f in form.fields if form.subhead_of(f.key) is None)
+            obj = _view_fields(header, rec, form.pk)
+            for name, keys in form.subheads.items():
+                obj[_view_key(name)] = _view_fields(tuple(f for f in form.fields if f.key in keys), rec, form.pk)
             for entry in form.entries:
                 obj[_view_key(entry.name)] = [
                     dict(_view_fields(entry.fields, line, entry.pk), Seq=i + 1)

@@ -5,7 +5,8 @@ the fields in ``NeedUpDateFields`` when given; without it a new record is
 created (there is no upsert). Base-data references are ``{"FNumber": ...}``.
 BatchSave saves the valid models and reports the others per ``DIndex``.
 Entry lines with their entry id are updated; with ``IsDeleteEntry`` (default
-true) lines the model leaves out are deleted.
+true) lines the model leaves out are deleted. Sub-head fields (the order's
+``FSaleOrderFinance.FSettleCurrId``) are taken from the sub-head object only.
 """
 from __future__ import annotations
 
@@ -130,6 +131,27 @@ def _apply_entry(data: dict[str, Any], entry: Entry, rec: dict[str, Any], lines:
     return errors
 
 
+def _apply_subheads(data: dict[str, Any], form: Form, rec: dict[str, Any], model: dict[str, Any],
+                    need: set[str], updating: bool) -> list[KdError]:
+    """Sub-head fields are taken from their sub-head object only (a header-level key is ignored).
+
+    They are stored flat on the bill: a sub-head is one-to-one with the header, and queries name
+    its fields bare (``FSettleCurrId.FNumber``).
+    """
+    errors: list[KdError] = []
+    for name, keys in form.subheads.items():
+        found, sub = _ci_get(model, name)
+        if not found:
+            continue
+        if not isinstance(sub, dict):
+            errors.append(KdError(11, f"子单据头“{name}”应为对象", name))
+            continue
+        fields = tuple(f for f in form.fields if f.key in keys)
+        wanted = need | {k.lower() for k in keys} if name.lower() in need else need
+        errors += _apply_fields(data, fields, rec, sub, form.pk, wanted, updating)
+    return errors
+
+
 def _derive(form: Form, rec: dict[str, Any]) -> None:
     """Amounts the server computes: line and header totals (sales orders, receipts)."""
     if form.form_id == "SAL_SaleOrder":
@@ -164,7 +186,9 @@ def _save_one(data: dict[str, Any], form: Form, model: dict[str, Any], opts: dic
         current = None
         rec = _blank(form.fields)
         rec.update(copy.deepcopy(form.defaults))
-    errors = _apply_fields(data, form.fields, rec, model, form.pk, need, updating)
+    header = tuple(f for f in form.fields if form.subhead_of(f.key) is None)
+    errors = _apply_fields(data, header, rec, model, form.pk, need, updating)
+    errors += _apply_subheads(data, form, rec, model, need, updating)
     for entry in form.entries:
         found, lines = _ci_get(model, entry.name)
         if found and (_wanted(need, entry.name, updating) or any(f.key.lower() in need for f in entry.fields)):
@@ -199,8 +223,13 @@ def _save_one(data: dict[str, Any], form: Form, model: dict[str, Any], opts: dic
 
 
 def save(data: dict[str, Any], form: Form, payload: dict[str, Any], *, batch: bool,
-         now: datetime) -> dict[str, Any]:
-    """Apply a Save / BatchSave ``data`` object; returns the ``Result`` body."""
+         now: datetime, terse: bool = False) -> dict[str, Any]:
+    """Apply a Save / BatchSave ``data`` object; returns the answer body.
+
+    ``terse``: answer in the short shapes PROTOCOLS 3.5 quotes, a success as
+    ``{"Result": {"ResponseStatus": {"IsSuccess": true}, "Id", "Number"}}`` (no SuccessEntitys)
+    and a failure as a bare ``{"ResponseStatus": ...}`` (no Result wrapper).
+    """
     opts = {k.lower(): v for k, v in payload.items()}
     models = opts.get("model")
     if isinstance(models, dict):       # Save takes one model; BatchSave a list (one object is tolerated)
@@ -221,12 +250,22 @@ def save(data: dict[str, Any], form: Form, payload: dict[str, Any], *, batch: bo
                               "SuccessMessages": [], "MsgCode": 11 if errors else 0}
     if errors:
         status = {"ErrorCode": 500, **status}
+    if terse:
+        return _terse_answer(status, ok)
     result: dict[str, Any] = {"ResponseStatus": status}
     if not batch:
         result["Id"] = ok[0]["Id"] if ok else ""
         result["Number"] = ok[0]["Number"] if ok else ""
     result["NeedReturnData"] = [{} for _ in ok]
     return {"Result": result}
+
+
+def _terse_answer(status: dict[str, Any], ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """The short shapes of PROTOCOLS 3.5: "Save OK" and the duplicate-number answer."""
+    if status["Errors"]:
+        return {"ResponseStatus": status}
+    only = ok[0] if len(ok) == 1 else {"Id": "", "Number": ""}
+    return {"Result": {"ResponseStatus": {"IsSuccess": True}, "Id": only["Id"], "Number": only["Number"]}}
 
 
 def set_status(data: dict[str, Any], form: Form, payload: dict[str, Any], operation: str) -> dict[str, Any]:

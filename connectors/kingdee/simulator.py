@@ -9,8 +9,9 @@ header), or silently from the SDK 8.x signed headers on any call. Errors are
 HTTP 200 bodies: session lost is MsgCode 1 (the saved fixture), throttling
 MsgCode 14. ``create_app(options)`` returns the WSGI app; its ``sim``
 attribute is the :class:`KingdeeSim` behind it (tests use ``drop_sessions``).
-``options.extra``: ``app_id`` / ``app_secret`` (default: client id / secret) and
-``write_latency_ms`` (a save answered late, after it is stored).
+``options.extra``: ``app_id`` / ``app_secret`` (default: client id / secret),
+``write_latency_ms`` (a save answered late, after it is stored) and
+``terse_answers`` (Save answers in the short shapes PROTOCOLS 3.5 quotes).
 """
 from __future__ import annotations
 
@@ -287,7 +288,8 @@ class KingdeeSim:
             form = sim_forms.form_of(args.get("formid"))
             if service in ("DynamicFormService.Save", "DynamicFormService.BatchSave"):
                 now = datetime.now(TZ).replace(tzinfo=None)
-                result = sim_save.save(db, form, data, batch=service.endswith("BatchSave"), now=now)
+                result = sim_save.save(db, form, data, batch=service.endswith("BatchSave"), now=now,
+                                       terse=bool(self.options.extra.get("terse_answers")))
             else:
                 result = sim_save.set_status(db, form, data, service.rsplit(".", 1)[-1].lower())
             self.state.save()
