@@ -59,6 +59,7 @@ def matches_list(ctx: Context, status: str, entity: str | None, merges: bool, li
             render.hint("undo one: triad matches unmerge MERGE_ID") if rows else None))
         return
     from hub.canonical import ENTITIES
+    from hub.matches import xrefs_text
     denied = {e: who.denied_fields(e) for e in ENTITIES}
     rows = list_candidates(engine, ctx.config(), status=status, entity=entity, limit=limit, offset=offset,
                            entities=allowed, denied=denied)
@@ -78,7 +79,7 @@ def matches_list(ctx: Context, status: str, entity: str | None, merges: bool, li
                      for f in fields if (a.get("fields") or {}).get(f) is not None
                      or (b.get("fields") or {}).get(f) is not None]
             render.table(title, ["field", f"A {c['record_a']}", f"B {c['record_b']}", "comparison", "weight"], rows_)
-            render.say(f"A in {c['xrefs']['a']}  B in {c['xrefs']['b']}")
+            render.say(f"A in {xrefs_text(c['xrefs']['a']) or '-'}  B in {xrefs_text(c['xrefs']['b']) or '-'}")
         if status == "open":
             render.hint("triad matches merge A B  |  triad matches reject CANDIDATE_ID")
     emit(ctx, {"candidates": rows}, human)
@@ -105,7 +106,7 @@ def matches_merge(ctx: Context, winner_or_candidate: str, loser: str | None, ent
       triad matches merge CANDIDATE_ID --note "same USCC, confirmed by sales"
     """
     from hub import render
-    from hub.matches import get_candidate, merge
+    from hub.matches import get_candidate, merge, visible
     from hub.rbac import require
     engine, who, parts = ctx.engine(), _who(ctx), _parts(ctx)
     candidate_id = None
@@ -120,23 +121,33 @@ def matches_merge(ctx: Context, winner_or_candidate: str, loser: str | None, ent
     with engine.begin() as conn:
         result = merge(conn, entity, winner, loser, user=who.name, rules=parts.rules(entity),
                        out_systems=parts.out_systems(entity), candidate_id=candidate_id, note=note)
+    result = visible(result, who.denied_fields(entity))
     emit(ctx, result, lambda: (
         render.say(f"merged {entity} {loser} into {winner} (merge {result['merge_id']}): "
                    f"{result['xrefs_moved']} xref(s) moved, {result['references_moved']} reference(s) repointed, "
                    f"{result['queued']} change(s) queued"),
         render.table("fields taken from the merged record", ["field", "old", "new", "rule"],
                      [(f, v["old"], v["new"], v["rule"]) for f, v in result["changed"].items()]),
-        render.hint(f"undo: triad matches unmerge {result['merge_id']}   send: triad sync push")))
+        render.table("conflicts", ["id", "field", "status", "rule", "values", "what happened"],
+                     [(c["id"], c["field"], c["status"], c["rule"], c["values"], c["action"])
+                      for c in result["conflicts"]]) if result["conflicts"] else None,
+        render.hint(f"undo: triad matches unmerge {result['merge_id']}   send: triad sync push"
+                    + ("   decide: triad conflicts list --status open" if any(
+                        c["status"] == "open" for c in result["conflicts"]) else ""))))
 
 
 @matches.command("unmerge")
 @click.argument("merge_id")
-@click.option("--force", is_flag=True, help="Also when the survivor changed since (later changes are kept).")
+@click.option("--force", is_flag=True, help="Also when the survivor changed since (later changes are kept; refused "
+                                            "when a faithful restore is impossible).")
 @click.option("--note", help="Why (kept in the audit log).")
 @reporting
 @pass_ctx
 def matches_unmerge(ctx: Context, merge_id: str, force: bool, note: str | None) -> None:
-    """Undo a merge: both records, their xrefs, bases and references as they were before it.
+    """Undo a merge: both records, their xrefs, references and conflicts as they were before it.
+
+    A source record given back to the restored record keeps what its system
+    changed after the merge; that change is not written back over.
 
     \b
     Examples:
@@ -147,7 +158,7 @@ def matches_unmerge(ctx: Context, merge_id: str, force: bool, note: str | None) 
 
     from hub import render
     from hub.errors import NotFound
-    from hub.matches import unmerge
+    from hub.matches import unmerge, visible
     from hub.models import MergeLog
     from hub.rbac import require
     engine, who, parts = ctx.engine(), _who(ctx), _parts(ctx)
@@ -158,11 +169,18 @@ def matches_unmerge(ctx: Context, merge_id: str, force: bool, note: str | None) 
         raise NotFound(f"no merge {merge_id} (see `triad matches list --merges`)")
     require(engine, who, "merge", entity, target=f"merge:{merge_id}")
     with engine.begin() as conn:
-        result = unmerge(conn, merge_id, user=who.name, out_systems=parts.out_systems(entity), force=force, note=note)
+        result = unmerge(conn, merge_id, user=who.name, out_systems=parts.out_systems(entity), force=force,
+                         note=note, rules=parts.rules(entity))
+    result = visible(result, who.denied_fields(entity))
     emit(ctx, result, lambda: (
         render.say(f"unmerged {entity} {result['loser']} from {result['winner']}"
                    + (" (forced: later changes to the survivor kept)" if result["forced"] else "")
                    + f"; {result['queued']} change(s) queued"),
+        render.table("survivor fields restored", ["field", "was", "now"],
+                     [(f, v["old"], v["new"]) for f, v in result["restored"].items()]) if result["restored"] else None,
+        render.table("kept: changed in a system after the merge", ["source record", "fields"],
+                     [(src, fields) for src, fields in result["source_changes"].items() if fields])
+        if any(result["source_changes"].values()) else None,
         render.hint("send: triad sync push")))
 
 

@@ -163,6 +163,28 @@ def train_entity(conn: Connection, cfg: TriadConfig, entity: str, *, user: str, 
     return dict(report.as_dict(), entity=entity, params=params)
 
 
+def visible(report: dict[str, Any], denied: frozenset[str]) -> dict[str, Any]:
+    """A merge or unmerge report without the fields the caller's roles deny (SPEC section 8), left out
+    as `records show` leaves them out; ``hidden_fields`` names them."""
+    if not denied:
+        return report
+    out = dict(report, hidden_fields=sorted(denied))
+    for key in ("changed", "restored"):
+        if key in out:
+            out[key] = {f: v for f, v in out[key].items() if f not in denied}
+    if "conflicts" in out:
+        out["conflicts"] = [c for c in out["conflicts"] if c["field"] not in denied]
+    if "source_changes" in out:
+        out["source_changes"] = {src: {f: v for f, v in fields.items() if f not in denied}
+                                 for src, fields in out["source_changes"].items()}
+    return out
+
+
+def xrefs_text(xrefs: dict[str, list[str]]) -> str:
+    """``crm:A3; erp:E003,E004``: a record's ids in every system, as `records list` shows them."""
+    return "; ".join(f"{system}:{','.join(ids)}" for system, ids in xrefs.items())
+
+
 def count_open(engine: Engine) -> int:
     ct = MatchCandidate.__table__
     with engine.connect() as conn:
