@@ -680,13 +680,20 @@ def conflicts() -> None:
 @click.option("--field", "field_name", help="Only this field.")
 @click.option("--system", help="Only conflicts involving this system.")
 @click.option("--older-than", help="Only conflicts older than this (30m, 12h, 7d, 2w).")
+@click.option("--include-merged", is_flag=True,
+              help="Also the open conflicts of records merged into another one (left out otherwise).")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(0, 10**12))
 @reporting
 @pass_ctx
 def conflicts_list(ctx: Context, status: str | None, entity: str | None, field_name: str | None,
-                   system: str | None, older_than: str | None, limit: int, offset: int) -> None:
+                   system: str | None, older_than: str | None, include_merged: bool, limit: int, offset: int) -> None:
     """List conflicts with both values and the golden one.
+
+    An open conflict of a record that was merged into another one is not open work
+    (it cannot be resolved; the surviving record holds the decision), so it is left
+    out unless --include-merged is given; each row's merged_into names the surviving
+    record (null while the record lives).
 
     \b
     Examples:
@@ -706,11 +713,15 @@ def conflicts_list(ctx: Context, status: str | None, entity: str | None, field_n
     rows = list_conflicts(engine, status=status, entity=entity, field=field_name, system=system,
                           older_than=parse_age(older_than), limit=limit, offset=offset,
                           entities=None if who.single_user else allowed,
-                          denied={e: who.denied_fields(e) for e in allowed})
+                          denied={e: who.denied_fields(e) for e in allowed}, include_merged=include_merged)
+
+    def state(r: dict) -> str:
+        return f"{r['status']} (merged into {r['merged_into']})" if r["merged_into"] else r["status"]
     emit(ctx, {"conflicts": rows}, lambda: (
         render.table("conflicts", ["id", "entity", "record", "field", "status", "rule", "values", "golden"],
-                     [(r["id"], r["entity"], r["record_id"], r["field"], r["status"], r["rule"], r["values"], r["golden"]) for r in rows]),
-        render.hint("resolve: triad conflicts resolve ID --take SYSTEM | --value V | --keep") if any(r["status"] == "open" for r in rows) else None))
+                     [(r["id"], r["entity"], r["record_id"], r["field"], state(r), r["rule"], r["values"], r["golden"]) for r in rows]),
+        render.hint("resolve: triad conflicts resolve ID --take SYSTEM | --value V | --keep")
+        if any(r["status"] == "open" and not r["merged_into"] for r in rows) else None))
 
 
 @conflicts.command("show")
@@ -725,19 +736,25 @@ def conflicts_show(ctx: Context, conflict_id: str) -> None:
       triad conflicts show 01J9Z...
     """
     from hub import render
-    from hub.conflicts import show_conflict
+    from hub.conflicts import show_conflict, without_denied
     from hub.rbac import require
     engine = ctx.engine()
+    who = _who(ctx)
     c = show_conflict(engine, conflict_id)
-    require(engine, _who(ctx), "read", c["entity"], c["field"])
+    require(engine, who, "read", c["entity"], c["field"])
+    c = without_denied(c, who.denied_fields(c["entity"]))
 
     def human() -> None:
-        render.kv(f"conflict {conflict_id}", [("record", f"{c['entity']} {c['record_id']}"), ("field", c["field"]),
-                                              ("status", c["status"]), ("rule", c["rule"]), ("winner", c["winner"]),
-                                              ("golden now", c["current_golden"])])
+        merged = [("merged into", f"{c['entity']} {c['merged_into']}")] if c["merged_into"] else []
+        render.kv(f"conflict {conflict_id}", [("record", f"{c['entity']} {c['record_id']}"), *merged,
+                                              ("field", c["field"]), ("status", c["status"]), ("rule", c["rule"]),
+                                              ("winner", c["winner"]), ("golden now", c["current_golden"])])
         render.table("values", ["system", "value", "source time"],
                      [(s, v, (c["timestamps"] or {}).get(s)) for s, v in (c["values"] or {}).items()])
-        render.hint(f"triad conflicts resolve {conflict_id} --take {next(iter(c['values'] or {'SYSTEM': 0}))}")
+        if c["merged_into"]:
+            render.hint(f"the record was merged away: triad records show {c['entity']} {c['merged_into']}")
+        else:
+            render.hint(f"triad conflicts resolve {conflict_id} --take {next(iter(c['values'] or {'SYSTEM': 0}))}")
     emit(ctx, c, human)
 
 
@@ -747,7 +764,8 @@ def conflicts_show(ctx: Context, conflict_id: str) -> None:
 @click.option("--value", metavar="VALUE", help="Make this value golden.")
 @click.option("--keep", is_flag=True, help="Keep the golden value as it is.")
 @click.option("--note", help="Why (kept in the audit log).")
-@click.option("--all", "all_open", is_flag=True, help="Every open conflict matching --entity/--field/--system.")
+@click.option("--all", "all_open", is_flag=True,
+              help="Every open conflict matching --entity/--field/--system that you may see and resolve.")
 @click.option("--entity", help="With --all: only this entity.")
 @click.option("--field", "field_name", help="With --all: only this field.")
 @click.option("--system", help="With --all: only conflicts involving this system.")
@@ -759,23 +777,33 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
                       system: str | None, yes: bool) -> None:
     """Resolve conflicts: the chosen value becomes golden, goes to history and to every system.
 
+    A conflict of a record merged into another one is refused (exit 2): its
+    resolution would re-create the merged-away record in every system; the
+    surviving record holds the decision. --all leaves such conflicts out (and
+    names them), and is refused when they are all it matches. --all selects only
+    conflicts your roles let you see and resolve (not those on denied fields).
+
     \b
     Examples:
       triad conflicts resolve 01J9Z... --take crm --note "customer confirmed by phone"
       triad conflicts resolve --all --entity customer --field phone --take erp --yes
     """
     from hub import render
-    from hub.conflicts import get_conflict, list_conflicts, resolve
+    from hub.canonical import entity as entity_def
+    from hub.conflicts import get_conflict, left_out_note, resolve, select_all
     from hub.rbac import require
     from hub.streams import Parts
     engine = ctx.engine()
     who = _who(ctx)
     if all_open == bool(conflict_ids):
         raise UsageError("give conflict ids, or --all with filters")
+    left_out: list[dict] = []
     if all_open:
-        targets = list_conflicts(engine, status="open", entity=entity, field=field_name, system=system, limit=100000)
+        if entity:
+            entity_def(entity)
+        targets, left_out = select_all(engine, who, entity=entity, field=field_name, system=system)
         if not targets:
-            emit(ctx, {"resolved": []}, lambda: render.say("no open conflicts match"))
+            emit(ctx, {"resolved": [], "left_out": left_out}, lambda: render.say("no open conflicts match"))
             return
         if not yes:
             if ctx.as_json or not sys.stdin.isatty():
@@ -795,9 +823,10 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
         with engine.begin() as conn:
             done.append(resolve(conn, cid, user=who.name, out_systems=parts.out_systems(c["entity"]), take=take,
                                 value=value, keep=keep, note=note, suite_override=parts.suite_override(c["entity"])))
-    emit(ctx, {"resolved": done}, lambda: (
+    emit(ctx, {"resolved": done, **({"left_out": left_out} if all_open else {})}, lambda: (
         render.table("resolved", ["id", "entity", "field", "old", "new", "queued"],
                      [(d["id"], d["entity"], d["field"], d["old"], d["new"], d["queued"]) for d in done]),
+        render.hint(left_out_note(left_out)) if left_out else None,
         render.hint("send the decisions to the systems: triad sync push")))
 
 
@@ -889,6 +918,11 @@ def quarantine_show(ctx: Context, item_id: str) -> None:
 def quarantine_retry(ctx: Context, item_ids: tuple[str, ...]) -> None:
     """Re-run parked rows (all, or the given ids) through the current mapping and rules.
 
+    A given id that is not parked (resolved or dropped) is refused (exit 2). When a
+    given row is still parked after the retry, its reasons are shown and the exit
+    code is 1; retrying all rows reports how many are still parked (exit 0, as rows
+    waiting for a referenced record are expected to stay).
+
     \b
     Examples:
       triad quarantine retry
@@ -896,33 +930,45 @@ def quarantine_retry(ctx: Context, item_ids: tuple[str, ...]) -> None:
     """
     from hub import audit, render
     from hub.canonical import ENTITIES
-    from hub.quarantine_admin import entities_of
+    from hub.quarantine_admin import Redactor, entities_of, reason_text, require_parked, still_parked
     from hub.rbac import require
     from hub.sync import retry_quarantine
     engine = ctx.engine()
     who = _who(ctx)
     require(engine, who, "retry", target="quarantine retry")
-    for item_id, entity in sorted(entities_of(engine, item_ids).items()):   # unknown ids: reported by the retry
+    for item_id, entity in sorted(entities_of(engine, item_ids).items()):   # unknown ids: reported below
         require(engine, who, "retry", entity, target=f"quarantine:{item_id}")
+    if item_ids:
+        require_parked(engine, item_ids, "retried")
     # retrying everything covers only the entities the caller may retry (None: all of them)
     allowed = who.allowed_entities("retry")
     allowed = None if who.single_user or allowed >= set(ENTITIES) else allowed
     parts = _parts(ctx)
     try:
         reports = retry_quarantine(engine, parts, list(item_ids), user=who.name, entities=allowed)
+        # a row asked for by id that is parked still did not go through: show why, hidden fields hidden
+        redact = Redactor(who, parts.mapping)
+        failing = [redact(i) for i in still_parked(engine, item_ids, [r.id for r in reports])] if item_ids else []
     finally:
         parts.close()
+    failed = bool(failing) or any(r.status == "error" for r in reports)
     with engine.begin() as conn:
         audit.record(conn, who.name, "quarantine.retry", ",".join(item_ids) or "all",
-                     after=[r.as_dict() for r in reports])
+                     after=[r.as_dict() for r in reports], outcome="failed" if failed else "ok")
     parked = sum(r.counts["still_parked"] for r in reports)
-    emit(ctx, {"runs": [r.as_dict() for r in reports], "still_parked": parked}, lambda: (render.table(
+    data = {"runs": [r.as_dict() for r in reports], "still_parked": parked}
+    if item_ids:
+        data["still_parked_items"] = failing
+    emit(ctx, data, lambda: (render.table(
         "retried", ["connector", "entity", "status", "created", "updated", "linked", "quarantined", "still parked"],
         [(r.connector, r.entity, r.status, r.counts["created"], r.counts["updated"], r.counts["linked"], r.counts["quarantined"], r.counts["still_parked"]) for r in reports]),
-        render.hint(f"{parked} row(s) still parked: triad quarantine list") if parked else None,
+        render.hint(f"{parked} row(s) still parked: triad quarantine list") if parked and not failing else None,
         render.hint(f"only rows of {', '.join(sorted(allowed))} were retried (your roles' entities)")
         if allowed is not None and not item_ids else None))
-    if any(r.status == "error" for r in reports):
+    for item in failing:
+        render.error(f"quarantine item {item['id']} ({item['connector']} {item['entity']} {item['source_id']}) is "
+                     f"still parked: {'; '.join(reason_text(x) for x in item['reasons'] or []) or item['kind']}")
+    if failed:
         sys.exit(1)
 
 

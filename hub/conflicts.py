@@ -3,7 +3,7 @@ is written to history and the audit log, and is queued to every system that take
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
@@ -18,6 +18,9 @@ from hub.steward_values import prepare as prepare_checks, steward_value
 from hub.types import utcnow
 from hub.values import encode
 
+if TYPE_CHECKING:
+    from hub.rbac import Principal
+
 
 def _row(c: Any) -> dict[str, Any]:
     """A conflict row; ``golden`` is filled in by :func:`_with_current_golden` (the stored column is the
@@ -30,38 +33,70 @@ def _row(c: Any) -> dict[str, Any]:
 
 
 def _with_current_golden(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Set each conflict's ``golden`` to its record's value now (None if the record is gone):
-    one query per entity for the fields the conflicts are about, not one per conflict."""
+    """Set each conflict's ``golden`` to its record's value now (None if the record is gone) and
+    ``merged_into`` to the record it was merged into (None while it lives): one query per entity
+    for the fields the conflicts are about, not one per conflict."""
     by_entity: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_entity.setdefault(r["entity"], []).append(r)
     for entity, items in by_entity.items():
-        current = _current_values(conn, entity, sorted({r["record_id"] for r in items}),
-                                  sorted({r["field"] for r in items}))
+        current, merged = _current_values(conn, entity, sorted({r["record_id"] for r in items}),
+                                          sorted({r["field"] for r in items}))
         for r in items:
             r["golden"] = current.get(r["record_id"], {}).get(r["field"])
+            r["merged_into"] = survivor(conn, entity, r["record_id"]) if merged.get(r["record_id"]) else None
     return rows
 
 
-def _current_values(conn: Connection, entity: str, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
-    """record id -> {field: encoded golden value} for the given fields."""
+def _current_values(conn: Connection, entity: str, ids: list[str],
+                    fields: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str | None]]:
+    """(record id -> {field: encoded golden value} for the given fields, record id -> merged_into)."""
     types = ENTITIES[entity].fields
     scalar = [f for f in fields if types.get(f) not in (None, "list")]
     t = golden.table_of(entity)
     out: dict[str, dict[str, Any]] = {}
+    merged: dict[str, str | None] = {}
     for part in chunks(ids):
-        for r in conn.execute(select(t.c.id, *[t.c[f] for f in scalar]).where(t.c.id.in_(part))).mappings():
+        for r in conn.execute(select(t.c.id, t.c.merged_into, *[t.c[f] for f in scalar])
+                              .where(t.c.id.in_(part))).mappings():
             out[r["id"]] = {f: encode(r[f]) for f in scalar}
+            merged[r["id"]] = r["merged_into"]
     if "lines" in fields and types.get("lines") == "list":   # order lines live in their own table
         lines = golden.load_lines(conn, list(out))
         for rid, values in out.items():
             values["lines"] = lines.get(rid, [])
-    return out
+    return out, merged
+
+
+MAX_MERGE_CHAIN = 1000   # a bound for a corrupt store whose merges point in a circle
+
+
+def survivor(conn: Connection, entity: str, record_id: str) -> str | None:
+    """The live record ``record_id`` was merged into, following merges of merges; None if it was not merged."""
+    t = golden.table_of(entity)
+    current, seen = record_id, {record_id}
+    for _ in range(MAX_MERGE_CHAIN):
+        into = conn.scalar(select(t.c.merged_into).where(t.c.id == current))
+        if into is None or into in seen:
+            break
+        current = into
+        seen.add(into)
+    return None if current == record_id else current
+
+
+def _merged_away(entities: list[str]):  # noqa: ANN202 - a SQL condition
+    """Open conflicts of records merged into another one: no longer work (the record is a tombstone)."""
+    ct = Conflict.__table__
+    parts = []
+    for e in entities:
+        t = golden.table_of(e)
+        parts.append(and_(ct.c.entity == e, ct.c.record_id.in_(select(t.c.id).where(t.c.merged_into.is_not(None)))))
+    return and_(ct.c.status == "open", or_(*parts))
 
 
 def _query(status: str | None, entity: str | None, field: str | None, system: str | None,
            older_than: timedelta | None, entities: frozenset[str] | None,
-           denied: dict[str, frozenset[str]]):  # noqa: ANN202
+           denied: dict[str, frozenset[str]], include_merged: bool = False):  # noqa: ANN202
     ct = Conflict.__table__
     q = select(ct).order_by(ct.c.created_at, ct.c.id)
     if status:
@@ -77,6 +112,9 @@ def _query(status: str | None, entity: str | None, field: str | None, system: st
             q = q.where(~and_(ct.c.entity == e, ct.c.field.in_(sorted(fields))))
     if older_than:
         q = q.where(ct.c.created_at <= utcnow() - older_than)
+    scope = [entity] if entity else sorted(entities if entities is not None else ENTITIES)
+    if not include_merged and status in (None, "open") and scope:   # in the query too: pages stay full
+        q = q.where(~_merged_away(scope))
     return q, system
 
 
@@ -84,10 +122,14 @@ def list_conflicts(engine: Engine, *, status: str | None = None, entity: str | N
                    field: str | None = None, system: str | None = None, older_than: timedelta | None = None,
                    limit: int = 100, offset: int = 0, entities: frozenset[str] | None = None,
                    denied: dict[str, frozenset[str]] | None = None,
-                   after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+                   after: tuple[datetime, str] | None = None, include_merged: bool = False) -> list[dict[str, Any]]:
     """Conflicts oldest first; ``after`` (created_at, id) starts after that row (keyset paging);
-    ``denied``: entity -> fields the caller may not see (their conflicts are left out)."""
-    q, system = _query(status, entity, field, system, older_than, entities, denied or {})
+    ``denied``: entity -> fields the caller may not see (their conflicts are left out).
+
+    Open conflicts of a record merged into another are left out unless ``include_merged``: they
+    cannot be resolved (see :func:`resolve`); each row's ``merged_into`` names the surviving record.
+    """
+    q, system = _query(status, entity, field, system, older_than, entities, denied or {}, include_merged)
     if after is not None:
         ct = Conflict.__table__
         q = q.where(or_(ct.c.created_at > after[0], and_(ct.c.created_at == after[0], ct.c.id > after[1])))
@@ -119,6 +161,13 @@ def show_conflict(engine: Engine, conflict_id: str) -> dict[str, Any]:
     c["golden"] = c["current_golden"] = row.values.get(c["field"]) if row else None
     c["record"] = row.values if row else None
     c["field_history"] = hist
+    return c
+
+
+def without_denied(c: dict[str, Any], denied: frozenset[str]) -> dict[str, Any]:
+    """A shown conflict without the caller's hidden fields in its record (as `records show` leaves them out)."""
+    if denied and c.get("record") is not None:
+        c = dict(c, record={k: v for k, v in c["record"].items() if k not in denied})
     return c
 
 
@@ -175,6 +224,8 @@ def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple
     row = rows.get(rid)
     if row is None:
         raise NotFound(f"the {entity} {rid} of conflict {conflict_id} no longer exists")
+    if row.merged_into:   # its writes would re-create the merged-away record in every system
+        raise UsageError(f"conflict {conflict_id} cannot be resolved: {merged_note(conn, entity, rid)}")
     c["golden"] = c["current_golden"] = row.values.get(f)
     if take is not None:
         c["current_values"] = current_source_values(conn, entity, rid, f)
@@ -205,6 +256,54 @@ def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple
                  before={"field": f, "golden": old, "values": c["values"]}, after={"golden": chosen}, note=note)
     return {"id": conflict_id, "entity": entity, "record_id": rid, "field": f, "old": old, "new": chosen,
             "queued": queued}
+
+
+def merged_note(conn: Connection, entity: str, record_id: str) -> str:
+    """Where the conflicts of a merged-away record are to be found."""
+    into = survivor(conn, entity, record_id)
+    return f"{entity} {record_id} was merged into {entity} {into}; its conflicts are there"
+
+
+def resolvable(engine: Engine, who: Principal, *, entity: str | None = None, field: str | None = None,
+               system: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What ``conflicts resolve --all`` settles: (the open conflicts the caller may see and resolve,
+    oldest first; those of them whose record was merged away, which are left out).
+
+    The caller's visibility applies before the selection, so the count asked for confirmation
+    is the number resolved: a conflict on a field denied to the caller is not selected.
+    """
+    entities = None if who.single_user else who.allowed_entities("resolve")
+    denied = {e: who.denied_fields(e) for e in (ENTITIES if entities is None else entities)}
+    rows = list_conflicts(engine, status="open", entity=entity, field=field, system=system, limit=MAX_SELECTION,
+                          entities=entities, denied=denied, include_merged=True)
+    rows = [r for r in rows if who.single_user or who.can("resolve", r["entity"], r["field"])]
+    return [r for r in rows if not r["merged_into"]], [r for r in rows if r["merged_into"]]
+
+
+MAX_SELECTION = 100_000   # conflicts one `resolve --all` takes on
+
+
+def select_all(engine: Engine, who: Principal, *, entity: str | None = None, field: str | None = None,
+               system: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`conflicts resolve --all`: (the conflicts to resolve, see :func:`resolvable`; the conflicts of
+    merged-away records left out, briefly). Refused (exit 2) when the caller may not resolve what
+    the filters name, or when merged-away records' conflicts are all that match."""
+    from hub.rbac import require
+    require(engine, who, "resolve", entity, field, target="conflicts resolve --all")
+    targets, merged = resolvable(engine, who, entity=entity, field=field, system=system)
+    left_out = [{"id": c["id"], "entity": c["entity"], "record_id": c["record_id"], "field": c["field"],
+                 "merged_into": c["merged_into"]} for c in merged]
+    if left_out and not targets:
+        raise UsageError(f"no open conflict matching can be resolved: {left_out_note(left_out)}")
+    return targets, left_out
+
+
+def left_out_note(left_out: list[dict[str, Any]], shown: int = 5) -> str:
+    """One line naming the conflicts of merged-away records and where their records went."""
+    named = "; ".join(f"conflict {c['id']}: {c['entity']} {c['record_id']} was merged into {c['entity']} "
+                      f"{c['merged_into']}; its conflicts are there" for c in left_out[:shown])
+    more = f" (and {len(left_out) - shown} more)" if len(left_out) > shown else ""
+    return f"{len(left_out)} conflict(s) of merged-away records left out: {named}{more}"
 
 
 def count_open(engine: Engine) -> int:

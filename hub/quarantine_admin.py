@@ -66,13 +66,53 @@ def get_item(engine: Engine, item_id: str) -> dict[str, Any]:
     return _item(r)
 
 
+_WHY_NOT_PARKED = {"resolved": " (it went through since it was parked)", "dropped": " (given up on already)"}
+
+
+def require_parked(engine: Engine, item_ids: Collection[str], verb: str) -> None:
+    """Refuse items that are not parked: an unknown id is not found (exit 1); an item in another
+    state is a usage error (exit 2) naming that state, for retry and drop alike."""
+    qt = Quarantine.__table__
+    found: dict[str, str] = {}
+    with engine.connect() as conn:
+        for part in chunks(sorted(set(item_ids))):
+            found.update((r.id, r.status) for r in conn.execute(select(qt.c.id, qt.c.status).where(qt.c.id.in_(part))))
+    unknown = [i for i in item_ids if i not in found]
+    if unknown:
+        raise NotFound(f"no quarantine item {', '.join(unknown)} (see `triad quarantine list`)")
+    for item_id in item_ids:
+        status = found[item_id]
+        if status != "parked":
+            raise UsageError(f"quarantine item {item_id} is {status}{_WHY_NOT_PARKED.get(status, '')}; "
+                             f"only parked items can be {verb}")
+
+
+def still_parked(engine: Engine, item_ids: Collection[str], run_ids: Collection[str]) -> list[dict[str, Any]]:
+    """After a retry of ``item_ids``: those still parked, and rows the retry runs parked anew
+    (a keyless row that now parses is parked under its key), oldest first."""
+    qt = Quarantine.__table__
+    wanted = or_(qt.c.id.in_(sorted(item_ids)), qt.c.run_id.in_(sorted(run_ids)))
+    with engine.connect() as conn:
+        return [_item(r) for r in conn.execute(select(qt).where(qt.c.status == "parked", wanted)
+                                               .order_by(qt.c.created_at, qt.c.id)).mappings()]
+
+
+def reason_text(reason: Any) -> str:
+    """One reason in words, as `quarantine list` shows it."""
+    if not isinstance(reason, dict):
+        return str(reason)
+    return reason.get("message") or f"{reason.get('expectation')} {reason.get('column')}={reason.get('value')}"
+
+
 def drop_item(engine: Engine, item_id: str, user: str, note: str | None) -> dict[str, Any]:
+    require_parked(engine, [item_id], "dropped")
     item = get_item(engine, item_id)
-    if item["status"] != "parked":
-        raise UsageError(f"quarantine item {item_id} is {item['status']}, not parked")
     qt = Quarantine.__table__
     with engine.begin() as conn:
-        conn.execute(update(qt).where(qt.c.id == item_id).values(status="dropped", updated_at=utcnow()))
+        moved = conn.execute(update(qt).where(qt.c.id == item_id, qt.c.status == "parked")
+                             .values(status="dropped", updated_at=utcnow()))
+        if moved.rowcount != 1:   # a sync or a retry took it through since it was read
+            raise UsageError(f"quarantine item {item_id} changed while this ran; see `triad quarantine show {item_id}`")
         audit.record(conn, user, "quarantine.drop", f"quarantine:{item_id}", before={"status": "parked"},
                      after={"status": "dropped"}, note=note)
     return item

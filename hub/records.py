@@ -1,9 +1,10 @@
 """Reading golden records for stewards: lists, one record with provenance, sources and history."""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, false, select
 
 from hub.canonical import ENTITIES, entity as entity_def
 from hub.errors import NotFound, UsageError
@@ -23,6 +24,7 @@ def _xrefs(conn, entity: str, ids: list[str]) -> dict[str, dict[str, list[str]]]
 
 
 def parse_where(entity: str, where: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """``FIELD=VALUE`` filters as (field, typed value); an empty VALUE matches an empty field."""
     fields = ENTITIES[entity].fields
     out = []
     for w in where:
@@ -32,11 +34,26 @@ def parse_where(entity: str, where: tuple[str, ...]) -> list[tuple[str, Any]]:
         f = f.strip()
         if f not in fields and f != "id":
             raise UsageError(f"--where {w!r}: {entity} has no field '{f}'; fields: {', '.join(fields)}")
-        try:
-            out.append((f, decode(v, fields.get(f, "string")) if v != "" else None))
-        except (ValueError, ArithmeticError) as exc:
-            raise UsageError(f"--where {w!r}: {v!r} is not a valid {fields.get(f, 'string')} for {f} ({exc})") from None
+        out.append((f, _where_value(entity, f, fields.get(f, "string"), v, w) if v != "" else None))
     return out
+
+
+NO_ROW = object()   # a filter value no row can hold (beyond the column's digits or range): matches nothing
+
+
+def _where_value(entity: str, field: str, type_name: str, text: str, where: str) -> Any:
+    """The typed value of one filter (as written: ``1,5`` is not a number), or NO_ROW for a value
+    the column cannot hold, which is never sent to the store (an overflow error there)."""
+    if type_name in ("string", "list"):
+        return text
+    from hub.steward_values import TYPE_NOUNS, column_problem
+    try:
+        typed = decode(text, type_name)
+        if isinstance(typed, Decimal) and not typed.is_finite():
+            raise ValueError("NaN and infinity are no amounts")
+    except (ValueError, ArithmeticError):
+        raise UsageError(f"--where {where}: {text!r} is not {TYPE_NOUNS.get(type_name, type_name)}") from None
+    return NO_ROW if column_problem(entity, field, typed) is not None else typed
 
 
 def list_records(engine: Engine, entity: str, where: tuple[str, ...] = (), limit: int = 50,
@@ -45,7 +62,7 @@ def list_records(engine: Engine, entity: str, where: tuple[str, ...] = (), limit
     t = table_of(entity)
     q = select(t).where(t.c.merged_into.is_(None)).order_by(t.c.id).limit(limit).offset(offset)
     for f, v in parse_where(entity, where):
-        q = q.where(t.c[f].is_(None) if v is None else t.c[f] == v)
+        q = q.where(t.c[f].is_(None) if v is None else false() if v is NO_ROW else t.c[f] == v)
     fields = [f for f in scalar_fields(entity) if f not in denied]
     with engine.connect() as conn:
         rows = list(conn.execute(q).mappings())

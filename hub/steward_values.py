@@ -166,15 +166,46 @@ def _range(kwargs: dict[str, Any]) -> str:
 def _check_column(entity: str, field: str, text: str, typed: Any) -> None:
     """Refuse what the store column cannot hold (a database error later) or would round (golden and
     the systems would then disagree with the store)."""
+    problem = column_problem(entity, field, typed)
+    if problem is not None:
+        raise UsageError(f"{field}: {text!r} {problem}")
+
+
+def column_problem(entity: str, field: str, typed: Any) -> str | None:
+    """Why the store column of ``field`` cannot hold ``typed`` as it is ('has more than 2 decimal
+    places'), or None when it fits."""
     from hub.golden import table_of
     col_type = table_of(entity).c[field].type
     length = getattr(col_type, "length", None)
     if isinstance(typed, str) and length is not None and len(typed) > length:
-        raise UsageError(f"{field}: {text!r} is {len(typed)} characters long; at most {length} fit")
+        return f"is {len(typed)} characters long; at most {length} fit"
     if isinstance(typed, Decimal) and getattr(col_type, "scale", None) is not None:
         scale, digits = col_type.scale, col_type.precision - col_type.scale
-        _, figures, exponent = typed.normalize().as_tuple()
+        figures, exponent = _significant(typed)
         if -exponent > scale:
-            raise UsageError(f"{field}: {text!r} has more than {scale} decimal places")
+            return f"has more than {scale} decimal places"
         if len(figures) + exponent > digits:
-            raise UsageError(f"{field}: {text!r} has more than {digits} digits before the decimal point")
+            return f"has more than {digits} digits before the decimal point"
+    if isinstance(typed, int) and not isinstance(typed, bool):
+        low, high = _int_range(col_type)
+        if not low <= typed <= high:
+            return f"is out of range (a whole number from {low} to {high})"
+    return None
+
+
+def _significant(number: Decimal) -> tuple[tuple[int, ...], int]:
+    """(digits, exponent) without trailing zeros: ``normalize()`` without its context, which
+    overflows on an exponent like 1e999999999."""
+    _, figures, exponent = number.as_tuple()
+    if not any(figures):
+        return (0,), 0
+    while len(figures) > 1 and figures[-1] == 0:
+        figures, exponent = figures[:-1], exponent + 1
+    return figures, int(exponent)
+
+
+def _int_range(col_type: Any) -> tuple[int, int]:
+    """The values an integer column holds on every store (PostgreSQL's integer is 32 bits)."""
+    from sqlalchemy import BigInteger, SmallInteger
+    bits = 64 if isinstance(col_type, BigInteger) else 16 if isinstance(col_type, SmallInteger) else 32
+    return -2 ** (bits - 1), 2 ** (bits - 1) - 1

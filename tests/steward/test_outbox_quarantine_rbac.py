@@ -237,6 +237,7 @@ def test_quarantine_retry_counts_the_rows_still_parked(project):
     assert report["still_parked"] == parked == sum(r["still_parked"] for r in report["runs"])
     assert all(r["quarantined"] == 0 for r in report["runs"])           # nothing newly parked, yet 4 remain
     one = ok("alice", "quarantine", "list")["items"][0]["id"]
-    assert ok("alice", "quarantine", "retry", one)["still_parked"] == 1
+    one_left = run("alice", "quarantine", "retry", one)      # the row fails again: exit 1, counted
+    assert one_left.exit_code == 1 and json.loads(one_left.stdout)["still_parked"] == 1
     human = CliRunner().invoke(main, ["--user", "alice", "quarantine", "retry"])
     assert human.exit_code == 0 and "still parked" in human.stdout and "4 row(s) still parked" in human.stdout
