@@ -807,7 +807,7 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
             return
         if not yes:
             if ctx.as_json or not sys.stdin.isatty():
-                raise UsageError(f"{len(targets)} conflicts match; add --yes to resolve them all")
+                raise UsageError(f"{len(targets)} conflict{'' if len(targets) == 1 else 's'} match; add --yes to resolve them all")
             render.table("to resolve", ["id", "entity", "field", "values"],
                          [(t["id"], t["entity"], t["field"], t["values"]) for t in targets[:20]])
             click.confirm(f"Resolve these {len(targets)} conflicts?", abort=True)

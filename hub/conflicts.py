@@ -11,7 +11,7 @@ from hub import audit, durations, golden, subscriptions
 from hub.changefeed import lock_history
 from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
-from hub.models import Conflict, FieldHistory, SourceState
+from hub.models import GOLDEN_MODELS, Conflict, FieldHistory, SourceState
 from hub.outbox import OutboxQueue
 from hub.sqlutil import chunks
 from hub.steward_values import prepare as prepare_checks, steward_value
@@ -84,7 +84,7 @@ def survivor(conn: Connection, entity: str, record_id: str) -> str | None:
     return None if current == record_id else current
 
 
-def _merged_away(entities: list[str]):  # noqa: ANN202 - a SQL condition
+def merged_away(entities: list[str]):  # noqa: ANN202 - a SQL condition
     """Open conflicts of records merged into another one: no longer work (the record is a tombstone)."""
     ct = Conflict.__table__
     parts = []
@@ -114,7 +114,7 @@ def _query(status: str | None, entity: str | None, field: str | None, system: st
         q = q.where(ct.c.created_at <= utcnow() - older_than)
     scope = [entity] if entity else sorted(entities if entities is not None else ENTITIES)
     if not include_merged and status in (None, "open") and scope:   # in the query too: pages stay full
-        q = q.where(~_merged_away(scope))
+        q = q.where(~merged_away(scope))
     return q, system
 
 
@@ -307,9 +307,11 @@ def left_out_note(left_out: list[dict[str, Any]], shown: int = 5) -> str:
 
 
 def count_open(engine: Engine) -> int:
+    """Open conflicts still to decide (those of records merged away are not: see :func:`resolve`)."""
     ct = Conflict.__table__
     with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(ct).where(ct.c.status == "open")) or 0
+        return conn.scalar(select(func.count()).select_from(ct).where(
+            ct.c.status == "open", ~merged_away(sorted(GOLDEN_MODELS)))) or 0
 
 
 MAX_AGE = timedelta(days=36500)   # a bound far beyond any store, well inside what datetime arithmetic can take

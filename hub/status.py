@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from hub.config import TriadConfig
+from hub.conflicts import merged_away
 from hub.models import GOLDEN_MODELS, Conflict, MatchCandidate, Outbox, Quarantine, StreamState, SyncRun
 
 
@@ -44,7 +45,8 @@ def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
             return conn.scalar(select(func.count()).select_from(table).where(*where)) or 0
 
         ct, qt, ot, mt = Conflict.__table__, Quarantine.__table__, Outbox.__table__, MatchCandidate.__table__
-        out["conflicts"] = {"open": count(ct, ct.c.status == "open"), "auto": count(ct, ct.c.status == "auto"),
+        out["conflicts"] = {"open": count(ct, ct.c.status == "open", ~merged_away(sorted(GOLDEN_MODELS))),
+                            "auto": count(ct, ct.c.status == "auto"),
                             "resolved": count(ct, ct.c.status == "resolved")}
         out["quarantine"] = {"parked": count(qt, qt.c.status == "parked")}
         out["outbox"] = {"pending": count(ot, ot.c.status == "pending"), "dead": count(ot, ot.c.status == "dead"),

@@ -204,6 +204,8 @@ def test_conflicts_list_leaves_merged_away_records_out_unless_asked(engine):
     assert ok("alice", "conflicts", "show", conflict)["merged_into"] == winner
     human = CliRunner().invoke(main, ["--user", "alice", "conflicts", "list", "--include-merged"])
     assert human.exit_code == 0 and "merged into" in human.stdout
+    open_listed = len(ok("alice", "conflicts", "list", "--status", "open")["conflicts"])
+    assert ok("alice", "status")["conflicts"]["open"] == open_listed      # status counts the same work
 
 
 # --- 2. a denied field's values stay hidden in `conflicts show` ------------------------------------
