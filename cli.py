@@ -95,7 +95,7 @@ def config_validate(ctx: Context) -> None:
     from hub.setup import validate_all
     report = validate_all(ctx.config())
     data = {"ok": not report["problems"], "config": str(ctx.config().path), "problems": report["problems"],
-            "connectors": report["connectors"], "effective": ctx.config().printable()}
+            "warnings": report["warnings"], "connectors": report["connectors"], "effective": ctx.config().printable()}
 
     def human() -> None:
         render.say(f"config: {data['config']}")
@@ -103,6 +103,8 @@ def config_validate(ctx: Context) -> None:
                      [(c["name"], c["type"], c["direction"], ", ".join(c["entities"])) for c in report["connectors"]])
         for p in report["problems"]:
             render.error(p)
+        for w in report["warnings"]:
+            render.say(f"[yellow]warning[/yellow] {w}")
         render.say("[green]ok[/green]" if data["ok"] else f"[red]{len(report['problems'])} problem(s)[/red]")
     emit(ctx, data, human)
     if report["problems"]:

@@ -114,6 +114,9 @@ class Connector(ABC):
     entities: ClassVar[tuple[str, ...]] = ("customer", "order", "contract", "payment")
     directions: ClassVar[tuple[str, ...]] = ("in", "out", "both")
     supports_deletes: ClassVar[bool] = False
+    # entities the type reads but cannot write (a read-only API object): the hub queues no writes
+    # to them, whatever the connector's direction
+    read_only_entities: ClassVar[frozenset[str]] = frozenset()
     # a write shows in the next read (APIs do; a folder of exports imported later does not): after a
     # successful write the hub then knows the system's new state and uses it as the merge base
     writes_visible: ClassVar[bool] = True

@@ -1,8 +1,9 @@
 """Secrets in config: typed, never printed, never stored.
 
-Values under keys that look secret (password, secret, token, api key ...)
-are wrapped in :class:`Secret` when the config is loaded. ``str()`` and
-``repr()`` give ``***``; connectors call :func:`reveal` at the point of use.
+Values under keys that look secret (password, secret, token, api key ...),
+except the few settings named like one (:data:`SETTING_KEYS`), are wrapped
+in :class:`Secret` when the config is loaded. ``str()`` and ``repr()`` give
+``***``; connectors call :func:`reveal` at the point of use.
 A logging filter masks every loaded secret value wherever it appears.
 """
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|app[_-]?secret|private[_-]?key|signing[_-]?key|aes[_-]?key|credential)",
                         re.IGNORECASE)
 MASK = "***"
+# keys SECRET_KEY matches that name a setting, not a credential: their values stay plain text
+SETTING_KEYS = frozenset({"token_api"})     # DingTalk: which token endpoint, "new" or "legacy"
 
 
 class Secret:
@@ -48,9 +51,14 @@ def wrap_secrets(data: Any, key: str = "") -> Any:
         return {k: wrap_secrets(v, str(k)) for k, v in data.items()}
     if isinstance(data, list):
         return [wrap_secrets(v, key) for v in data]
-    if isinstance(data, (str, int)) and not isinstance(data, bool) and key and SECRET_KEY.search(key):
+    if isinstance(data, (str, int)) and not isinstance(data, bool) and is_secret_key(key):
         return Secret(str(data)) if str(data) else data
     return data
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a value under ``key`` is a credential (wrapped, masked, kept out of logs)."""
+    return bool(key) and key.lower() not in SETTING_KEYS and SECRET_KEY.search(key) is not None
 
 
 def redact(data: Any) -> Any:

@@ -48,10 +48,12 @@ def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
 
 
 def validate_all(cfg: TriadConfig) -> dict[str, Any]:
-    """Every problem in the config and the mappings it uses (empty list when all is well)."""
+    """Every problem in the config and the mappings it uses (empty list when all is well), and warnings:
+    what the config asks that will not happen, though the rest works."""
     from hub.connector import load_registry
     from hub.mapping import find_mapping, validate_mapping_file
     problems: list[str] = []
+    warnings: list[str] = []
     connectors = []
     registry = load_registry()
     for name, c in cfg.connectors.items():
@@ -68,6 +70,8 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
                 problems.append(f"connectors.{name}.entities.{entity}: the {c.type} connector does not offer "
                                 f"{entity}; it offers {', '.join(cls.entities)}")
                 continue
+            if entity in getattr(cls, "read_only_entities", frozenset()) and c.direction != "in":
+                (problems if c.direction == "out" else warnings).append(read_only_note(name, c.type, entity, c.direction))
             try:
                 path = find_mapping(c.type, entity, binding.mapping, str(cfg.base_dir))
             except ConfigError as exc:
@@ -80,7 +84,15 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
             oidc_config(cfg)
         except ConfigError as exc:
             problems.append(str(exc))
-    return {"problems": problems, "connectors": connectors}
+    return {"problems": problems, "warnings": warnings, "connectors": connectors}
+
+
+def read_only_note(name: str, type_name: str, entity: str, direction: str) -> str:
+    """Direction out on a read-only entity syncs nothing (a problem); both only reads it (a warning)."""
+    where = f"connectors.{name}.entities.{entity}: the {type_name} connector cannot write {entity}"
+    if direction == "out":
+        return f"{where}, and direction out does not read it: nothing would sync (use direction in or both)"
+    return f"{where}; it is read only, no writes are queued for it (direction both applies to the other entities)"
 
 
 def load_and_validate(path: str | None) -> TriadConfig:

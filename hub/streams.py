@@ -98,7 +98,14 @@ class Parts:
         return rules_from_config(self.cfg.survivorship_for(entity), list(self.cfg.connectors))
 
     def out_systems(self, entity: str) -> tuple[str, ...]:
-        return tuple(n for n, c in self.cfg.connectors.items() if c.direction in ("out", "both") and entity in c.entities)
+        """Connectors that take writes of ``entity``: direction out or both, and a type that can write it."""
+        return tuple(n for n, c in self.cfg.connectors.items()
+                     if c.direction in ("out", "both") and entity in c.entities and self.writable(c.type, entity))
+
+    def writable(self, type_name: str, entity: str) -> bool:
+        """False for an entity the connector type declares read-only (its API takes no writes)."""
+        cls = self.registry.get(type_name)
+        return cls is None or entity not in getattr(cls, "read_only_entities", frozenset())
 
     def delete_targets(self, entity: str) -> tuple[str, ...]:
         return tuple(n for n in self.out_systems(entity) if self.cfg.connectors[n].propagate_deletes)

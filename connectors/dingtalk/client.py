@@ -102,7 +102,7 @@ class DingTalkClient:
             raise ConfigError(f"dingtalk: {' and '.join(missing)} required", connector=name)
         base_url = text_option(options, "base_url")
         self.oapi_url = (text_option(options, "oapi_url") or base_url or OAPI_URL).rstrip("/")
-        self.token_api = options.get("token_api", "new")
+        self.token_api = text_option(options, "token_api", "new")
         if self.token_api not in ("new", "legacy"):
             raise ConfigError(f"dingtalk: token_api must be new or legacy, got '{self.token_api}'", connector=name)
         policy = RetryPolicy(attempts=int(options.get("retries", 5)), timeout=float(options.get("timeout", 30)),
@@ -206,10 +206,14 @@ class DingTalkClient:
     def start_instance(self, body: dict[str, Any]) -> str:
         """StartProcessInstance; the new instance id.
 
+        Not sent again after a read timeout or a 5xx (DingTalk may have started the instance):
+        the RetriableError goes to the caller, whose next attempt looks for the instance first.
+
         Raises:
             RecordRejected: DingTalk refused this instance (the message says why).
+            RetriableError: no answer; the instance may or may not exist.
         """
-        status, out = self.call("POST", "/v1.0/workflow/processInstances", json=body, write=True)
+        status, out = self.call("POST", "/v1.0/workflow/processInstances", json=body, write=True, idempotent=False)
         if status != 200 or not isinstance(out, dict) or not out.get("instanceId"):
             code, message = (out or {}).get("code", ""), (out or {}).get("message", out)
             raise RecordRejected(f"DingTalk refused the approval: {code} {message}", connector=self.name)

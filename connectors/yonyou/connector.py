@@ -3,15 +3,18 @@
 ``StreamSpec.source`` names the API object. Lists have no server cursor:
 reads filter on ``pubts`` (local ``yyyy-MM-dd HH:mm:ss``) from
 ``cursor - overlap_seconds`` and page by ``pageIndex`` until a short page (see
-:mod:`connectors.kingdee.incremental`). The customer list cannot be ordered by
-``pubts``, so its cursor only moves at the end of a run; the order list can,
-so it moves per batch. Order rows (one per line) are regrouped into one
+:mod:`hub.incremental`). The order list can be ordered by ``pubts``, so its
+cursor moves per batch; the customer list cannot, so it is read in windows of
+``pubts`` and its cursor moves per window (:mod:`connectors.yonyou.windows`;
+option ``start_date``: where a full read starts). Order rows (one per line) are regrouped into one
 record per order with its lines under ``orderDetails``.
 
 The list APIs return whole records, so ``StreamSpec.fields`` selects nothing here.
 
 Writes send the change id as ``resubmitCheckKey``, so a create retried after a
-timeout returns the first result instead of a second record.
+timeout returns the first result instead of a second record. Customer updates
+go through batch save, which spells the name ``{"zh_CN": ...}`` where lists
+and newinsert say ``{"simplifiedName": ...}``.
 """
 from __future__ import annotations
 
@@ -19,14 +22,16 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
-from hub.incremental import (CursorTracker, RunDedup, get_path, localize_times, lower_bound,
-                                            nest_dotted)
 from connectors.yonyou.client import AuthError, YonyouClient
+from connectors.yonyou.windows import Windows, filter_text
 from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
 from hub.errors import ConfigError, FatalError, RetriableError, TriadError
+from hub.incremental import (CursorTracker, RunDedup, cursor_datetime, get_path, localize_times, lower_bound,
+                             nest_dotted, parse_local)
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +50,14 @@ class ApiObject:
     detail_path: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)   # what a create needs ("{org}" = org_code)
     booleans: tuple[str, ...] = ()       # JSON booleans (a values map writes them back as "true"/"false")
+    multilingual: tuple[str, ...] = ()   # {"simplifiedName": ..} in lists and creates, {"zh_CN": ..} in batch save
 
 
 OBJECTS: dict[str, ApiObject] = {
     "merchant": ApiObject("/yonbip/digitalModel/merchant/newlist", "array", False,
                           insert_path="/yonbip/digitalModel/merchant/idempotent/newinsert",
                           update_path="/yonbip/digitalModel/batch/merchant/save",
-                          defaults={"createOrgCode": "{org}"}, booleans=("stopstatus",)),
+                          defaults={"createOrgCode": "{org}"}, booleans=("stopstatus",), multilingual=("name",)),
     "voucherorder": ApiObject("/yonbip/sd/voucherorder/list", "records", True, lines="orderDetails",
                               line_fields=("orderDetailId", "lineno", "productId", "productId!code", "productId_name",
                                            "qty", "oriTaxUnitPrice", "oriSum", "orderDetailPrices!natMoney", "taxRate"),
@@ -76,9 +82,12 @@ class YonyouConnector(Connector):
     type_name = "yonyou"
     # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
     option_keys = frozenset({"base_url", "app_key", "app_secret", "tenant_id", "tenant", "gateway_url",
-                             "token_url", "timeout", "retries", "backoff", "verify", "overlap_seconds", "org_code"})
-    entity_option_keys = frozenset({"page_size"})
+                             "token_url", "timeout", "retries", "backoff", "verify", "overlap_seconds", "org_code",
+                             "start_date"})
+    entity_option_keys = frozenset({"page_size", "start_date"})
     entities = ("customer", "order", "payment")
+    # entities whose API object takes no writes: the hub queues none for them, whatever the direction
+    read_only_entities = frozenset(e for e, o in ENTITY_OBJECTS.items() if not OBJECTS[o].insert_path)
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
         super().__init__(name, options, base_dir=base_dir)
@@ -101,47 +110,107 @@ class YonyouConnector(Connector):
         except TriadError as exc:
             return CheckResult(False, f"YonBIP check failed: {exc}")
         return CheckResult(True, f"YonBIP gateway {self.client.gateway_url} reachable with app {self.client.app_key}",
-                           {"gateway_url": self.client.gateway_url, "token_url": self.client.token_url})
+                           {"gateway_url": self.client.gateway_url, "token_url": self.client.token_url,
+                            "read_only_entities": sorted(self.read_only_entities)})
 
     # -- reads ------------------------------------------------------------------------
     def read(self, stream: StreamSpec, cursor: Any) -> Iterator[Batch]:
         """Pages of the object's list API as records, from ``cursor - overlap`` on (``pubts``)."""
         name, obj = self._object(stream)
         tz = ZoneInfo(stream.timezone or "Asia/Shanghai")
+        size = max(1, min(int(stream.options.get("page_size", stream.batch_size)), 5000))
+        log.info("reading %s from %s (cursor %s)", name, self.name, cursor or "none: from the beginning",
+                 extra={"connector": self.name, "entity": stream.entity})
+        if obj.ordered:
+            yield from self._read_ordered(obj, stream, cursor, size, tz)
+        else:
+            yield from self._read_windows(obj, stream, cursor, size, tz)
+
+    def _read_ordered(self, obj: ApiObject, stream: StreamSpec, cursor: Any, size: int,
+                      tz: ZoneInfo) -> Iterator[Batch]:
+        """A list ordered by ``pubts``: the cursor moves with every page."""
         key, updated = stream.key or "id", stream.updated_at or "pubts"
         since = lower_bound(cursor, self.overlap, tz)
-        size = max(1, min(int(stream.options.get("page_size", stream.batch_size)), 5000))
         tracker, dedup = CursorTracker(cursor, tz, stream.run_started_at), RunDedup(tz)
         held: list[dict[str, Any]] = []
         last_cursor = tracker.value()
-        log.info("reading %s from %s (since %s)", name, self.name, since or "the beginning",
-                 extra={"connector": self.name, "entity": stream.entity})
         page = 1
         while True:
             rows, last = self._page(obj, page, size, since, updated, key)
             records = self._group(obj, rows, key, held)
             held = [] if last or not obj.lines or not records else [records.pop()]
-            batch = []
-            for rec in records:
-                stamp = get_path(rec, updated)
-                if dedup.fresh(get_path(rec, key), stamp):
-                    batch.append(rec)
-                tracker.see(stamp)
-            # an unordered list may still hold older changes on later pages: keep the cursor until the end
-            now_cursor = tracker.value() if (obj.ordered or last) else tracker.start_value()
-            if batch or now_cursor != last_cursor:
-                yield Batch(batch, cursor=now_cursor)
-                last_cursor = now_cursor
+            batch = self._fresh(records, key, updated, dedup, tracker)
+            if batch or tracker.value() != last_cursor:
+                last_cursor = tracker.value()
+                yield Batch(batch, cursor=last_cursor)
             if last:
                 return
             page += 1
 
+    def _read_windows(self, obj: ApiObject, stream: StreamSpec, cursor: Any, size: int,
+                      tz: ZoneInfo) -> Iterator[Batch]:
+        """A list that cannot be ordered: window by window, the cursor committed per window
+        (see :mod:`connectors.yonyou.windows`)."""
+        key, updated = stream.key or "id", stream.updated_at or "pubts"
+        windows = Windows.plan(cursor, overlap=self.overlap, tz=tz, run_started_at=stream.run_started_at,
+                               now=datetime.now(timezone.utc), start_date=self._opt(stream, "start_date"),
+                               page_size=size)
+        dedup = RunDedup(tz)
+        committed = _not_after(CursorTracker(cursor, tz, None).start_value(), stream.run_started_at)
+        while True:
+            start, end = windows.current()
+            tracker = CursorTracker(committed, tz, stream.run_started_at)
+            since, until = filter_text(start, tz), (filter_text(end, tz) if end else None)
+            page, count = 1, 0
+            while True:
+                rows, last = self._page(obj, page, size, since, updated, key, until)
+                count += len(rows)
+                batch = self._fresh(rows, key, updated, dedup, tracker)
+                if last or (page == 1 and windows.narrow(end, self._stamps(rows, updated, tz))):
+                    break
+                if batch:
+                    yield Batch(batch, cursor=committed)     # the window is not read to its end yet
+                page += 1
+            if not last:        # asked again narrower: this page's records are kept, not a cursor
+                if batch:
+                    yield Batch(batch, cursor=committed)
+                continue
+            if end is None:
+                yield Batch(batch, cursor=_not_after(tracker.value(), stream.run_started_at))
+                return
+            committed = _later(committed, end.astimezone(timezone.utc).isoformat())
+            yield Batch(batch, cursor=committed)
+            windows.done(end, count)
+
+    def _opt(self, stream: StreamSpec, key: str, default: Any = None) -> Any:
+        """An entity option, else the connector's."""
+        value = stream.options.get(key)
+        return self.options.get(key, default) if value is None else value
+
+    @staticmethod
+    def _stamps(rows: list[dict[str, Any]], updated: str, tz: ZoneInfo) -> list[datetime]:
+        return [t for t in (parse_local(get_path(r, updated), tz) for r in rows) if t is not None]
+
+    @staticmethod
+    def _fresh(records: list[dict[str, Any]], key: str, updated: str, dedup: RunDedup,
+               tracker: CursorTracker) -> list[dict[str, Any]]:
+        """The records not yet read in this run; every timestamp goes to ``tracker``."""
+        batch = []
+        for rec in records:
+            stamp = get_path(rec, updated)
+            if dedup.fresh(get_path(rec, key), stamp):
+                batch.append(rec)
+            tracker.see(stamp)
+        return batch
+
     def _page(self, obj: ApiObject, page: int, size: int, since: str | None, updated: str,
-              key: str) -> tuple[list[dict[str, Any]], bool]:
+              key: str, until: str | None = None) -> tuple[list[dict[str, Any]], bool]:
         if obj.paging == "array":
             body: dict[str, Any] = {"pageIndex": page, "pageSize": size}
             if since:
                 body[updated] = since
+            if until:
+                body["endTime"] = until
             data = self.client.call("POST", obj.list_path, body=body).get("data") or []
             if not isinstance(data, list):
                 raise FatalError(f"{obj.list_path}: data is {type(data).__name__}, expected a list",
@@ -225,7 +294,7 @@ class YonyouConnector(Connector):
                           results: dict[str, WriteResult]) -> None:
         """One batch save; when some fail, each is sent alone to learn which (updates are idempotent)."""
         def send(items: list[tuple[WriteChange, dict[str, Any]]]) -> dict[str, Any]:
-            data = [dict(v, _status="Update", id=ch.source_id) for ch, v in items]
+            data = [dict(batch_save_form(v, obj.multilingual), _status="Update", id=ch.source_id) for ch, v in items]
             return self.client.call("POST", obj.update_path or "", body={"data": data}, write=True)
 
         try:
@@ -288,6 +357,29 @@ class YonyouConnector(Connector):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _later(cursor: str | None, other: str) -> str:
+    """The later of two cursors (a window that starts in the overlap may end before the cursor)."""
+    return other if cursor is None or cursor_datetime(other) > cursor_datetime(cursor) else cursor
+
+
+def _not_after(cursor: str | None, run_started_at: datetime | None) -> str | None:
+    """The cursor, but never past the run's start (a cursor from a clock ahead of this run's is pulled back)."""
+    if cursor is None or run_started_at is None or cursor_datetime(cursor) <= run_started_at:
+        return cursor
+    return run_started_at.astimezone(timezone.utc).isoformat()
+
+
+def batch_save_form(values: dict[str, Any], multilingual: tuple[str, ...]) -> dict[str, Any]:
+    """``values`` as batch save reads them: a multilingual text's ``simplifiedName`` (the list's and
+    newinsert's key) under ``zh_CN`` (PROTOCOLS 4.3)."""
+    out = dict(values)
+    for name in multilingual:
+        text = out.get(name)
+        if isinstance(text, dict) and "simplifiedName" in text:
+            out[name] = {**{k: v for k, v in text.items() if k != "simplifiedName"}, "zh_CN": text["simplifiedName"]}
+    return out
 
 
 def _strip_id(line: dict[str, Any]) -> dict[str, Any]:

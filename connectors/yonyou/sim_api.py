@@ -21,6 +21,8 @@ MAX_PAGE_SIZE = 5000
 MERCHANT_FIELDS = ("creditCode", "contactTel", "email", "countryCode", "province", "city", "address", "zipCode",
                    "currencyCode", "stopstatus", "customerClassCode", "taxPayingCategories")
 ORDER_HEADER_FIELDS = ("vouchdate", "payMoney", "orderPrices!currency", "memo")
+# the language key of the multilingual name each write API documents (PROTOCOLS 4.3); lists answer simplifiedName
+INSERT_NAME_KEY, BATCH_NAME_KEY = "simplifiedName", "zh_CN"
 LINE_FIELDS = ("lineno", "qty", "oriTaxUnitPrice", "oriSum", "orderDetailPrices!natMoney", "taxRate")
 
 
@@ -85,22 +87,33 @@ def merchant_list(data: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     return ok(rows[(index - 1) * size:index * size])
 
 
-def _name_of(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("simplifiedName") or value.get("zh_CN") or "")
-    return str(value or "")
+def _name_of(item: dict[str, Any], language: str) -> str | None:
+    """The customer name under the language key the called API reads; None when ``item`` names none.
+
+    Raises:
+        ApiError: the name comes in another form (the other API's key, a bare string): the
+            gateway does not read it, so a create would be nameless and an update would lose it
+            (refused here, per record; the vendor's own message for it is [unverified]).
+    """
+    if "name" not in item:
+        return None
+    value = item["name"]
+    if not isinstance(value, dict) or language not in value:
+        raise ApiError("0", f'客户名称格式不正确，应为 {{"{language}": "..."}}')
+    return str(value[language] or "")
 
 
-def _apply_merchant(rec: dict[str, Any], item: dict[str, Any]) -> None:
-    if "name" in item:
-        rec["name"] = {"simplifiedName": _name_of(item["name"])}
+def _apply_merchant(rec: dict[str, Any], item: dict[str, Any], name: str | None) -> None:
+    if name is not None:
+        rec["name"] = {"simplifiedName": name}
     for key in MERCHANT_FIELDS:
         if key in item:
             rec[key] = item[key]
 
 
-def _create_merchant(data: dict[str, Any], item: dict[str, Any], now: datetime) -> dict[str, Any]:
-    if not _name_of(item.get("name")):
+def _create_merchant(data: dict[str, Any], item: dict[str, Any], now: datetime, language: str) -> dict[str, Any]:
+    name = _name_of(item, language)
+    if not name:
         raise ApiError("0", "客户名称不能为空!")
     if not (item.get("createOrgCode") or item.get("createOrgId")):
         raise ApiError("0", "管理组织不能为空!")
@@ -119,13 +132,16 @@ def _create_merchant(data: dict[str, Any], item: dict[str, Any], now: datetime) 
            "taxPayingCategories": 0, "creditCode": "", "contactTel": "", "email": "", "countryCode": "CN",
            "province": "", "city": "", "address": "", "zipCode": "", "currencyCode": "CNY", "stopstatus": False,
            "createTime": stamp(now), "pubts": stamp(now)}
-    _apply_merchant(rec, item)
+    _apply_merchant(rec, item, name)
     data["merchants"].append(rec)
     return rec
 
 
 def merchant_insert(data: dict[str, Any], body: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """MDD idempotent create; failures answer ``{"message", "code": 0, "data": null}`` (PROTOCOLS 4.3)."""
+    """MDD idempotent create; failures answer ``{"message", "code": 0, "data": null}`` (PROTOCOLS 4.3).
+
+    The name is ``{"simplifiedName": ...}`` here.
+    """
     item = body.get("data")
     if not isinstance(item, dict):
         raise ApiError("999", "data 不能为空")
@@ -133,7 +149,7 @@ def merchant_insert(data: dict[str, Any], body: dict[str, Any], now: datetime) -
     if done is not None:
         return done
     try:
-        rec = _create_merchant(data, item, now)
+        rec = _create_merchant(data, item, now, INSERT_NAME_KEY)
     except ApiError as exc:
         if exc.code == "0":
             return {"message": exc.message, "code": 0, "data": None}
@@ -145,7 +161,10 @@ def merchant_insert(data: dict[str, Any], body: dict[str, Any], now: datetime) -
 
 
 def merchant_batch_save(data: dict[str, Any], body: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Insert / Update many; partial failure is still code "200" with ``failCount`` (and ``sucessCount``, sic)."""
+    """Insert / Update many; partial failure is still code "200" with ``failCount`` (and ``sucessCount``, sic).
+
+    The name is ``{"zh_CN": ...}`` here (newinsert's ``simplifiedName`` form is refused per record).
+    """
     items = body.get("data")
     if not isinstance(items, list) or not items:
         raise ApiError("999", "data 不能为空")
@@ -159,16 +178,17 @@ def merchant_batch_save(data: dict[str, Any], body: dict[str, Any], now: datetim
                             or (not item.get("id") and m["code"] == item.get("code"))), None)
                 if rec is None:
                     raise ApiError("0", f"客户[{item.get('id') or item.get('code')}]不存在")
-                if "name" in item and not _name_of(item["name"]):
+                name = _name_of(item, BATCH_NAME_KEY)
+                if name == "":
                     raise ApiError("0", "客户名称不能为空!")
                 if item.get("code") and item["code"] != rec["code"] and any(
                         m["code"] == item["code"] for m in data["merchants"]):
                     raise ApiError("0", f"客户编码[{item['code']}]已存在!")
-                _apply_merchant(rec, item)
+                _apply_merchant(rec, item, name)
                 rec["code"] = item.get("code") or rec["code"]
                 rec["pubts"] = stamp(now)
             else:
-                rec = _create_merchant(data, item, now)
+                rec = _create_merchant(data, item, now, BATCH_NAME_KEY)
             infos.append({"id": rec["id"], "code": rec["code"]})
         except ApiError as exc:
             messages.append(f"第{n}条数据：{exc.message}")

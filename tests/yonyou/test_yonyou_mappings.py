@@ -36,7 +36,7 @@ def test_writing_mapped_values_back_changes_nothing(sim, make_connector, entity)
     mapping = load_mapping(MAPPINGS / f"{entity}.yaml", entity)
     conn = make_connector(sim)
     stream = spec(mapping, entity)
-    first = mapping.to_canonical(next(iter(conn.read(stream, None))).records[0])
+    first = mapping.to_canonical(next(r for b in conn.read(stream, None) for r in b.records))
     (result,) = conn.write(stream, [WriteChange(f"rt-{entity}", "r", first.source_id, mapping.to_source(first.values))])
     assert result.ok, result.error
     after = next(mapping.to_canonical(r) for b in conn.read(stream, None) for r in b.records
