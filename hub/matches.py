@@ -2,8 +2,8 @@
 
 `triad matches list` shows each open candidate with its score, the field-by-field
 comparison (recomputed with the records as they are now) and both golden
-records side by side. Merge and unmerge live in :mod:`hub.matching_merge`;
-this module re-exports them so the CLI has one place to call.
+records side by side. Merge lives in :mod:`hub.matching_merge`, unmerge in
+:mod:`hub.matching_unmerge`; this module re-exports them so the CLI has one place to call.
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from hub.canonical import entity as entity_def
 from hub.config import Fuzzy, TriadConfig
 from hub.errors import NotFound, UsageError
 from hub.matching import TRAIN_ACTION, fingerprint, load_params
-from hub.matching_merge import merge, unmerge  # noqa: F401 - part of this module's interface
+from hub.matching_merge import merge  # noqa: F401 - part of this module's interface
 from hub.matching_scoring import Scorer
+from hub.matching_unmerge import unmerge  # noqa: F401 - part of this module's interface
 from hub.models import MatchCandidate, MatchReject, MergeLog, Xref
 from hub.sqlutil import chunks, upsert
 from hub.types import utcnow
@@ -199,3 +200,7 @@ def list_merges(engine: Engine, *, entity: str | None = None, limit: int = 50) -
         q = q.where(mt.c.entity == entity)
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(q).mappings()]
+
+
+__all__ = ["count_open", "fuzzy_config", "get_candidate", "list_candidates", "list_merges", "merge", "reject",
+           "train_entity", "unmerge", "visible", "xrefs_text"]

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from hub import golden
 from hub.matches import merge, unmerge
-from hub.matching_merge import UnmergeConflict
+from hub.matching_unmerge import UnmergeConflict
 from hub.models import AuditLog, FieldHistory, MatchKey, Outbox, SourceState, Xref
 
 ALPHA = {"customer_no": "E1", "name": "Alpha Trading Ltd", "phone": "13800138000", "city": "上海",
