@@ -15,11 +15,16 @@ Per-entity options (the mapping's ``options`` or the entity block): ``service``
 (default from the entity set), ``expand`` (navigation paths), ``first``
 (synthetic fields holding the first record along a 1:n navigation path, e.g.
 ``_address: to_BusinessPartnerAddress``), ``filter`` (an extra $filter),
-``select`` (false: no $select), ``overlap_seconds``.
+``select`` (false: no $select), ``overlap_seconds``, ``create_ref`` (the property a create
+leaves the hub's record id in, so a create sent again finds the first; default
+BusinessPartnerIDByExtSystem / ExternalDocumentID, false: none).
 
 Every raw record gets ``_changed_at``: its change stamp as ISO text (for
 A_BusinessPartner LastChangeDate + LastChangeTime, or CreationDate +
 CreationTime while it was never changed; naive, in the system's time).
+
+The connector remembers the ETag of each record it reads or fetches; an update
+sends it as ``If-Match``, so an edit made in SAP since is not overwritten.
 """
 from __future__ import annotations
 
@@ -31,12 +36,15 @@ from zoneinfo import ZoneInfo
 
 import requests
 
+from connectors.sap import wire
 from connectors.sap.client import BearerAuth, SapClient
-from connectors.sap.metadata import ServiceModel, TypeInfo, parse_metadata
+from connectors.sap.metadata import ServiceModel, TypeInfo, parse_metadata, query_paths
+from connectors.sap.raw import SeenRecords, drop_deferred, first_along
 from connectors.sap.stamps import STAMP_RULES, Phase, StampRule
-from connectors.sap.writes import RecordWriter, WriteFailed, unfold_picks
+from connectors.sap.writes import (CREATE_REFS, PERSON, EarlierCreates, RecordWriter, WriteFailed, name_person,
+                                   unfold_picks)
 from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
-from hub.errors import ConfigError, FatalError, RetriableError, SkippableRecordError, TriadError
+from hub.errors import ConfigError, FatalError, LimitExceeded, RetriableError, SkippableRecordError, TriadError
 from hub.http import RetryPolicy, follow_pages
 from hub.secrets import reveal
 
@@ -50,6 +58,7 @@ DEFAULT_SERVICES = {
     "A_SalesOrder": "API_SALES_ORDER_SRV", "A_SalesOrderItem": "API_SALES_ORDER_SRV",
 }
 CHANGED_AT = "_changed_at"
+FETCH_CHUNK = 20          # keys per fetch request ($filter k eq '1' or k eq '2' ...): URLs stay short
 
 
 def _list(value: Any) -> list[str]:
@@ -67,7 +76,8 @@ class SapConnector(Connector):
     # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
     option_keys = frozenset({"base_url", "auth", "verify", "page_size", "overlap_seconds", "timeout", "retry",
                              "services"})
-    entity_option_keys = frozenset({"service", "expand", "first", "filter", "select", "overlap_seconds", "page_size"})
+    entity_option_keys = frozenset({"service", "expand", "first", "filter", "select", "overlap_seconds", "page_size",
+                                    "create_ref"})
     entities = ("customer", "order")
     directions = ("in", "out", "both")
 
@@ -101,6 +111,7 @@ class SapConnector(Connector):
             raise ConfigError(f"connectors.{name}.page_size must be at least 1", connector=name)
         self.client = SapClient(str(base_url), auth=auth, verify=verify, policy=policy, name=name)
         self._models: dict[str, ServiceModel] = {}
+        self.seen = SeenRecords()
 
     # ----- shared
 
@@ -110,6 +121,8 @@ class SapConnector(Connector):
         while service not in self._models:
             try:
                 self._models[service] = parse_metadata(self.client.metadata(service))
+            except LimitExceeded:
+                raise
             except RetriableError:
                 if attempt >= self.client.http.policy.attempts:
                     raise
@@ -159,7 +172,7 @@ class SapConnector(Connector):
         expand = _list(stream.options.get("expand")) + [str(p) for p in picks.values()]
         select: list[str] | None = [*info.keys, *(rule.props if rule else [])]
         for field in stream.fields:
-            resolved = _resolve(model, info, field.split("."), picks)
+            resolved = query_paths(model, info, field.split("."), picks)
             if resolved is None:
                 select = None
                 break
@@ -182,11 +195,7 @@ class SapConnector(Connector):
         The cursor only moves while the last pass runs (earlier passes may still hold older
         stamps), never past ``stream.run_started_at``, and never backwards.
         """
-        service = self.service_of(stream)
-        model = self.model(service)
-        info = model.type_of_set(stream.source)
-        rule = self._rule(stream, info)
-        expand, select = self._shape(stream, model, info, rule)
+        service, info, rule, expand, select = self._plan(stream)
         if rule is None:
             for records in self._walk(service, stream, Phase(None, None, None), None, info, expand, select):
                 yield Batch(self._decorate(records, stream, None), cursor=cursor)
@@ -210,6 +219,46 @@ class SapConnector(Connector):
         final = self._advance(rule, start, best, cap, out_cursor) if best else out_cursor
         if final != out_cursor:
             yield Batch([], cursor=final)
+
+    def _plan(self, stream: StreamSpec) -> tuple[str, TypeInfo, StampRule | None, list[str], list[str] | None]:
+        """(service, entity type, stamp rule, $expand paths, $select paths) of a read of ``stream``."""
+        service = self.service_of(stream)
+        model = self.model(service)
+        info = model.type_of_set(stream.source)
+        rule = self._rule(stream, info)
+        expand, select = self._shape(stream, model, info, rule)
+        return service, info, rule, expand, select
+
+    def fetch(self, stream: StreamSpec, ids: list[str]) -> list[dict[str, Any]]:
+        """The records with these keys, in the shape :meth:`read` gives them (missing ones are left out).
+
+        Push calls this just before writing updates: it compares them with what the hub last read,
+        and the ETags seen here go with the updates as ``If-Match``.
+        """
+        service, info, rule, expand, select = self._plan(stream)
+        if len(info.keys) != 1:
+            raise NotImplementedError(f"{stream.source} has a composite key; cannot fetch it by one id")
+        key = info.keys[0]
+        what = f"fetch {stream.source}"
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), FETCH_CHUNK):
+            part = ids[start:start + FETCH_CHUNK]
+            keys = " or ".join(f"{key} eq {wire.string_literal(i)}" for i in part)
+            extra = stream.options.get("filter")
+            params = {"$filter": f"({extra}) and ({keys})" if extra else keys, "$top": str(len(part)),
+                      "$format": "json"}
+            if expand:
+                params["$expand"] = ",".join(expand)
+            if select:
+                params["$select"] = ",".join(select)
+            first = self.client.get_json(self.client.url(service, stream.source), params=params, what=what)
+            for page in follow_pages(first, lambda page: _body(page, what).get("__next"),
+                                     lambda url: self.client.get_json(url, what=what)):
+                records = _body(page, what).get("results")
+                if not isinstance(records, list):
+                    raise FatalError(f"{what}: the response has no d.results list", connector=self.name)
+                out += self._decorate(records, stream, rule)
+        return out
 
     @staticmethod
     def _cap(stream: StreamSpec, rule: StampRule, tz: Any) -> datetime | None:
@@ -276,11 +325,13 @@ class SapConnector(Connector):
                   rule: StampRule | None) -> list[dict[str, Any]]:
         picks = stream.options.get("first") or {}
         for rec in records:
-            _drop_deferred(rec)
+            if rec.get(stream.key) is not None:
+                self.seen.remember(stream.source, str(rec[stream.key]), rec)
+            drop_deferred(rec)
             stamp = rule.stamp_of(rec) if rule else None
             rec[CHANGED_AT] = rule.format_cursor(stamp) if (rule and stamp) else None
             for name, path in picks.items():
-                rec[name] = _first(rec, str(path).split("/"))
+                rec[name] = first_along(rec, str(path).split("/"))
         return records
 
     # ----- write
@@ -291,19 +342,32 @@ class SapConnector(Connector):
         model = self.model(service)
         writer = RecordWriter(self.client, service, model, stream.source)
         picks = stream.options.get("first") or {}
-        results = []
+        ref_prop = stream.options.get("create_ref", CREATE_REFS.get(stream.source)) or None
+        earlier = EarlierCreates(writer, ref_prop, changes, stream.key)
+        results: list[WriteResult] = []
+        stop: LimitExceeded | None = None
         for change in changes:
+            if stop is not None:       # the system asked to wait: the rest wait too, unsent
+                results.append(WriteResult(change.change_id, False, source_id=change.source_id, error=str(stop),
+                                           retriable=True, retry_after=stop.retry_after))
+                continue
             try:
                 values = unfold_picks(change.values, picks, model, writer.info)
                 if change.delete and change.source_id:
                     writer.delete(change.source_id)
                     source_id = change.source_id
                 elif change.source_id:
-                    writer.update(change.source_id, values)
+                    self._update(writer, stream, change.source_id, values)
                     source_id = change.source_id
                 else:
-                    source_id = writer.create(values, stream.key)
+                    source_id = self._create(writer, stream, change.change_id, values, earlier)
                 results.append(WriteResult(change.change_id, True, source_id=source_id))
+            except LimitExceeded as exc:
+                stop = exc
+                log.warning("%s writes stopped: %s", self.name, exc, extra={"connector": self.name})
+                results.append(WriteResult(change.change_id, False, source_id=change.source_id, error=str(exc),
+                                           retriable=True, retry_after=exc.retry_after))
+                continue
             except WriteFailed as exc:
                 results.append(WriteResult(change.change_id, False, source_id=change.source_id, error=str(exc),
                                            retriable=exc.retriable))
@@ -316,6 +380,34 @@ class SapConnector(Connector):
                       extra={"connector": self.name})
         return results
 
+    def _create(self, writer: RecordWriter, stream: StreamSpec, change_id: str, values: dict[str, Any],
+                earlier: EarlierCreates) -> str:
+        """Create the record, unless an earlier attempt did (its answer lost to a timeout or a 5xx)."""
+        made = earlier.made(change_id)
+        if made is not None:
+            log.info("%s %s was made by an earlier attempt of this create", stream.source, made,
+                     extra={"connector": self.name})
+            return made
+        return writer.create(self._named(writer, stream, None, values), stream.key, earlier.ref(change_id))
+
+    def _update(self, writer: RecordWriter, stream: StreamSpec, source_id: str, values: dict[str, Any]) -> None:
+        """PATCH with the ETag last seen of the record, and forget it: the write gives the record a new one."""
+        seen = self.seen.get(stream.source, source_id)
+        try:
+            writer.update(source_id, self._named(writer, stream, source_id, values), if_match=seen.get("etag"))
+        finally:
+            self.seen.forget(stream.source, source_id)
+
+    def _named(self, writer: RecordWriter, stream: StreamSpec, source_id: str | None,
+               values: dict[str, Any]) -> dict[str, Any]:
+        """Values with a person's name in FirstName/LastName: OrganizationBPName1 names organizations only."""
+        if stream.source != "A_BusinessPartner" or "OrganizationBPName1" not in values:
+            return values
+        category = values.get("BusinessPartnerCategory")
+        if category is None and source_id is not None:
+            category = self.seen.get(stream.source, source_id).get("category") or writer.category(source_id)
+        return name_person(values) if str(category) == PERSON else values
+
     def close(self) -> None:
         self.client.close()
 
@@ -324,49 +416,3 @@ def _body(page: Any, what: str) -> dict[str, Any]:
     if not isinstance(page, dict) or not isinstance(page.get("d"), dict):
         raise FatalError(f"{what}: the response is not OData v2 JSON (no 'd' object)")
     return page["d"]
-
-
-def _resolve(model: ServiceModel, info: TypeInfo, path: list[str],
-             picks: dict[str, str]) -> tuple[str | None, str | None] | None:
-    """A mapping path -> ($select path, $expand path); None when it does not fit the metadata."""
-    steps = [s for s in path if s != "results" and not s.isdigit()]
-    if not steps:
-        return None
-    if steps[0] in picks:
-        steps = str(picks[steps[0]]).split("/") + steps[1:]
-    elif steps[0].startswith("_"):
-        return None, None                # synthetic (_changed_at, __metadata): nothing to ask for
-    navs: list[str] = []
-    cur = info
-    for i, step in enumerate(steps):
-        nav = model.nav_target(cur, step)
-        if nav is not None:
-            navs.append(step)
-            cur = nav[0]
-            continue
-        if step in cur.props and i == len(steps) - 1:
-            return "/".join([*navs, step]), "/".join(navs) or None
-        return None
-    return "/".join(navs), "/".join(navs)
-
-
-def _drop_deferred(rec: dict[str, Any]) -> None:
-    """Remove ``__deferred`` placeholders (links, no data) at every level."""
-    for key in [k for k, v in rec.items() if isinstance(v, dict) and "__deferred" in v]:
-        del rec[key]
-    for value in rec.values():
-        if isinstance(value, dict):
-            for child in value.get("results", []) if isinstance(value.get("results"), list) else [value]:
-                if isinstance(child, dict):
-                    _drop_deferred(child)
-
-
-def _first(rec: dict[str, Any], path: list[str]) -> dict[str, Any] | None:
-    node: Any = rec
-    for step in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(step)
-        if isinstance(node, dict) and isinstance(node.get("results"), list):
-            node = node["results"][0] if node["results"] else None
-    return node if isinstance(node, dict) else None

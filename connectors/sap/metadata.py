@@ -22,6 +22,7 @@ class PropInfo:
     date_only: bool = False
     creatable: bool = True
     updatable: bool = True
+    max_length: int | None = None
 
 
 @dataclass
@@ -59,6 +60,10 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
 def parse_metadata(xml: bytes) -> ServiceModel:
     """Parse EDMX text.
 
@@ -91,7 +96,8 @@ def parse_metadata(xml: bytes) -> ServiceModel:
                             child.get("Name", ""), child.get("Type", "Edm.String"),
                             date_only=child.get(f"{SAP_NS}display-format") == "Date",
                             creatable=child.get(f"{SAP_NS}creatable") != "false",
-                            updatable=child.get(f"{SAP_NS}updatable") != "false")
+                            updatable=child.get(f"{SAP_NS}updatable") != "false",
+                            max_length=_int(child.get("MaxLength")))
                     elif ckind == "NavigationProperty":
                         pending.append((info, child.get("Name", ""), child.get("Relationship", ""),
                                         child.get("ToRole", "")))
@@ -108,3 +114,27 @@ def parse_metadata(xml: bytes) -> ServiceModel:
         if target:
             info.navs[name] = (target[0], target[1] == "*")
     return ServiceModel(types, sets)
+
+
+def query_paths(model: ServiceModel, info: TypeInfo, path: list[str],
+                picks: dict[str, str]) -> tuple[str | None, str | None] | None:
+    """A mapping path -> ($select path, $expand path); None when it does not fit the metadata."""
+    steps = [s for s in path if s != "results" and not s.isdigit()]
+    if not steps:
+        return None
+    if steps[0] in picks:
+        steps = str(picks[steps[0]]).split("/") + steps[1:]
+    elif steps[0].startswith("_"):
+        return None, None                # synthetic (_changed_at, __metadata): nothing to ask for
+    navs: list[str] = []
+    cur = info
+    for i, step in enumerate(steps):
+        nav = model.nav_target(cur, step)
+        if nav is not None:
+            navs.append(step)
+            cur = nav[0]
+            continue
+        if step in cur.props and i == len(steps) - 1:
+            return "/".join([*navs, step]), "/".join(navs) or None
+        return None
+    return "/".join(navs), "/".join(navs)

@@ -157,10 +157,13 @@ def etag_for(kind: str, instant: datetime) -> str:
     return f"W/\"datetime'{quote(text, safe='')}'\""
 
 
+def string_literal(value: str) -> str:
+    """An Edm.String literal for a URI: ``'O''Brien'``."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def key_predicate(values: list[tuple[str, str]]) -> str:
     """``('17100001')`` for one key, ``(SalesOrder='1',SalesOrderItem='10')`` for several."""
-    def lit(v: str) -> str:
-        return "'" + str(v).replace("'", "''") + "'"
     if len(values) == 1:
-        return f"({lit(values[0][1])})"
-    return "(" + ",".join(f"{name}={lit(v)}" for name, v in values) + ")"
+        return f"({string_literal(values[0][1])})"
+    return "(" + ",".join(f"{name}={string_literal(v)}" for name, v in values) + ")"
