@@ -408,7 +408,7 @@ def _resolve_refs(entity: str, values: dict[str, Any], ref_ids: dict[tuple[str, 
         if rid:
             sid = ref_ids.get((ref_entity, rid))
             if sid is None:
-                return f"waiting for {ref_entity} {rid} to reach this system first"
+                return _waiting_for(ref_entity, rid)
             values[f] = sid
     return None
 
@@ -437,6 +437,7 @@ def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_row
                      for ch, res in ok if ch.source_id is None and res.source_id and not ch.delete]
         if new_links:
             upsert(conn, xt, new_links, ["entity", "system", "source_id"], ["record_id", "status", "updated_at"])
+            _wake_waiting_for(conn, name, entity, [x["record_id"] for x in new_links], now)
         gone = [{"_sid": ch.source_id} for ch, _ in ok if ch.delete and ch.source_id]
         if gone:     # deleted there now: later changes of the record are not sent to it
             conn.execute(update(xt).where(xt.c.entity == entity, xt.c.system == name,
@@ -552,6 +553,20 @@ def _record_bases(conn: Connection, name: str, entity: str, ok: list, written: d
                      "values": values, "row_hash": WRITTEN, "raw_hash": None, "source_ts": None,
                      "seen_at": now, "run_id": None})
     upsert(conn, st, rows, ["entity", "system", "source_id"], ["record_id", "values", "row_hash", "raw_hash", "seen_at"])
+
+
+def _wake_waiting_for(conn: Connection, name: str, entity: str, record_ids: list[str], now: datetime) -> None:
+    """Writes to ``name`` held until these records reached it (an order waiting for its customer) are due
+    now, not after their retry delay: another worker may have been creating the customer meanwhile."""
+    ot = Outbox.__table__
+    for part in chunks(record_ids):
+        conn.execute(update(ot).where(ot.c.connector == name, ot.c.status == "pending",
+                                      ot.c.last_error.in_([_waiting_for(entity, rid) for rid in part]))
+                     .values(next_attempt_at=now))
+
+
+def _waiting_for(ref_entity: str, rid: str) -> str:
+    return f"waiting for {ref_entity} {rid} to reach this system first"
 
 
 def _as_read_back(mapping: Any, canonical: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
