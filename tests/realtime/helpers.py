@@ -30,6 +30,27 @@ def write_project(root: Path, config: str, store_url: str) -> Path:
     return root / "triad.yaml"
 
 
+def two_file_systems(tmp_path: Path, store_url: str, a_mapping: str, b_mapping: str) -> tuple[Path, Any, Any]:
+    """Customers in two `file` systems a and b (both ways, exact match on tax_id, most_recent by a then b)
+    with the given mappings: (project root, engine, Parts)."""
+    from hub.config import load_config
+    from hub.store import make_engine
+    from hub.streams import Parts
+    root = tmp_path / "p"
+    (root / "mappings").mkdir(parents=True)
+    for s, text in (("a", a_mapping), ("b", b_mapping)):
+        (root / "exports" / s).mkdir(parents=True)
+        (root / "mappings" / f"{s}.yaml").write_text(text, encoding="utf-8")
+    cfg_path = write_project(root, """connectors:
+  a: {type: file, path: ./exports/a, direction: both, entities: {customer: {mapping: mappings/a.yaml}}}
+  b: {type: file, path: ./exports/b, direction: both, entities: {customer: {mapping: mappings/b.yaml}}}
+survivorship: {customer: {default: most_recent, priority: [a, b]}}
+matching: {customer: {exact: [tax_id]}}
+""", store_url)
+    cfg = load_config(str(cfg_path))
+    return root, make_engine(cfg.store.url), Parts(cfg)
+
+
 def signed(doc: Any, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

@@ -7,14 +7,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from hub.config import load_config
 from hub.mapping import load_mapping
 from hub.models import FieldHistory, Outbox, Xref
 from hub.push import push
-from hub.store import make_engine
-from hub.streams import Parts
 
-from .helpers import write_project
+from .helpers import two_file_systems
 from .test_push_deleted_and_conflicts import sync
 
 A_MAP = """source: customers.csv
@@ -33,22 +30,6 @@ fields:
   tax_id: tax_id
   status: {from: active, values: {"1": active, "0": inactive}, to: {active: "1", inactive: "0", blocked: "0"}}
 """
-
-
-def project(tmp_path: Path, url: str):
-    root = tmp_path / "p"
-    (root / "mappings").mkdir(parents=True)
-    for s, text in (("a", A_MAP), ("b", B_MAP)):
-        (root / "exports" / s).mkdir(parents=True)
-        (root / "mappings" / f"{s}.yaml").write_text(text, encoding="utf-8")
-    cfg_path = write_project(root, """connectors:
-  a: {type: file, path: ./exports/a, direction: both, entities: {customer: {mapping: mappings/a.yaml}}}
-  b: {type: file, path: ./exports/b, direction: both, entities: {customer: {mapping: mappings/b.yaml}}}
-survivorship: {customer: {default: most_recent, priority: [a, b]}}
-matching: {customer: {exact: [tax_id]}}
-""", url)
-    cfg = load_config(str(cfg_path))
-    return root, make_engine(cfg.store.url), Parts(cfg)
 
 
 def export(root: Path, system: str, header: str, rows: list[str]) -> None:
@@ -71,7 +52,7 @@ def load_mapping_text(text: str):
 
 
 def test_blocked_is_not_turned_into_inactive_by_its_own_echo(tmp_path: Path, store_url: str):
-    root, engine, parts = project(tmp_path, store_url)
+    root, engine, parts = two_file_systems(tmp_path, store_url, A_MAP, B_MAP)
     export(root, "b", "id,name,tax_id,active,updated_at", [])
     sync(engine, parts, "b")
     export(root, "a", "id,name,tax_id,st,updated_at", ["a1,Acme,91310000AB0001,B,2026-01-01 08:00:00"])

@@ -6,13 +6,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from hub.config import load_config
 from hub.models import Outbox, Xref
 from hub.push import push
-from hub.store import make_engine
-from hub.streams import Parts
 
-from .helpers import write_project
+from .helpers import two_file_systems
 from .test_push_deleted_and_conflicts import sync
 
 A_MAP = "source: c.csv\nkey: id\nupdated_at: ts\nfields:\n  code: code\n  name: name\n  tax_id: tax\n"
@@ -21,18 +18,7 @@ B_MAP = ("source: c.csv\nkey: id\nupdated_at: ts\nfields:\n  code: {from: number
 
 
 def test_a_number_the_target_gives_its_new_record_does_not_replace_the_golden_one(tmp_path: Path, store_url: str):
-    root = tmp_path / "p"
-    (root / "mappings").mkdir(parents=True)
-    for s, text in (("a", A_MAP), ("b", B_MAP)):
-        (root / "exports" / s).mkdir(parents=True)
-        (root / "mappings" / f"{s}.yaml").write_text(text, encoding="utf-8")
-    cfg_path = write_project(root, """connectors:
-  a: {type: file, path: ./exports/a, direction: both, entities: {customer: {mapping: mappings/a.yaml}}}
-  b: {type: file, path: ./exports/b, direction: both, entities: {customer: {mapping: mappings/b.yaml}}}
-survivorship: {customer: {default: most_recent, priority: [a, b]}}
-matching: {customer: {exact: [tax_id]}}
-""", store_url)
-    engine, parts = make_engine(load_config(str(cfg_path)).store.url), Parts(load_config(str(cfg_path)))
+    root, engine, parts = two_file_systems(tmp_path, store_url, A_MAP, B_MAP)
     (root / "exports" / "b" / "c.csv").write_text("id,number,name,tax,city,ts\n", encoding="utf-8")
     sync(engine, parts, "b")
     (root / "exports" / "a" / "c.csv").write_text("id,code,name,tax,ts\na1,C-001,Acme,91310000AB0001,"

@@ -1,6 +1,7 @@
 """A `triad init` project synced once, with the roles and users a steward test needs."""
 from __future__ import annotations
 
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -32,3 +33,22 @@ def synced_project(root: Path, users: str | None = None) -> Iterator[Path]:
         yield root / "p"
     finally:
         mp.undo()
+
+
+@pytest.fixture
+def project(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the test module's ``template`` project (a fixture each module defines), the current folder."""
+    for var in ("TRIAD_DATABASE_URL", "TRIAD_CONFIG", "TRIAD_USER"):
+        monkeypatch.delenv(var, raising=False)
+    copy = tmp_path / "p"
+    shutil.copytree(template, copy)
+    monkeypatch.chdir(copy)
+    return copy
+
+
+@pytest.fixture
+def engine(project: Path):  # noqa: ANN201
+    from hub.store import make_engine
+    eng = make_engine(f"sqlite:///{project / 'triad.db'}")
+    yield eng
+    eng.dispose()

@@ -7,8 +7,6 @@ are decided by a steward (manual); bob's role is denied credit_limit, carol only
 """
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,9 @@ from sqlalchemy import select, update
 from cli import main
 from hub import golden
 from hub.models import AuditLog, Conflict, Outbox
-from hub.store import make_engine
+
+from .helpers import ok
+from .helpers import run as triad
 
 CONFIG = """store:
   url: sqlite:///triad.db
@@ -83,15 +83,6 @@ S2,杭州西湖茶业有限公司,,sales@xihu-tea.cn,+86 571 8777 4040,杭州,,9
 """
 
 
-def triad(user: str, *args: str):  # noqa: ANN201
-    return CliRunner().invoke(main, ["--user", user, "--json", *args])
-
-
-def ok(user: str, *args: str) -> dict:
-    r = triad(user, *args)
-    assert r.exit_code == 0, (user, args, r.output)
-    return json.loads(r.stdout)
-
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -118,21 +109,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return p
 
 
-@pytest.fixture
-def project(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in ("TRIAD_DATABASE_URL", "TRIAD_CONFIG", "TRIAD_USER"):
-        monkeypatch.delenv(var, raising=False)
-    copy = tmp_path / "p"
-    shutil.copytree(template, copy)
-    monkeypatch.chdir(copy)
-    return copy
-
-
-@pytest.fixture
-def engine(project: Path):
-    eng = make_engine(f"sqlite:///{project / 'triad.db'}")
-    yield eng
-    eng.dispose()
 
 
 def customer_of(user: str, source: str) -> str:

@@ -3,7 +3,6 @@ see, outbox list ordered for an admin and honest about its limit, refused state 
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,10 +17,10 @@ from hub.models import Outbox, Quarantine
 from hub.quarantine_admin import HIDDEN, Redactor
 from hub.rbac import Principal
 from hub.config import RoleConfig
-from hub.store import make_engine
 from hub.types import new_id, utcnow
 
 from .conftest import synced_project
+from .helpers import ok, run
 
 USERS = """
 roles:
@@ -39,31 +38,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return root
 
 
-@pytest.fixture
-def project(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
-    monkeypatch.delenv("TRIAD_USER", raising=False)
-    copy = tmp_path / "p"
-    shutil.copytree(template, copy)
-    monkeypatch.chdir(copy)
-    return copy
 
-
-@pytest.fixture
-def engine(project: Path):
-    eng = make_engine(f"sqlite:///{project / 'triad.db'}")
-    yield eng
-    eng.dispose()
-
-
-def run(user: str, *args: str):  # noqa: ANN201
-    return CliRunner().invoke(main, ["--user", user, "--json", *args])
-
-
-def ok(user: str, *args: str) -> dict:
-    r = run(user, *args)
-    assert r.exit_code == 0, (user, args, r.output)
-    return json.loads(r.stdout) if r.stdout.strip() else {}
 
 
 def item_of(engine, table, entity: str, **where) -> dict:  # noqa: ANN001

@@ -4,7 +4,6 @@ field's type (one clear line, exit 2)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,9 @@ from sqlalchemy import select
 
 from cli import main
 from hub.models import AuditLog, Outbox, Quarantine
-from hub.store import make_engine
 
 from .conftest import synced_project
+from .helpers import ok, run
 
 USERS = """
 roles:
@@ -30,31 +29,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return root
 
 
-@pytest.fixture
-def project(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in ("TRIAD_DATABASE_URL", "TRIAD_CONFIG", "TRIAD_USER"):
-        monkeypatch.delenv(var, raising=False)
-    copy = tmp_path / "p"
-    shutil.copytree(template, copy)
-    monkeypatch.chdir(copy)
-    return copy
 
-
-@pytest.fixture
-def engine(project: Path):
-    eng = make_engine(f"sqlite:///{project / 'triad.db'}")
-    yield eng
-    eng.dispose()
-
-
-def run(user: str, *args: str):  # noqa: ANN201
-    return CliRunner().invoke(main, ["--user", user, "--json", *args])
-
-
-def ok(user: str, *args: str) -> dict:
-    r = run(user, *args)
-    assert r.exit_code == 0, (user, args, r.output)
-    return json.loads(r.stdout) if r.stdout.strip() else {}
 
 
 def parked(engine, source_id: str) -> dict:  # noqa: ANN001
