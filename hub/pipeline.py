@@ -56,7 +56,8 @@ class StreamContext:
         return self.system in self.out_systems
 
 
-STAT_KEYS = ("read", "created", "updated", "unchanged", "linked", "quarantined", "conflicts", "queued", "deleted")
+STAT_KEYS = ("read", "created", "updated", "unchanged", "linked", "quarantined", "conflicts", "queued", "deleted",
+             "still_parked")
 
 
 @dataclass
@@ -147,7 +148,9 @@ def _process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str
     subscriptions.queue_changes(conn, ctx.entity, writes.history, ctx.run_id, ctx.now)
     stats.add("queued", outbox.flush(conn))
     stats.add("quarantined", quarantine.flush())
-    stats.add("unchanged", quarantine.repeated)
+    # a parked row tried again and parked for the same reasons is still parked; a source row read again
+    # exactly as it is parked already is unchanged
+    stats.add("still_parked" if from_quarantine else "unchanged", quarantine.repeated)
     quarantine.supersede([i.source_id for i in changed + deletes], keep=set(stats.resolved_quarantine))
     writes.flush_history(conn)    # the change feed's lock is then held only until the commit
     if ctx.matcher is not None:    # golden records a record of the batch proved one: merged (on every path in)
