@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from hub import audit, durations, golden, subscriptions
 from hub.changefeed import lock_history
 from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
-from hub.models import GOLDEN_MODELS, Conflict, FieldHistory, SourceState
+from hub.models import Conflict, FieldHistory, SourceState
 from hub.outbox import OutboxQueue
 from hub.sqlutil import chunks
 from hub.steward_values import prepare as prepare_checks, steward_value
@@ -304,14 +304,6 @@ def left_out_note(left_out: list[dict[str, Any]], shown: int = 5) -> str:
                       f"{c['merged_into']}; its conflicts are there" for c in left_out[:shown])
     more = f" (and {len(left_out) - shown} more)" if len(left_out) > shown else ""
     return f"{len(left_out)} conflict(s) of merged-away records left out: {named}{more}"
-
-
-def count_open(engine: Engine) -> int:
-    """Open conflicts still to decide (those of records merged away are not: see :func:`resolve`)."""
-    ct = Conflict.__table__
-    with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(ct).where(
-            ct.c.status == "open", ~merged_away(sorted(GOLDEN_MODELS)))) or 0
 
 
 MAX_AGE = timedelta(days=36500)   # a bound far beyond any store, well inside what datetime arithmetic can take

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from hub import audit, golden
 from hub.canonical import entity as entity_def
@@ -186,12 +186,6 @@ def xrefs_text(xrefs: dict[str, list[str]]) -> str:
     return "; ".join(f"{system}:{','.join(ids)}" for system, ids in xrefs.items())
 
 
-def count_open(engine: Engine) -> int:
-    ct = MatchCandidate.__table__
-    with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(ct).where(ct.c.status == "open")) or 0
-
-
 def list_merges(engine: Engine, *, entity: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     mt = MergeLog.__table__
     q = select(mt.c.id, mt.c.entity, mt.c.winner_id, mt.c.loser_id, mt.c.status, mt.c.merged_by, mt.c.merged_at,
@@ -202,5 +196,5 @@ def list_merges(engine: Engine, *, entity: str | None = None, limit: int = 50) -
         return [dict(r) for r in conn.execute(q).mappings()]
 
 
-__all__ = ["count_open", "fuzzy_config", "get_candidate", "list_candidates", "list_merges", "merge", "reject",
+__all__ = ["fuzzy_config", "get_candidate", "list_candidates", "list_merges", "merge", "reject",
            "train_entity", "unmerge", "visible", "xrefs_text"]

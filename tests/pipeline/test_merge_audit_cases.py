@@ -136,14 +136,20 @@ def test_owner_empty_value_is_not_written_over_a_non_owner_in_the_pipeline(proje
     assert (c["status"], c["rule"], c["values"]["b"]) == ("auto", "owner", "300000")
 
 
-def test_a_new_value_on_an_open_manual_conflict_updates_it_and_take_uses_it(project: Path):
+def open_email_conflict(project: Path) -> dict:
+    """a and b change one customer's email concurrently (a manual field): the open conflict."""
     export(project, "a", row("A2"))
     export(project, "b", row("B2"))
     triad("sync", "run")
     export(project, "a", row("A2", email="x@yuntu.cn", ts="2026-02-01T00:00:00Z"))
     export(project, "b", row("B2", email="y@yuntu.cn", ts="2026-02-01T00:00:00Z"))
     triad("sync", "run")
-    (first,) = triad("conflicts", "list", "--status", "open")["conflicts"]
+    (conflict,) = triad("conflicts", "list", "--status", "open")["conflicts"]
+    return conflict
+
+
+def test_a_new_value_on_an_open_manual_conflict_updates_it_and_take_uses_it(project: Path):
+    first = open_email_conflict(project)
     assert first["values"] == {"b": "y@yuntu.cn", "a": "x@yuntu.cn"}
 
     export(project, "a", row("A2", email="x2@yuntu.cn", ts="2026-03-01T00:00:00Z"))
@@ -160,13 +166,7 @@ def test_a_new_value_on_an_open_manual_conflict_updates_it_and_take_uses_it(proj
 
 
 def test_take_uses_the_systems_current_value_when_the_conflict_holds_an_older_one(project: Path, store_url: str):
-    export(project, "a", row("A2"))
-    export(project, "b", row("B2"))
-    triad("sync", "run")
-    export(project, "a", row("A2", email="x@yuntu.cn", ts="2026-02-01T00:00:00Z"))
-    export(project, "b", row("B2", email="y@yuntu.cn", ts="2026-02-01T00:00:00Z"))
-    triad("sync", "run")
-    (c,) = triad("conflicts", "list", "--status", "open")["conflicts"]
+    c = open_email_conflict(project)
     from sqlalchemy import create_engine, text
     engine = create_engine(store_url)
     with engine.begin() as conn:   # a conflict stored before a's newer value reached it (an older hub)
