@@ -237,6 +237,17 @@ def _parts(ctx: Context):  # noqa: ANN202 - hub.streams.Parts
     return Parts(ctx.config())
 
 
+def _build_connectors(parts, names) -> None:  # noqa: ANN001 - hub.streams.Parts, iterable of names
+    """Build the connectors a command will use before any work: an invalid connector setting (an API
+    description with an unknown paging style, say) is a config error (exit 2) naming it, not a failed stream."""
+    try:
+        for name in sorted(names):
+            parts.connector(name)
+    except BaseException:
+        parts.close()
+        raise
+
+
 # --- connectors and mappings ------------------------------------------------------------------------
 
 @main.group()
@@ -415,10 +426,12 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     """
     from hub import render
     from hub.rbac import require
+    from hub.streams import inbound_streams
     from hub.sync import run_sync
     engine = ctx.engine()
     require(engine, _who(ctx), "admin", target="sync run")
     parts = _parts(ctx)
+    _build_connectors(parts, {name for name, _ in inbound_streams(parts.cfg, connector_names, entity_names)})
     progress = bar = None
     if not ctx.as_json and sys.stderr.isatty():
         from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -491,6 +504,8 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
             raise UsageError(f"unknown connector '{name}'; configured: {', '.join(parts.cfg.connectors) or 'none'}")
         if c.direction not in ("out", "both"):
             raise UsageError(f"connector '{name}' has direction {c.direction}: Triad does not write to it")
+    _build_connectors(parts, connector_names or [n for n, c in parts.cfg.connectors.items()
+                                                 if c.direction in ("out", "both")])
     try:
         reports = push(engine, parts, connector_names)
     finally:

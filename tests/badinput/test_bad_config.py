@@ -77,11 +77,17 @@ def test_config_pointing_at_bad_mapping_files_exits_2(tmp_path: Path, name: str)
     assert "root:" not in out.output     # the content of a file outside the project is never echoed
 
 
+@pytest.mark.parametrize("command", [("connectors", "check", "erp"), ("sync", "run"), ("sync", "push")])
 @pytest.mark.parametrize("name", sorted(FILE_OPTIONS))
-def test_file_connector_options_are_refused_where_the_connector_is_built(tmp_path: Path, name: str):
+def test_file_connector_options_are_refused_where_the_connector_is_built(tmp_path: Path, name: str,
+                                                                         command: tuple[str, ...]):
+    """A setting found wrong only where the connector is built is a config error (2) before any stream runs."""
     cfg = _copy(tmp_path, name)
-    out = clean(run_cli("connectors", "check", "erp", config=cfg), 2)
+    if command[0] == "sync":
+        clean(run_cli("db", "upgrade", config=cfg), 0)
+    out = clean(run_cli(*command, config=cfg), 2)
     assert FILE_OPTIONS[name] in out.stderr, out.describe()
+    assert "sync_run" not in out.output
 
 
 @pytest.mark.parametrize("name", sorted(FILE_OPTIONS))
