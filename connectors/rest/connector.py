@@ -19,6 +19,14 @@ records the API returned anyway, deduplicate keys within the run, and report as
 cursor the newest change time seen (aware UTC ISO, never past the run start).
 Unless the request is ``sorted`` (oldest change first), only the last batch
 moves the cursor, so a crash in the middle re-reads rather than skips.
+A record that changes while the pages are read can move in the server's order
+and shift the others by one, so a page boundary skips a record; the moved record
+then shows up on a later page a second time. Such a read is done once more
+(records already handed out are not handed out again); if the second pass is
+disturbed too, the cursor stays where the run began and the next run reads the
+same changes again. A record deleted during a page or offset read shifts the
+others without leaving a trace: a record skipped that way is read again only
+when it next changes (prefer a keyset cursor or next link where the API has one).
 Writes: a change with the system's id uses ``update`` (else ``upsert``); a new
 record uses ``upsert`` when described (a retried create cannot duplicate),
 else ``create``; each change gets its own result.
@@ -28,7 +36,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -98,6 +106,35 @@ def _message(resp: requests.Response) -> str:
             if value:
                 return str(value)[:300]
     return (resp.text or "")[:300]
+
+
+class _Reading:
+    """What one read keeps across its passes: trackers, run dedup and the records not yet handed out."""
+
+    def __init__(self, key: str, updated: str | None, tz: ZoneInfo, low: datetime | None, cursor: Any,
+                 stream: StreamSpec) -> None:
+        self.key, self.updated, self.tz, self.low = key, updated, tz, low
+        self.seen = CursorTracker(cursor, tz, stream.run_started_at)
+        self.safe = CursorTracker(cursor, tz, stream.run_started_at)
+        self.dedup = RunDedup(tz)
+        self.size = max(1, stream.batch_size)
+        self.pending: list[tuple[dict[str, Any], datetime | None]] = []
+
+    def take(self, rec: dict[str, Any], page_number: int, first_page: dict[str, int]) -> bool:
+        """Queue a record unless older than the bound or already handed out; True when its key was already on
+        an earlier page of this pass (the record moved while the pages were read, shifting the others)."""
+        record_key = get_path(rec, self.key)
+        moved = False
+        if record_key is not None:
+            seen_on = first_page.setdefault(str(record_key), page_number)
+            moved = seen_on < page_number
+        stamp = parse_stamp(get_path(rec, self.updated), self.tz) if self.updated else None
+        if self.low is not None and stamp is not None and stamp < self.low:
+            return moved        # the API did not filter: the closed lower bound is applied here
+        if self.dedup.fresh(record_key, stamp):
+            self.pending.append((rec, stamp))
+        self.seen.see(stamp)
+        return moved
 
 
 class RestConnector(Connector):
@@ -205,8 +242,6 @@ class RestConnector(Connector):
     def read(self, stream: StreamSpec, cursor: Any) -> Iterator[Batch]:
         """Batches of records changed at or after the cursor (see the module docstring)."""
         res = self._resource(stream)
-        key = res.key or stream.key
-        updated = res.updated_at or stream.updated_at
         tz = _zone(stream.timezone)
         start = cursor_datetime(cursor)
         low = start - timedelta(seconds=res.since.overlap_seconds if res.since else 0) if start else None
@@ -217,28 +252,37 @@ class RestConnector(Connector):
         base = self._base(req, ctx)
         if low is not None and req is res.list_ and res.since and res.since.param:
             base = with_params(base, {res.since.param: ctx["since"]}, res.since.in_)
-        rules = BodyRules(res.errors + self.api.errors, self.name)
-        seen, safe = CursorTracker(cursor, tz, stream.run_started_at), CursorTracker(cursor, tz, stream.run_started_at)
-        dedup = RunDedup(tz)
-        size = max(1, stream.batch_size)
-        pending: list[tuple[dict[str, Any], datetime | None]] = []
         log.info("reading %s from %s (%s)", stream.source, self.name, f"since {ctx['since']}" if low else "all",
                  extra={"connector": self.name, "entity": stream.entity})
+        reading = _Reading(res.key or stream.key, res.updated_at or stream.updated_at, tz, low, cursor, stream)
+        moved = yield from self._read_pass(reading, req, base, res)
+        if moved:       # a record moved between pages: the pages may have skipped one; a second pass finds it
+            log.info("records moved between pages while reading %s; reading it once more", stream.source,
+                     extra={"connector": self.name, "entity": stream.entity})
+            moved = yield from self._read_pass(reading, req, base, res)
+        if moved:
+            log.warning("records moved between pages again while reading %s; the cursor stays at %s so the next "
+                        "run reads the same changes", stream.source, cursor,
+                        extra={"connector": self.name, "entity": stream.entity})
+        final = reading.seen.start_value() if moved else reading.seen.value()
+        yield Batch([r for r, _ in reading.pending], cursor=final)
+
+    def _read_pass(self, reading: _Reading, req: RequestSpec, base: dict[str, Any],
+                   res: ResourceSpec) -> Generator[Batch, None, bool]:
+        """One pass over every page: full batches as they fill; returns whether a record moved between pages."""
+        rules = BodyRules(res.errors + self.api.errors, self.name)
+        first_page: dict[str, int] = {}     # key -> the page it was first seen on in this pass
+        moved = False
         for page in pages(lambda a: self._checked(self._send(a, rules)), base, req.paging, req.records, self.name):
             for rec in page.records:
-                stamp = parse_stamp(get_path(rec, updated), tz) if updated else None
-                if low is not None and stamp is not None and stamp < low:
-                    continue        # the API did not filter: the closed lower bound is applied here
-                if dedup.fresh(get_path(rec, key), stamp):
-                    pending.append((rec, stamp))
-                seen.see(stamp)
-            while len(pending) >= size:
-                chunk, pending = pending[:size], pending[size:]
+                moved = reading.take(rec, page.number, first_page) or moved
+            while len(reading.pending) >= reading.size:
+                chunk, reading.pending = reading.pending[:reading.size], reading.pending[reading.size:]
                 if req.sorted:
                     for _, stamp in chunk:
-                        safe.see(stamp)
-                yield Batch([r for r, _ in chunk], cursor=safe.value())
-        yield Batch([r for r, _ in pending], cursor=seen.value())
+                        reading.safe.see(stamp)
+                yield Batch([r for r, _ in chunk], cursor=reading.safe.value())
+        return moved
 
     def write(self, stream: StreamSpec, changes: list[WriteChange]) -> list[WriteResult]:
         """One request per change (see the module docstring); failures are results, not exceptions."""

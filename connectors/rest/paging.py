@@ -6,7 +6,9 @@ a parameter), ``next_link`` (a URL in the body), ``link_header`` (RFC 8288
 ``Link: <...>; rel="next"``) and ``none``. All go through
 :func:`hub.http.follow_pages`, which fails on a repeated token; a page that
 repeats the previous page's records fails too (a server that ignores the
-paging parameter would otherwise loop forever). An empty page ends every style.
+paging parameter would otherwise loop forever). An empty page ends every style. Page and offset reads
+follow the body's ``has_more_path`` / ``total_pages_path`` / ``total_path`` when described (a server may
+cap the page size below ``size``); without one, a page shorter than an earlier page ends the read.
 """
 from __future__ import annotations
 
@@ -216,6 +218,27 @@ def with_params(args: dict[str, Any], extra: dict[str, Any], where: str) -> dict
     return out
 
 
+def _more_counted(paging: PagePaging | OffsetPaging, body: Any, position: int, count: int, widest: int) -> bool:
+    """Whether a non-empty page of a page or offset read has a successor.
+
+    What the body says decides alone (``has_more_path``, else ``total_pages_path`` / ``total_path``): a
+    server may serve fewer records than asked for (a cap of its own) and still have more. Without such a
+    signal, a page shorter than an earlier page of the read is the last; otherwise only an empty page ends
+    the read, since the first page cannot tell a small result from a capped one.
+    """
+    if paging.has_more_path:
+        return bool(get_path(body, paging.has_more_path))
+    if isinstance(paging, PagePaging):
+        total = get_path(body, paging.total_pages_path) if paging.total_pages_path else None
+        if total is not None:
+            return position < int(total) + paging.start - 1
+    else:
+        total = get_path(body, paging.total_path) if paging.total_path else None
+        if total is not None:
+            return position + count < int(total)
+    return count >= widest
+
+
 def pages(send: Send, base: dict[str, Any], paging: Paging | None, records: str, name: str) -> Iterator[Page]:
     """Every page of one read, following the paging style.
 
@@ -231,7 +254,7 @@ def pages(send: Send, base: dict[str, Any], paging: Paging | None, records: str,
     size = getattr(paging, "size", None)
     size_param = getattr(paging, "size_param", None)
     sized = {size_param: size} if size_param and size else {}
-    state: dict[str, Any] = {"n": 0, "prev": None, "position": None}
+    state: dict[str, Any] = {"n": 0, "prev": None, "position": None, "widest": 0}
 
     def load(args: dict[str, Any], position: Any) -> Page:
         resp = send(args)
@@ -253,24 +276,21 @@ def pages(send: Send, base: dict[str, Any], paging: Paging | None, records: str,
         state["prev"] = fingerprint
         return Page(state["n"], found, body, resp)
 
+    def counted_more(page: Page) -> bool:
+        """Page and offset styles: whether another page follows (see :func:`_more_counted`)."""
+        widest = state["widest"]
+        state["widest"] = max(widest, len(page.records))
+        return _more_counted(paging, page.body, state["position"], len(page.records), widest)
+
     def next_of(page: Page) -> str | None:
         if not page.records:
             return None
+        if isinstance(paging, PagePaging):
+            return str(state["position"] + 1) if counted_more(page) else None
+        if isinstance(paging, OffsetPaging):
+            return str(state["position"] + len(page.records)) if counted_more(page) else None
         if getattr(paging, "has_more_path", None) and not get_path(page.body, paging.has_more_path):
             return None
-        if isinstance(paging, PagePaging):
-            if len(page.records) < paging.size:
-                return None
-            total = get_path(page.body, paging.total_pages_path) if paging.total_pages_path else None
-            if total is not None and state["position"] >= int(total) + paging.start - 1:
-                return None
-            return str(state["position"] + 1)
-        if isinstance(paging, OffsetPaging):
-            nxt = state["position"] + len(page.records)
-            total = get_path(page.body, paging.total_path) if paging.total_path else None
-            if (total is not None and nxt >= int(total)) or len(page.records) < paging.size:
-                return None
-            return str(nxt)
         if isinstance(paging, CursorPaging):
             token = get_path(page.body, paging.cursor_path)
             return None if token in (None, "") else str(token)

@@ -84,8 +84,8 @@ class PagePaging(_Paging):
     param: str = "page"
     start: int = 1
     size_param: str | None = "per_page"
-    size: int = Field(100, gt=0)
-    total_pages_path: str | None = None
+    size: int = Field(100, gt=0)               # asked for; a server may serve fewer and still have more
+    total_pages_path: str | None = None        # decides the end when given (has_more_path first)
     has_more_path: str | None = None
 
 
@@ -94,8 +94,8 @@ class OffsetPaging(_Paging):
     param: str = "offset"
     start: int = 0
     size_param: str | None = "limit"
-    size: int = Field(100, gt=0)
-    total_path: str | None = None
+    size: int = Field(100, gt=0)               # asked for; a server may serve fewer and still have more
+    total_path: str | None = None              # decides the end when given (has_more_path first)
     has_more_path: str | None = None
 
 

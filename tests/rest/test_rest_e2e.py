@@ -100,13 +100,14 @@ def test_sync_hubspot_companies_then_push_a_new_customer_back(project: Path, sim
     assert echo[("crm", "customer")]["created"] == 0 and echo[("crm", "customer")]["queued"] == 0
 
 
-def test_a_bad_description_fails_the_stream_with_file_line_and_key(project: Path, tmp_path: Path,
-                                                                   make_sim: Callable) -> None:
+def test_a_bad_description_is_a_config_error_with_file_line_and_key(project: Path, tmp_path: Path,
+                                                                    make_sim: Callable) -> None:
     (project / "api.yaml").write_text("resources:\n  companies:\n    list: {path: /x, recrods: data}\n",
                                       encoding="utf-8")
     config = (project / "triad.yaml").read_text(encoding="utf-8").replace("api: hubspot", "api: api.yaml")
     (project / "triad.yaml").write_text(config, encoding="utf-8")
     triad("db", "upgrade")
-    runs = triad("sync", "run", "--connector", "crm", code=1)["runs"]
-    assert runs[0]["status"] == "error"
-    assert "api.yaml:3: resources.companies.list.recrods: unknown key 'recrods'" in runs[0]["error"]
+    r = CliRunner().invoke(main, ["--json", "sync", "run", "--connector", "crm"], catch_exceptions=False)
+    assert r.exit_code == 2, r.output       # refused before any stream runs: no run row, no cursor
+    assert "api.yaml:3: resources.companies.list.recrods: unknown key 'recrods'" in r.stderr
+    assert triad("runs", "list")["runs"] == []
