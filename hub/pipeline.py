@@ -255,8 +255,22 @@ def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "Quaran
                      record_hash(values, rec.deleted))
         item.quarantine_id = from_quarantine.get(rec.source_id)
         item.raw_hash = digests[n] if n < len(digests) else None
-        items[rec.source_id] = item        # the last version of a key in a batch wins
+        if _supersedes(item, items.get(rec.source_id)):
+            items[rec.source_id] = item
     return items
+
+
+def _supersedes(item: _Item, taken: _Item | None) -> bool:
+    """A key read twice in one batch: the newer version wins (the later row when their times tie or
+    are unknown), as across batches, where an older version read after a newer one changes nothing."""
+    if taken is None or item.source_ts is None or taken.source_ts is None:
+        return True
+    return _instant(item.source_ts) >= _instant(taken.source_ts)
+
+
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _has_nul(values: dict[str, Any]) -> bool:

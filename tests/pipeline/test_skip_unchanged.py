@@ -92,6 +92,18 @@ def test_an_older_export_read_again_does_not_turn_the_record_back(project: Path)
     assert history_rows(project) == before
 
 
+def test_a_key_twice_in_one_batch_takes_the_newer_version_wherever_it_stands(project: Path):
+    """Within a batch as across batches: the newer row wins, not the later line of the file."""
+    exports = project / "exports" / "erp"
+    lines = (exports / "customers.csv").read_text(encoding="utf-8").splitlines()
+    code = lines[1].split(",")[0]
+    newer = lines[1].replace("500000.00", "600000.00").replace("2026-11-01 09:00:00", "2026-11-20 09:00:00")
+    # the newer version first, the older one after it, in one file (one batch)
+    (exports / "customers.csv").write_text("\n".join([lines[0], newer, *lines[1:]]) + "\n", encoding="utf-8")
+    sync()
+    assert golden_limits(project)[code] == "600000"
+
+
 def test_a_record_deleted_then_sent_again_unchanged_comes_back(project: Path):
     from hub.models import Xref
     sync()
