@@ -4,7 +4,8 @@ A discovered (or given) catalog is copied per run with only the streams the
 entity reads selected, their properties selected too (except ``unsupported``
 ones), and the replication key and method from the configuration where given.
 Other streams are deselected, so a tap with many tables reads only what the
-entity needs.
+entity needs. A stream may be named by its ``tap_stream_id`` or its ``stream``;
+taps label RECORDs with either, so a selection keeps both names.
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ def stream_names(catalog: dict[str, Any]) -> list[str]:
     return [str(e.get("tap_stream_id") or e.get("stream")) for e in catalog.get("streams") or []]
 
 
-def select(catalog: Any, wanted: list[Wanted], connector: str) -> dict[str, Any]:
-    """A copy of ``catalog`` with exactly the wanted streams selected.
+def select(catalog: Any, wanted: list[Wanted], connector: str) -> tuple[dict[str, Any], set[str]]:
+    """A copy of ``catalog`` with exactly the wanted streams selected, and every name of those streams
+    (``tap_stream_id`` and ``stream``: the names the tap's RECORDs of them may carry).
 
     Raises:
         FatalError: the catalog is not a Singer catalog.
@@ -50,6 +52,7 @@ def select(catalog: Any, wanted: list[Wanted], connector: str) -> dict[str, Any]
     out = copy.deepcopy(catalog)
     by_name = {w.stream: w for w in wanted}
     found: set[str] = set()
+    selected_names: set[str] = set()
     for entry in out["streams"]:
         if not isinstance(entry, dict):
             continue
@@ -60,6 +63,7 @@ def select(catalog: Any, wanted: list[Wanted], connector: str) -> dict[str, Any]
         if want is None:
             continue
         found.add(want.stream)
+        selected_names.update(str(n) for n in names)
         method = want.replication_method or ("INCREMENTAL" if want.replication_key else None)
         if want.replication_key:
             root["replication-key"] = entry["replication_key"] = want.replication_key
@@ -76,4 +80,4 @@ def select(catalog: Any, wanted: list[Wanted], connector: str) -> dict[str, Any]
         raise ConfigError(f"the tap offers no stream {', '.join(repr(m) for m in missing)}; it offers: "
                           f"{', '.join(stream_names(out)) or 'none'} (set `streams:` of connector {connector}, "
                           f"or the mapping's `source`)", connector=connector)
-    return out
+    return out, selected_names

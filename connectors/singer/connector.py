@@ -167,30 +167,38 @@ class SingerConnector(Connector):
             argv = [*self.argv, "--config", self._config_path(workdir)]
             if cursor is not None:
                 argv += ["--state", str(write_private_json(workdir / "state.json", cursor))]
+            names = {w.stream for w in wanted}       # the names the tap's RECORDs of this entity carry
             if self.catalog_mode != "none":
-                catalog = select(self._catalog_doc(workdir), wanted, self.name)
+                catalog, names = select(self._catalog_doc(workdir), wanted, self.name)
                 argv += [self.catalog_flag, str(write_private_json(workdir / "catalog.json", catalog))]
             run = TapRun(argv, self.base_dir, self.env, workdir, self.secrets)
             self.process = run.proc
             reading = Reading()
             try:
-                yield from batches(run.lines(), {w.stream for w in wanted}, cursor, stream.batch_size, self.name,
-                                   reading)
+                yield from batches(run.lines(), names, cursor, stream.batch_size, self.name, reading,
+                                   selected=self.catalog_mode != "none")
                 code = run.wait()
                 if code != 0:
                     raise run.failure(code, self.name)
             finally:
                 run.stop()
                 self.last_reading = reading
-            log.info("tap run done: %d records, %d states, %d records of other streams", reading.records,
-                     reading.states, reading.other_records, extra={"connector": self.name, "entity": stream.entity})
-            for w in wanted:        # a mapping keyed on another field than the tap's key merges records wrongly
-                keys = reading.schemas[w.stream].key_properties if w.stream in reading.schemas else []
-                if keys and stream.key not in keys:
-                    log.warning("the mapping's key %s is not the key the tap declares for %s (%s)", stream.key,
-                                w.stream, ", ".join(keys), extra={"connector": self.name, "entity": stream.entity})
+            self._log_reading(reading, names, stream)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _log_reading(self, reading: Reading, names: set[str], stream: StreamSpec) -> None:
+        where = {"connector": self.name, "entity": stream.entity}
+        log.info("tap run done: %d records (%d unreadable), %d states, %d records of other streams",
+                 reading.records, reading.unreadable, reading.states, reading.other_records, extra=where)
+        if reading.other_records and self.catalog_mode != "none":
+            log.warning("the tap sent records of streams it was not asked for (%s); they were not read",
+                        ", ".join(sorted(reading.other_streams)), extra=where)
+        for label, info in reading.schemas.items():
+            keys = info.key_properties if label in names else []
+            if keys and stream.key not in keys:   # a mapping keyed on another field merges records wrongly
+                log.warning("the mapping's key %s is not the key the tap declares for %s (%s)", stream.key,
+                            label, ", ".join(keys), extra=where)
 
     def write(self, stream: StreamSpec, changes: list[WriteChange]) -> list[WriteResult]:
         """Singer taps only read: every change is refused (give the connector ``direction: in``)."""

@@ -7,6 +7,11 @@ When more records arrive than a batch holds before the next STATE, the full
 batch goes out with the STATE seen before those records, so committing it
 never skips anything; records after the last STATE likewise carry the
 previous STATE and are read again next run (the pipeline finds them unchanged).
+
+Nothing is dropped unseen: a RECORD whose ``record`` is not an object goes on as
+an unreadable row (its line of output kept) that the pipeline quarantines, and a
+run whose records all carried stream names not wanted fails before its STATE is
+handed out, since committing it would skip those records for good.
 """
 from __future__ import annotations
 
@@ -19,6 +24,10 @@ from hub.connector import Batch
 from hub.errors import FatalError
 
 log = logging.getLogger(__name__)
+
+# keys of a row that could not be read: the pipeline quarantines it whole (see hub.pipeline._map)
+ERROR, LINE, RAW = "__error__", "__line__", "__raw__"
+RAW_LIMIT = 2000          # a quarantined line stays small even when a tap sends a huge broken record
 
 
 @dataclass
@@ -35,7 +44,9 @@ class Reading:
     """Counters and declarations of one tap run (for logs and tests)."""
 
     records: int = 0                 # RECORD messages of the wanted streams
+    unreadable: int = 0              # of those, the ones whose record is not an object (quarantined)
     other_records: int = 0           # RECORD messages of streams this read does not want
+    other_streams: set[str] = field(default_factory=set)   # the stream names those carried
     states: int = 0
     bad_lines: int = 0
     schemas: dict[str, StreamInfo] = field(default_factory=dict)
@@ -54,12 +65,48 @@ def parse_line(line: str, reading: Reading, name: str) -> dict[str, Any] | None:
         return None
     if not isinstance(msg, dict) or "type" not in msg:
         reading.bad_lines += 1
+        log.warning("tap output line is JSON but not a Singer message: %.120s", text, extra={"connector": name})
         return None
     return msg
 
 
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "missing"
+    kinds = {bool: "a boolean", str: "a string", list: "a list", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _record_or_error(msg: dict[str, Any], number: int, line: str, reading: Reading, name: str) -> dict[str, Any]:
+    """The RECORD's record; one that is not an object becomes an unreadable row holding its line of output."""
+    record = msg.get("record")
+    if isinstance(record, dict):
+        return record
+    reading.unreadable += 1
+    problem = (f"line {number} of the tap's output: a RECORD of stream {msg.get('stream')!r} whose record is "
+               f"{_json_kind(record)}, not an object")
+    log.warning("%s; it goes to the quarantine", problem, extra={"connector": name})
+    return {ERROR: problem, LINE: number, RAW: line.strip()[:RAW_LIMIT].replace("\x00", "\\x00")}
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(repr(n) for n in sorted(names))
+
+
+def _check_names(reading: Reading, streams: set[str], selected: bool, name: str) -> None:
+    """Fail a run whose records all carried names not wanted: committing its STATE would skip them for good."""
+    if reading.records or not reading.other_records:
+        return
+    if not selected and streams & set(reading.schemas):
+        return      # without a catalog a tap sends all its streams; this one was declared and had nothing new
+    raise FatalError(f"the tap sent {reading.other_records} record(s) under stream name(s) "
+                     f"{_names(reading.other_streams)} and none under {_names(streams)}; its STATE was not "
+                     f"saved, so none is skipped: name the stream as its records do in `streams:` of connector "
+                     f"{name} (or the mapping's `source`)", connector=name)
+
+
 def batches(lines: Iterable[str], streams: set[str], start_state: Any, batch_size: int, name: str,
-            reading: Reading | None = None) -> Iterator[Batch]:
+            reading: Reading | None = None, *, selected: bool = False) -> Iterator[Batch]:
     """Batches of the wanted streams' records, each with the STATE that covers it as cursor.
 
     Args:
@@ -69,16 +116,19 @@ def batches(lines: Iterable[str], streams: set[str], start_state: Any, batch_siz
         batch_size: the most records in one batch.
         name: the connector name, for messages.
         reading: collects counters and SCHEMA declarations.
+        selected: the tap was given a catalog selecting exactly ``streams``, so it sends no other
+            stream on purpose.
 
     Raises:
-        FatalError: the tap sent BATCH messages (files instead of records), which are not supported.
+        FatalError: the tap sent BATCH messages (files instead of records), which are not supported; or
+            every record it sent carried a stream name not in ``streams`` (the final STATE is withheld).
     """
     reading = reading if reading is not None else Reading()
     size = max(1, batch_size)
     current = start_state            # the newest STATE seen: covers every record before it
     sent = start_state               # the cursor of the last batch handed out
     pending: list[dict[str, Any]] = []
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         msg = parse_line(line, reading, name)
         if msg is None:
             continue
@@ -86,13 +136,10 @@ def batches(lines: Iterable[str], streams: set[str], start_state: Any, batch_siz
         if kind == "RECORD":
             if msg.get("stream") not in streams:
                 reading.other_records += 1
-                continue
-            record = msg.get("record")
-            if not isinstance(record, dict):
-                reading.bad_lines += 1
+                reading.other_streams.add(str(msg.get("stream")))
                 continue
             reading.records += 1
-            pending.append(record)
+            pending.append(_record_or_error(msg, number, line, reading, name))
             if len(pending) >= size:
                 yield Batch(pending, cursor=current)
                 pending, sent = [], current
@@ -111,5 +158,6 @@ def batches(lines: Iterable[str], streams: set[str], start_state: Any, batch_siz
                              "remove batch_config from the tap's config", connector=name)
         else:                        # ACTIVATE_VERSION and future message types carry nothing to sync
             log.debug("ignoring a %s message", kind, extra={"connector": name})
+    _check_names(reading, streams, selected, name)
     if pending or current != sent:
         yield Batch(pending, cursor=current)

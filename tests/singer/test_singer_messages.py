@@ -51,8 +51,13 @@ def test_other_streams_schemas_and_noise() -> None:
     lines = [json.dumps({"type": "SCHEMA", "stream": "customers", "schema": {}, "key_properties": ["id"]}),
              rec(1), rec(9, "orders"), "INFO a log line on stdout", "", json.dumps({"type": "ACTIVATE_VERSION"}),
              json.dumps({"type": "RECORD", "stream": "customers", "record": "not a map"}), state(1), '{"type": "RE']
-    assert run(lines, reading=reading) == [(["C1"], {"line": 1})]
-    assert (reading.records, reading.other_records, reading.states, reading.bad_lines) == (1, 1, 1, 3)
+    (batch,) = batches(lines, {"customers"}, None, 3, "legacy", reading)
+    assert batch.records[0] == {"id": "C1"} and batch.cursor == {"line": 1}
+    # a record that is not an object is handed on as an unreadable row, for the quarantine
+    assert batch.records[1] == {"__error__": "line 7 of the tap's output: a RECORD of stream 'customers' whose "
+                                             "record is a string, not an object", "__line__": 7, "__raw__": lines[6]}
+    assert (reading.records, reading.unreadable, reading.other_records, reading.states, reading.bad_lines) == \
+        (2, 1, 1, 1, 2)
     assert reading.schemas["customers"].key_properties == ["id"]
 
 
@@ -64,3 +69,15 @@ def test_several_streams_can_feed_one_entity() -> None:
 def test_batch_messages_are_refused() -> None:
     with pytest.raises(FatalError, match="BATCH messages"):
         run([json.dumps({"type": "BATCH", "stream": "customers", "encoding": {}, "manifest": []})])
+
+
+def test_records_only_under_names_not_wanted_withhold_the_state() -> None:
+    schema = json.dumps({"type": "SCHEMA", "stream": "crm-public-customers", "schema": {}})
+    lines = [schema, rec(1), rec(2), state(2)]
+    with pytest.raises(FatalError, match="2 record.s. under stream name.s. 'customers' and none under "
+                                         "'crm-public-customers'; its STATE was not saved"):
+        list(batches(lines, {"crm-public-customers"}, None, 3, "legacy", selected=True))
+    # without a catalog the tap sends all its streams: a declared stream with nothing new is no mistake
+    assert run(lines, streams=("crm-public-customers",)) == [([], {"line": 2})]
+    with pytest.raises(FatalError, match="none under 'contacts'"):
+        run(lines, streams=("contacts",))
