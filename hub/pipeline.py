@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Text, and_, bindparam, select, type_coerce, u
 
 from hub import golden, subscriptions
 from hub.changefeed import lock_history
+from hub.column_fit import check_fits
 from hub.mapping import Mapping
 from hub.merge import CREATED, Incoming, MergeOutcome, Rules, create, merge
 from hub.models import Conflict, SourceState, Xref
@@ -245,6 +246,7 @@ def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "Quaran
             values = encode_record(rec.values)
             if _has_nul(values):
                 raise MappingError("a value holds a NUL byte (0x00), which no store keeps as text")
+            check_fits(ctx.entity, rec.source_id, ctx.mapping.key, values)
         except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
             field_name = getattr(exc, "field", None)
             key = raw.get(ctx.mapping.key) if isinstance(raw, dict) else None

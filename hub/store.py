@@ -36,7 +36,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         parsed = make_url(url)
     except Exception as exc:
         raise ConfigError(f"store.url: cannot parse database URL: {exc}") from exc
-    kwargs: dict = {"echo": echo, "future": True}
+    # bound values are customer data: kept out of error messages and logs
+    kwargs: dict = {"echo": echo, "future": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
         db = parsed.database

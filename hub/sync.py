@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from hub.errors import FatalError, LimitExceeded, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
@@ -207,8 +208,13 @@ def _wake_writes_waiting_for_a_read(conn: Connection, name: str, entity: str) ->
 
 
 def _describe(exc: BaseException) -> str:
+    """The error a run records: a database error by the driver's first line, without the statement and
+    its parameters (customer data, and kilobytes of SQL no admin reads)."""
     if isinstance(exc, TriadError):
         return str(exc)
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        first = (str(exc.orig).strip().splitlines() or [""])[0]
+        return f"{type(exc).__name__} ({type(exc.orig).__name__}): {first}"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -1,0 +1,49 @@
+"""Values a golden column cannot hold, found when a row is mapped.
+
+PostgreSQL refuses a name longer than its column (and with it the whole batch); SQLite keeps it, and the
+two stores would then disagree. Checking the mapped row first parks that row alone, with the field and
+the limit, and the rest of the batch goes on. Decimals are bounded where they are typed
+(``hub.mapping_types``)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Integer
+
+from hub.errors import MappingError
+
+SOURCE_ID_LENGTH = 255     # xref.source_id, source_state.source_id
+
+
+@lru_cache(maxsize=None)
+def _limits(entity: str) -> dict[str, tuple[int, int] | int]:
+    """Per golden column: its length (text) or its (low, high) range (integer)."""
+    from hub.golden import table_of
+    from hub.steward_values import _int_range
+    limits: dict[str, tuple[int, int] | int] = {}
+    for col in table_of(entity).c:
+        length = getattr(col.type, "length", None)
+        if length is not None:
+            limits[col.name] = length
+        elif isinstance(col.type, Integer):
+            limits[col.name] = _int_range(col.type)
+    return limits
+
+
+def check_fits(entity: str, source_id: str, key_field: str | None, values: dict[str, Any]) -> None:
+    """Raise a MappingError naming the first value of a mapped row its store column cannot hold."""
+    if len(source_id) > SOURCE_ID_LENGTH:
+        raise MappingError(f"the key is {len(source_id)} characters long; at most {SOURCE_ID_LENGTH} fit",
+                           field=key_field)
+    limits = _limits(entity)
+    for name, value in values.items():     # the mapped fields only: fewer than the columns
+        limit = limits.get(name)
+        if limit is None or value is None:
+            continue
+        if isinstance(limit, int):
+            if isinstance(value, str) and len(value) > limit:
+                raise MappingError(f"{name}: is {len(value)} characters long; at most {limit} fit", field=name)
+        elif isinstance(value, int) and not isinstance(value, bool) and not limit[0] <= value <= limit[1]:
+            raise MappingError(f"{name}: {value} is out of range (a whole number from {limit[0]} to {limit[1]})",
+                               field=name)
