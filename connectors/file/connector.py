@@ -28,7 +28,7 @@ from connectors.file.readers import (ERROR, error_record, iter_csv, iter_deleted
                                      iter_xlsx, Row)
 from connectors.file.settings import FileSettings
 from connectors.file.timestamps import cap, parse_timestamp
-from connectors.file.writer import OutboxWriter
+from connectors.file.writer import OutboxLayout, OutboxWriter
 from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
 from hub.errors import ConfigError
 
@@ -39,22 +39,21 @@ class FileConnector(Connector):
     """Files in one folder: ``path``, ``format``, ``encoding``, ``delimiter``, ``outbox``, ``direction``.
 
     Per-entity options (``entities.<entity>`` in ``triad.yaml``) may override
-    ``format``, ``encoding``, ``delimiter`` and ``sheet`` (XLSX worksheet name).
+    ``format``, ``encoding``, ``delimiter``, ``sheet`` (XLSX worksheet name) and
+    ``outbox_format``; reads and outbox files of that entity both follow them.
     """
 
     type_name = "file"
     # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
     option_keys = frozenset({"path", "outbox", "outbox_format", "format", "encoding", "delimiter", "sheet"})
-    entity_option_keys = frozenset({"format", "encoding", "delimiter", "sheet"})
+    entity_option_keys = frozenset({"format", "encoding", "delimiter", "sheet", "outbox_format"})
     writes_visible = False     # writes land in the outbox folder; the exports change only when the system imports them
     supports_deletes = True
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
         super().__init__(name, options, base_dir=base_dir)
         self.settings = FileSettings.from_options(name, options, base_dir)
-        self._writer = OutboxWriter(self.settings.outbox, fmt=self.settings.outbox_format,
-                                    encoding=self.settings.encoding, delimiter=self.settings.delimiter,
-                                    connector=name)
+        self._writer = OutboxWriter(self.settings.outbox, connector=name)
 
     @classmethod
     def validate_options(cls, name: str, options: dict[str, Any], base_dir: str = ".") -> list[str]:
@@ -156,7 +155,9 @@ class FileConnector(Connector):
         """
         if self.settings.direction == "in":
             raise ConfigError(f"connector '{self.name}' has direction in; it is not written", entity=stream.entity)
-        return self._writer.write(stream, changes)
+        settings = self.settings.for_stream(stream.options)   # the system imports each entity as it exports it
+        layout = OutboxLayout(settings.outbox_format, settings.encoding, settings.delimiter)
+        return self._writer.write(stream, changes, layout)
 
     def _rows(self, path: Path, settings: FileSettings, stream: StreamSpec) -> Iterator[Row]:
         fmt = settings.format_of(path)

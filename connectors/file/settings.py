@@ -56,16 +56,11 @@ class FileSettings:
         direction = options.get("direction", "both")
         if direction not in DIRECTIONS:
             raise ConfigError(f"connectors.{name}.direction: '{direction}'; expected one of {', '.join(DIRECTIONS)}")
-        outbox_format = options.get("outbox_format", "jsonl")
-        if outbox_format not in OUTBOX_FORMATS:
-            raise ConfigError(f"connectors.{name}.outbox_format: '{outbox_format}'; "
-                              f"expected one of {', '.join(OUTBOX_FORMATS)}")
-        base_settings = cls(connector=name, folder=folder, outbox=outbox, direction=direction,
-                            outbox_format=outbox_format)
+        base_settings = cls(connector=name, folder=folder, outbox=outbox, direction=direction)
         return base_settings.for_stream(options, where=f"connectors.{name}")
 
     def for_stream(self, options: dict[str, Any], where: str | None = None) -> "FileSettings":
-        """These settings with per-entity overrides of format, encoding, delimiter and sheet.
+        """These settings with per-entity overrides of format, encoding, delimiter, sheet and outbox format.
 
         Raises:
             ConfigError: an override is not valid.
@@ -87,6 +82,12 @@ class FileSettings:
             changes.update(delimiter=delim, delimiter_set=True)
         if options.get("sheet"):
             changes["sheet"] = str(options["sheet"])
+        if "outbox_format" in options:
+            outbox_format = options["outbox_format"]
+            if outbox_format not in OUTBOX_FORMATS:
+                raise ConfigError(f"{where}.outbox_format: '{outbox_format}'; "
+                                  f"expected one of {', '.join(OUTBOX_FORMATS)}")
+            changes["outbox_format"] = outbox_format
         return replace(self, **changes) if changes else self
 
     def format_of(self, path: Path) -> str:

@@ -1,11 +1,13 @@
 """Outbound changes as one new file per call in the outbox folder, written atomically.
 
-Each call writes ``<entity>-<UTC timestamp>-<n>.jsonl`` (or ``.csv``): a
-temp file in the same folder, flushed and fsynced, then renamed, so a reader
-of the folder never sees half a file. Every line carries the system key,
-the values and two markers, ``__op__`` (create/update/delete) and
-``__change_id__`` (the idempotency key, so the importing system can skip a
-change it has already applied).
+Each call writes ``<entity>-<UTC timestamp>-<n>.jsonl`` (or ``.csv``, in the
+stream's encoding and delimiter): a temp file in the same folder, flushed and
+fsynced, then renamed, so a reader of the folder never sees half a file. The
+file gets the permissions of any file the process creates (``0o666`` less the
+umask), so an import job running as another user can read it. Every line
+carries the system key, the values and two markers, ``__op__``
+(create/update/delete) and ``__change_id__`` (the idempotency key, so the
+importing system can skip a change it has already applied).
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import itertools
 import json
 import logging
 import os
-import tempfile
+import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -64,20 +67,29 @@ def new_source_id(change: WriteChange, key: str) -> str:
     return f"{NEW_ID_PREFIX}{change.record_id}"
 
 
+@dataclass(frozen=True)
+class OutboxLayout:
+    """How one stream's outbox files are written: ``jsonl`` (always UTF-8) or ``csv`` in an encoding and delimiter."""
+
+    fmt: str = "jsonl"
+    encoding: str = "utf-8"
+    delimiter: str = ","
+
+    @property
+    def bom_and_codec(self) -> tuple[bytes, str]:
+        """A byte order mark goes once at the top of the file, not in front of every encoded line."""
+        return _BOM_ONCE.get(codecs.lookup(self.encoding).name, (b"", self.encoding))
+
+
 class OutboxWriter:
     """Writes changes for one connector into its outbox folder."""
 
-    def __init__(self, folder: Path, *, fmt: str = "jsonl", encoding: str = "utf-8", delimiter: str = ",",
-                 connector: str = "") -> None:
+    def __init__(self, folder: Path, *, connector: str = "") -> None:
         self.folder = folder
-        self.fmt = fmt
-        # a BOM goes once at the top of the file, not in front of every encoded line
-        self.bom, self.encoding = _BOM_ONCE.get(codecs.lookup(encoding).name, (b"", encoding))
-        self.delimiter = delimiter
         self.connector = connector
         self._seq = itertools.count(1)
 
-    def write(self, stream: StreamSpec, changes: list[WriteChange]) -> list[WriteResult]:
+    def write(self, stream: StreamSpec, changes: list[WriteChange], layout: OutboxLayout) -> list[WriteResult]:
         """One result per change; bad records fail alone, a failed file write fails the call's records (retriable)."""
         results: dict[str, WriteResult] = {}
         rows: list[tuple[WriteChange, dict[str, Any]]] = []
@@ -91,10 +103,10 @@ class OutboxWriter:
             values = {} if ch.delete else {k: v for k, v in ch.values.items() if k != stream.key}
             rows.append((ch, {stream.key: sid, **values, OP: op, CHANGE_ID: ch.change_id}))
 
-        lines, header = self._serialize(stream, rows, results)
+        lines, header = self._serialize(stream, rows, results, layout)
         if lines:
             try:
-                path = self._commit(stream.entity, header, lines)
+                path = self._commit(stream.entity, header, lines, layout)
             except OSError as exc:
                 log.warning("outbox write for %s/%s failed: %s", self.connector, stream.entity, exc)
                 for ch, _row in rows:
@@ -108,9 +120,9 @@ class OutboxWriter:
         return [results[ch.change_id] for ch in changes]
 
     def _serialize(self, stream: StreamSpec, rows: list[tuple[WriteChange, dict[str, Any]]],
-                   results: dict[str, WriteResult]) -> tuple[list[bytes], bytes]:
+                   results: dict[str, WriteResult], layout: OutboxLayout) -> tuple[list[bytes], bytes]:
         columns: list[str] = []
-        if self.fmt == "csv":
+        if layout.fmt == "csv":
             seen: dict[str, None] = {stream.key: None}
             seen.update((f, None) for f in stream.fields if "." not in f)
             for _ch, row in rows:
@@ -119,37 +131,45 @@ class OutboxWriter:
         lines: list[bytes] = []
         for ch, row in rows:
             try:
-                lines.append(self._line(row, columns))
+                lines.append(_line(row, columns, layout))
             except (TypeError, ValueError, UnicodeEncodeError) as exc:
                 results[ch.change_id] = WriteResult(ch.change_id, ok=False, error=f"record {ch.record_id}: {exc}")
-        header = self._line({c: c for c in columns}, columns) if columns else b""
+        header = _line({c: c for c in columns}, columns, layout) if columns else b""
         return lines, header
 
-    def _line(self, row: dict[str, Any], columns: list[str]) -> bytes:
-        if self.fmt == "jsonl":
-            return (json.dumps(row, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
-        buf = io.StringIO()
-        csv.writer(buf, delimiter=self.delimiter, lineterminator="\r\n").writerow(
-            [_csv_text(row.get(c)) for c in columns])
-        return buf.getvalue().encode(self.encoding)
-
-    def _commit(self, entity: str, header: bytes, lines: list[bytes]) -> Path:
+    def _commit(self, entity: str, header: bytes, lines: list[bytes], layout: OutboxLayout) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{entity}-", suffix=".tmp")
+        tmp = self.folder / f".{entity}-{uuid.uuid4().hex}.tmp"
+        fd = _create(tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
                 if header:
-                    fh.write(self.bom + header)
+                    fh.write(layout.bom_and_codec[0] + header)
                 fh.writelines(lines)
                 fh.flush()
                 os.fsync(fh.fileno())
             while True:
-                final = self.folder / f"{entity}-{stamp}-{next(self._seq)}.{self.fmt}"
+                final = self.folder / f"{entity}-{stamp}-{next(self._seq)}.{layout.fmt}"
                 if not final.exists():
                     break
             os.replace(tmp, final)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return final
+
+
+def _line(row: dict[str, Any], columns: list[str], layout: OutboxLayout) -> bytes:
+    if layout.fmt == "jsonl":
+        return (json.dumps(row, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=layout.delimiter, lineterminator="\r\n").writerow(
+        [_csv_text(row.get(c)) for c in columns])
+    return buf.getvalue().encode(layout.bom_and_codec[1])
+
+
+def _create(path: Path) -> int:
+    """A new file opened for writing, with the mode the umask gives (``mkstemp`` would make it 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    return os.open(path, flags, 0o666)

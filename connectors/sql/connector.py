@@ -72,10 +72,10 @@ class SqlConnector(Connector):
         return CheckResult(True, f"connected to {info['dialect']} {info['server_version']}".rstrip(), info)
 
     def read(self, stream: StreamSpec, cursor: Any) -> Iterator[Batch]:
-        """Batches of the table's rows with updated_at at or after the cursor's ``ts``.
+        """Batches of the table's rows with updated_at at or after the cursor's ``ts``, and those without one.
 
         The cursor after each batch is ``{"ts": <aware UTC ISO>, "key": <last key>}``,
-        never past ``stream.run_started_at``.
+        never past ``stream.run_started_at``; rows without an updated_at leave it as it was.
 
         Raises:
             ConfigError: the table or a named column does not exist.

@@ -5,8 +5,11 @@ seen (``(updated_at, key) > (last)``, spelled out with OR so every dialect
 takes it), never OFFSET: a page costs the same at row one million as at row
 one, and rows changing during the read cannot shift a page. The first page
 of a run starts at the cursor with a closed bound (``updated_at >= ts``); the
-pipeline drops rows it already has by hash. Each page uses its own
-connection, so a slow pipeline holds no transaction open on the source.
+pipeline drops rows it already has by hash. Rows without a stamp (NULL, or
+empty text) cannot be placed before or after the cursor, so every read takes
+them first, paged by key, and they leave the cursor where it was. Each page
+uses its own connection, so a slow pipeline holds no transaction open on the
+source.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import Column, ColumnElement, String, Table, and_, or_, select, type_coerce
+from sqlalchemy import Column, ColumnElement, String, Table, and_, not_, or_, select, type_coerce
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Engine
 
@@ -99,10 +102,11 @@ def read_table(engine: Engine, table: Table, stream: StreamSpec, cursor: Any) ->
         return
     ts_at = p.names.index(stream.updated_at)
     since = parse_cursor_ts(cursor.get("ts") if isinstance(cursor, dict) else cursor)
+    # a row added or edited without a stamp could be anywhere relative to the cursor: every read takes them all
+    unstamped = _unstamped(p, dialect)
+    yield from _pages(engine, p, stream, unstamped, [key_at], lambda row: cursor)
     if since is None:
-        # rows never stamped cannot be ordered by time: the first (full) read takes them by key
-        yield from _pages(engine, p, stream, p.ts.is_(None), [key_at], lambda row: cursor)
-        where = p.ts.is_not(None)
+        where = not_(unstamped)
     else:
         where = p.ts >= _bound(since, p, dialect, stream.timezone)
     state = {"cursor": cursor}
@@ -118,6 +122,14 @@ def read_table(engine: Engine, table: Table, stream: StreamSpec, cursor: Any) ->
         return state["cursor"]
 
     yield from _pages(engine, p, stream, where, [ts_at, key_at], advance)
+
+
+def _unstamped(p: Plan, dialect: str) -> ColumnElement[bool]:
+    """Rows whose updated_at holds no time: NULL, or empty where the column holds text."""
+    assert p.ts is not None and p.ts_col is not None
+    if is_text(p.ts_col) or (dialect == "sqlite" and is_temporal(p.ts_col)):
+        return or_(p.ts.is_(None), p.ts == "")
+    return p.ts.is_(None)
 
 
 def _pages(engine: Engine, p: Plan, stream: StreamSpec, where: ColumnElement[bool] | None,
