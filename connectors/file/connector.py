@@ -29,6 +29,7 @@ from connectors.file.readers import (ERROR, error_record, iter_csv, iter_deleted
 from connectors.file.settings import FileSettings
 from connectors.file.timestamps import cap, parse_timestamp
 from connectors.file.writer import OutboxLayout, OutboxWriter
+from hub.canonical import ENTITIES
 from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
 from hub.errors import ConfigError
 
@@ -44,6 +45,7 @@ class FileConnector(Connector):
     """
 
     type_name = "file"
+    entities = tuple(ENTITIES)     # a generic source: any canonical entity, opportunities and approvals too
     # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
     option_keys = frozenset({"path", "outbox", "outbox_format", "format", "encoding", "delimiter", "sheet"})
     entity_option_keys = frozenset({"format", "encoding", "delimiter", "sheet", "outbox_format"})

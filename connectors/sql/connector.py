@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, S
 
 from connectors.sql.reading import column, read_table
 from connectors.sql.writing import TableWriter, db_reason
+from hub.canonical import ENTITIES
 from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
 from hub.errors import ConfigError, FatalError, RetriableError
 from hub.secrets import reveal
@@ -30,6 +31,7 @@ class SqlConnector(Connector):
     """Tables of one database reached through SQLAlchemy."""
 
     type_name = "sql"
+    entities = tuple(ENTITIES)     # a generic source: any canonical entity, opportunities and approvals too
     # keys of the connector block and of an entity block besides the common ones (hub.config rejects others)
     option_keys = frozenset({"url", "password", "schema", "touch_updated_at"})
     entity_option_keys: frozenset[str] = frozenset()

@@ -175,3 +175,15 @@ def test_unopenable_store_is_a_config_error(tmp_path: Path, where: str):
     cfg.write_text(f"store: {{url: 'sqlite:///{db}'}}\n", encoding="utf-8")
     out = clean(run_cli("status", config=cfg), 2)
     assert "store.url" in out.stderr
+
+
+def test_file_and_sql_connectors_offer_every_canonical_entity(tmp_path: Path):
+    """Opportunities and approvals from a file or a table: `config validate` accepts what `sync run` reads."""
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "o.yaml").write_text("source: rows.csv\nkey: id\nfields:\n  name: name\n", encoding="utf-8")
+    (tmp_path / "a.yaml").write_text("source: rows.csv\nkey: id\nfields:\n  status: status\n", encoding="utf-8")
+    entities = "    entities: {opportunity: {mapping: o.yaml}, approval: {mapping: a.yaml}}\n"
+    cfg = tmp_path / "triad.yaml"
+    cfg.write_text("connectors:\n  crm:\n    type: file\n    path: ./exports\n" + entities +
+                   "  db:\n    type: sql\n    url: sqlite:///source.db\n" + entities, encoding="utf-8")
+    clean(run_cli("config", "validate", config=cfg), 0)
