@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,25 @@ def test_date_and_datetime_sources(make_mapping) -> None:
     record = mapping.to_canonical({"Id": "1", "C": "2026-01-05"})
     assert record.values["created_at"] == datetime(2026, 1, 4, 16, 0, tzinfo=UTC)
     assert mapping.to_source(record.values) == {"C": "2026-01-05"}
+
+
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_CUSTOMER_MAPPINGS = sorted([*REPO.glob("mappings/*/customer.yaml"),
+                                    *REPO.glob("config/samples/mappings/*_customer.yaml")])
+
+
+@pytest.mark.parametrize("path", SHIPPED_CUSTOMER_MAPPINGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_customer_mapping_writes_every_allowed_status(path: Path):
+    """A status the validation suite allows (active, inactive, blocked) never dies in the outbox as
+    'no source value' for a mapping Triad ships or `triad init` writes."""
+    import yaml
+
+    from hub.mapping import load_mapping
+    suite = yaml.safe_load((REPO / "config" / "expectations" / "customer.yaml").read_text(encoding="utf-8"))
+    (allowed,) = [e["value_set"] for e in suite if e.get("column") == "status"]
+    mapping = load_mapping(path, "customer")
+    if "status" not in mapping.writable_fields:
+        pytest.skip("the mapping does not write status")
+    for status in allowed:
+        assert mapping.to_source({"status": status}, ["status"]), (path, status)
