@@ -95,6 +95,18 @@ ENTITIES: dict[str, EntityDef] = {
 
 TYPES = ("string", "int", "decimal", "bool", "date", "datetime")
 
+# (precision, scale) of the store's decimal columns (hub/models.py Money and Quantity): mapped values are
+# rounded and bounded to these, so SQLite and PostgreSQL keep the same number
+MONEY_DIGITS = (18, 2)
+QUANTITY_DIGITS = (18, 4)
+_QUANTITY_FIELDS = frozenset({("order", "lines.quantity")})
+
+
+def decimal_digits(entity_name: str, field_path: str) -> tuple[int, int]:
+    """(precision, scale) of the column a decimal field is stored in; an order line's field is
+    named with its list field (``lines.quantity``). Every decimal field but a line's quantity is money."""
+    return QUANTITY_DIGITS if (entity_name, field_path) in _QUANTITY_FIELDS else MONEY_DIGITS
+
 
 def entity(name: str) -> EntityDef:
     from hub.errors import UsageError

@@ -76,7 +76,7 @@ def load_mapping(path: str | Path, entity: str) -> Mapping:
 
 
 # bumped whenever a transform or type reader changes its output: rows read before are then mapped again
-MAPPING_CODE_VERSION = "1"
+MAPPING_CODE_VERSION = "2"     # 2: decimals rounded to their column, decimal commas refused
 
 
 def _fingerprint(entity: str, text: str) -> str:

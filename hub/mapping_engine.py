@@ -7,13 +7,14 @@ record does no spec look-ups, no regex compilation and no validation-model work.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
+from hub.canonical import decimal_digits
 from hub.errors import MappingError
 from hub.mapping_model import FieldPlan, MappingPlan
-from hub.mapping_types import datetime_parser, formatter_for, parser_for, to_bool, to_string
+from hub.mapping_types import decimal_for_column, datetime_parser, formatter_for, parser_for, to_bool, to_string
 from hub.mapping_yaml import scalar_key
 
 Reader = Callable[[dict], Any]
@@ -111,14 +112,40 @@ def _plain_key(plan: FieldPlan) -> str | None:
     return None
 
 
-def _compile_reader(plan: FieldPlan, tz: Any) -> Reader:
-    """One closure per field: read, blank -> None, transforms, values map, type, default."""
+def _compile_reader(plan: FieldPlan, tz: Any, entity: str, within: str = "") -> Reader:
+    """One closure per field of ``entity`` (``within`` a list field, for a line's field): read,
+    blank -> None, transforms, values map, type, default; decimals fitted to their store column."""
+    if plan.type == "list":
+        return _compile_lines(plan, tz, entity)
+    read = _compile_value_reader(plan, tz)
+    if plan.type == "decimal":
+        return _fitted_to_column(read, plan, decimal_digits(entity, within + plan.name))
+    return read
+
+
+def _fitted_to_column(read: Reader, plan: FieldPlan, digits: tuple[int, int]) -> Reader:
+    """Round a decimal field's value to its column's scale and refuse one too large for the column,
+    whether it was read, looked up in a values map or defaulted: a row-level error, not a failed batch."""
+    name, source_text = plan.name, ".".join(plan.source)
+    fit = decimal_for_column(*digits)
+
+    def read_decimal(raw: dict) -> Any:
+        value = read(raw)
+        if value is None:
+            return None
+        try:
+            return fit(value)
+        except ValueError as exc:
+            raise MappingError(f"{name}: {exc} (from {source_text})", field=name) from None
+    return read_decimal
+
+
+def _compile_value_reader(plan: FieldPlan, tz: Any) -> Reader:
+    """Read one scalar field: blank -> None, transforms, values map, type, default."""
     name = plan.name
     source_text = ".".join(plan.source)
     get = _getter(plan.source)
     default = plan.default
-    if plan.type == "list":
-        return _compile_lines(plan, tz, get)
     parse = _canonical_parser(plan, tz)
     # `type:` says how to read the source value; a values map then looks up what was read
     read_as = parser_for(plan.source_type, tz) if plan.source_type else None
@@ -176,10 +203,11 @@ def _compile_reader(plan: FieldPlan, tz: Any) -> Reader:
     return read
 
 
-def _compile_lines(plan: FieldPlan, tz: Any, get: Reader) -> Reader:
+def _compile_lines(plan: FieldPlan, tz: Any, entity: str) -> Reader:
     """Each element of a source list through the nested field map."""
     name, source_text = plan.name, ".".join(plan.source)
-    readers = [(child.name, _compile_reader(child, tz)) for child in plan.each or ()]
+    get = _getter(plan.source)
+    readers = [(child.name, _compile_reader(child, tz, entity, f"{name}.")) for child in plan.each or ()]
 
     def read_lines(raw: dict) -> Any:
         items = get(raw)
@@ -203,6 +231,20 @@ def _compile_lines(plan: FieldPlan, tz: Any, get: Reader) -> Reader:
                 raise MappingError(f"{name}[{i}].{exc.message}", field=name) from None
         return out
     return read_lines
+
+
+def _lines_read_back(plan: MappingPlan) -> dict[str, Reader]:
+    """Readers of the order lines a write will read back as: only the sub-fields written, so a line
+    shows none of those the system does not hold (the merge then keeps the golden ones). Lines with a
+    sub-field written elsewhere than it is read cannot be told."""
+    out = {}
+    for p in plan.fields:
+        if p.each is None or p.readonly or p.target != p.source:
+            continue
+        written = [c for c in p.each if not c.readonly]
+        if all(c.target == c.source for c in written):
+            out[p.name] = _compile_lines(replace(p, each=written), plan.tz, plan.entity.name)
+    return out
 
 
 def _compile_writer(plan: FieldPlan, tz: Any) -> Callable[[Any, dict], None]:
@@ -264,11 +306,13 @@ class Mapping:
         self.writable_fields: tuple[str, ...] = tuple(p.name for p in plan.fields if not p.readonly)
         # (field, top-level source key of a plain text field or None, reader): plain text fields
         # are read inline by to_canonical, saving a call per field; the reader handles the rest
-        self._readers = tuple((p.name, _plain_key(p), _compile_reader(p, plan.tz)) for p in plan.fields)
+        self._readers = tuple((p.name, _plain_key(p), _compile_reader(p, plan.tz, self.entity))
+                              for p in plan.fields)
         self._writers = {p.name: _compile_writer(p, plan.tz) for p in plan.fields if not p.readonly}
         # fields read from where they are written: what a write of them will read back as can be told
         self._read_back = {name: read for (name, _, read), p in zip(self._readers, plan.fields)
                            if not p.readonly and not p.ref and p.each is None and p.target == p.source}
+        self._read_back.update(_lines_read_back(plan))
         self._ref_items = tuple(self.ref_fields.items())
         self._get_key = _getter(plan.key)
         self._get_ts = _getter(plan.updated_at) if plan.updated_at else None
@@ -369,8 +413,9 @@ class Mapping:
     def read_back(self, written: dict[str, Any]) -> dict[str, Any]:
         """The values the system will show for what :meth:`to_source` wrote (``written``, its output),
         for the fields that can be told: a value map that is not one to one (``blocked`` and
-        ``inactive`` both written as ``false``) reads back as another value than was sent.
-        References, order lines and fields written elsewhere than they are read are left out."""
+        ``inactive`` both written as ``false``) reads back as another value than was sent; order lines
+        read back with only the sub-fields the mapping writes. References and fields written elsewhere
+        than they are read are left out."""
         out: dict[str, Any] = {}
         for name, read in self._read_back.items():
             try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,9 @@ _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _CN_DATE = re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日\s*(.*)$")
 _TRUE = frozenset({"true", "1", "yes", "y", "x", "t", "on", "是"})
 _FALSE = frozenset({"false", "0", "no", "n", "f", "off", "否"})
+# commas are read only as thousands separators: 1,234.50 (or 1，234.50); 12,50 is refused, not read as 1250
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS_FULL_WIDTH = re.compile(r"[+-]?\d{1,3}(?:，\d{3})+(?:\.\d+)?")
 
 
 def to_string(value: Any) -> str:
@@ -42,14 +45,11 @@ def to_string(value: Any) -> str:
 
 
 def to_decimal(value: Any) -> Decimal:
-    """'1,234.50', '1234.5', 12, 12.5 -> Decimal; NaN and infinity are refused."""
+    """'1,234.50', '1234.5', 12, 12.5 -> Decimal; NaN, infinity and decimal commas ('12,50') are refused."""
     cls = value.__class__
     try:
         if cls is str:
-            try:
-                result = Decimal(value)
-            except InvalidOperation:
-                result = Decimal(value.replace(",", "").replace("，", "").strip())
+            result = _decimal_from_text(value)
         elif cls is int:
             return Decimal(value)
         elif cls is float:
@@ -58,11 +58,55 @@ def to_decimal(value: Any) -> Decimal:
             result = value
         else:
             raise ValueError
-    except (InvalidOperation, ValueError):
+    except InvalidOperation:
         raise ValueError(f"not a decimal number: {value!r}") from None
+    except ValueError as exc:
+        raise ValueError(str(exc) or f"not a decimal number: {value!r}") from None
     if not result.is_finite():
         raise ValueError(f"not a finite decimal number: {value!r}")
     return result
+
+
+def _decimal_from_text(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        pass
+    stripped = text.strip()
+    if _THOUSANDS.fullmatch(stripped) or _THOUSANDS_FULL_WIDTH.fullmatch(stripped):
+        return Decimal(stripped.replace(",", "").replace("，", ""))
+    if "," in stripped or "，" in stripped:
+        raise ValueError(f"{text!r} is not a number: a comma is read only between groups of thousands "
+                         f"(1,234.50), never as a decimal point")
+    raise ValueError(f"not a decimal number: {text!r}")
+
+
+def decimal_for_column(precision: int, scale: int) -> Callable[[Decimal], Decimal]:
+    """A function that rounds a decimal half-up to ``scale`` places (when it has more) and refuses one
+    that does not fit Numeric(precision, scale), so every store keeps the same number: SQLite would keep
+    2.675 as written where PostgreSQL rounds it, and store an overflow PostgreSQL refuses (failing the
+    whole batch).
+    """
+    step = Decimal(1).scaleb(-scale)
+    limit = Decimal(10) ** (precision - scale)
+    largest = format(limit - step, "f")
+
+    def fit(number: Decimal) -> Decimal:
+        rounded = number
+        if abs(number) < limit and number.as_tuple().exponent < -scale:     # 1234.5 stays as written
+            rounded = number.quantize(step, rounding=ROUND_HALF_UP)
+            rounded = rounded if rounded else abs(rounded)                  # -0.001 -> 0.00, not -0.00
+        if abs(rounded) >= limit:
+            raise ValueError(f"{_shown(number)} is too large: the store keeps at most "
+                             f"{precision - scale} digits before the decimal point (largest {largest})")
+        return rounded
+    return fit
+
+
+def _shown(number: Decimal) -> str:
+    """A decimal for a message, cut short: 1E+400000 is not written out in full."""
+    text = format(number, "f") if number.adjusted() < 40 else str(number)
+    return text if len(text) <= 40 else f"{text[:24]}... ({number.adjusted() + 1} digits before the point)"
 
 
 def to_int(value: Any) -> int:
@@ -79,8 +123,10 @@ def to_int(value: Any) -> int:
         raise ValueError(f"not an integer: {value!r}")
     try:
         number = to_decimal(value)
-    except ValueError:
-        raise ValueError(f"not an integer: {value!r}") from None
+    except ValueError as exc:
+        if cls is str and ("," in value or "，" in value):
+            raise                                # says why the comma was refused
+        raise ValueError(f"not an integer: {value!r}") from exc
     if number != number.to_integral_value():
         raise ValueError(f"not a whole number: {value!r}")
     return int(number)

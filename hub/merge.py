@@ -14,11 +14,16 @@ A value the hub wrote to a system coming back from it (an echo) is never
 taken as that system's own edit: it does not vouch for the golden value's
 time, and an older write returning late (or our write as a lossy value map
 reads it back) changes nothing.
+Order lines hold only the sub-fields the system's mapping carries: each line is
+compared and taken with the golden line's other sub-fields, so a system never
+clears what it does not hold.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from hub.values import complete_lines
 
 CREATED = "*"   # provenance key for "every field not listed": who created the record, and when
 
@@ -147,15 +152,19 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
     prov = dict(provenance)
     out = MergeOutcome(provenance=prov)
     for f, v in incoming.values.items():
+        g = golden.get(f)
+        b = base.get(f)
+        written = echoes.get(f, ()) if echoes is not None else ()
+        if isinstance(g, list):   # order lines: s says nothing about the sub-fields its mapping does not carry
+            v, b, written = _as_lines_of(g, v, b, written)
         if first_link:
             if v is None:
                 continue                                          # nothing to say yet: not a change
-        elif v == base.get(f):
+        elif v == b:
             continue                                              # 1: s did not change f
-        g = golden.get(f)
         rule = rules.for_field(f)
         g_sys, g_ts = provenance_of(prov, f, g)
-        echo = echoes is not None and v in echoes.get(f, ())
+        echo = echoes is not None and v in written
         if v == g:                                                # 2a: s caught up
             if not echo and rule.kind in ("priority", "most_recent") and _incoming_wins(
                     rule.kind, rules, s, incoming.source_ts, g_sys, g_ts):
@@ -168,7 +177,7 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
             if g is None and g_sys is None:
                 _apply(out, f, g, v, s, incoming.source_ts, "fill")
             continue                                              # filled in by s at creation
-        vs = _MISSING if first_link else base.get(f)              # a first link is never an informed change
+        vs = _MISSING if first_link else b                        # a first link is never an informed change
         if rule.kind == "owner" and s != rule.owner:
             # only the system of record changes this field; write the golden value back to s, but an
             # empty golden value erases nothing (as in create(): the owner has not said anything yet)
@@ -202,6 +211,13 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
 
 
 _MISSING = object()
+
+
+def _as_lines_of(golden_lines: list, v: Any, b: Any, written: Any) -> tuple[Any, Any, list]:
+    """The system's lines, its base lines and the lines written to it, each completed from the golden
+    lines (:func:`hub.values.complete_lines`), so they compare only on what the system carries."""
+    return (complete_lines(golden_lines, v), complete_lines(golden_lines, b),
+            [complete_lines(golden_lines, w) for w in written])
 
 
 def _apply(out: MergeOutcome, f: str, old: Any, new: Any, system: str, ts: str | None, reason: str) -> None:

@@ -39,6 +39,29 @@ def encode(value: Any) -> Any:
     return str(value)
 
 
+def complete_lines(golden_lines: Any, lines: Any) -> Any:
+    """A system's encoded order lines, each completed with the golden line's sub-fields it does not carry.
+
+    A mapping's ``each:`` gives every line all the sub-fields it reads (a blank one as None) and no
+    others, so a sub-field missing from a line is one the system does not hold: it keeps the golden
+    value of the matching line (the same ``line_no``, or the same place when the system carries no line
+    numbers). Lines the system added or left out stay added or left out.
+    """
+    if not isinstance(lines, list) or not isinstance(golden_lines, list) or not lines or not golden_lines:
+        return lines
+    by_no = {g["line_no"]: g for g in golden_lines if isinstance(g, dict) and g.get("line_no") is not None}
+    out = []
+    for n, line in enumerate(lines):
+        if not isinstance(line, dict):
+            return lines
+        if "line_no" in line:
+            match = by_no.get(line["line_no"])
+        else:
+            match = golden_lines[n] if n < len(golden_lines) else None
+        out.append({**match, **line} if isinstance(match, dict) else line)
+    return out
+
+
 def encode_record(values: dict[str, Any]) -> dict[str, Any]:
     return {k: encode(v) for k, v in values.items()}
 
