@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import requests
 
-from hub.errors import FatalError, LimitExceeded, RetriableError
+from hub.errors import ConfigError, FatalError, LimitExceeded, RetriableError
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +25,35 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 STOP_AFTER = 30.0    # a Retry-After longer than this (and than max_wait) is waited out between runs, not in one
 
 
+class NotCarriedOut(RetriableError):
+    """Raised by a ``classify`` callback for an answer that says the system refused the request
+    without acting on it (a vendor's own throttling code): even a create is sent again."""
+
+
 @dataclass
 class RetryPolicy:
+    """How often and how patiently a request is sent.
+
+    ``attempts`` counts sends in all (the connectors' ``retries`` option); 0 and 1 both mean
+    send once. A negative count is a configuration mistake.
+    """
+
     attempts: int = 5
     backoff: float = 0.5        # first wait in seconds; doubles each attempt
     max_wait: float = 30.0
     timeout: float = 30.0       # per request (connect and read)
+
+    def __post_init__(self) -> None:
+        self.attempts = max(1, retry_attempts(self.attempts))   # callers that loop over attempts send once at least
+
+
+def retry_attempts(value: Any) -> int:
+    """The connectors' ``retries`` option as a count of sends; ConfigError for anything but a whole number >= 0."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not text.isdigit():
+        raise ConfigError(f"retries (retry attempts) must be a whole number, 0 or more (0 and 1: send once, "
+                          f"no retry), got {value!r}")
+    return int(text)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -89,9 +112,13 @@ class HttpClient:
         caller to interpret (per-record errors are data, not exceptions).
 
         ``idempotent=False`` (a create that sending twice would make twice): it is sent again here
-        only when the system cannot have acted on it (the connection was never made, 429). After a
-        read timeout or a 5xx it may have been carried out: the RetriableError goes to the caller,
-        whose retry looks the record up first (the outbox's next attempt).
+        only when the system cannot have acted on it: the connection was never made, a 429, a 401
+        answered by re-authenticating, or a :class:`NotCarriedOut` from ``classify``. Any other answer
+        (a 5xx, a cut or unreadable 200) or a read timeout may hide a done create: the RetriableError
+        goes to the caller, whose retry looks the record up first (the outbox's next attempt).
+
+        The policy's attempts count sends; the one repeat after re-authenticating on a 401 is not
+        counted, so a token that expired between calls never uses up the last attempt.
 
         A Retry-After longer than the policy's ``max_wait`` and :data:`STOP_AFTER` is not cut short:
         LimitExceeded, so the run stops cleanly and the next one resumes after it.
@@ -101,51 +128,63 @@ class HttpClient:
         kwargs.setdefault("verify", self.session.verify)
         url = self.url(path)
         reauthed = False
-        last: Exception | None = None
-        for attempt in range(1, self.policy.attempts + 1):
-            wait: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 resp = self.session.request(method, url, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last = RetriableError(f"{method} {path}: {type(exc).__name__}", connector=self.name)
+                failure = RetriableError(f"{method} {path}: {type(exc).__name__}", connector=self.name)
                 if not idempotent and not isinstance(exc, requests.ConnectTimeout) and not _never_sent(exc):
-                    raise last from exc        # it may have been carried out: not sent again blindly
+                    raise failure from exc     # it may have been carried out: not sent again blindly
             else:
                 if resp.status_code == 401 and self.on_unauthorized and not reauthed:
                     reauthed = True
+                    attempt -= 1               # refused before acting: the repeat with a new token is free
                     log.info("re-authenticating after 401", extra={"connector": self.name})
                     self.on_unauthorized()
                     continue
                 try:
-                    if resp.status_code in RETRY_STATUSES:
-                        raise RetriableError(f"{method} {path}: HTTP {resp.status_code}",
-                                             retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
-                                             connector=self.name)
-                    if classify:
-                        classify(resp)
-                    return resp
+                    return self._accepted(method, path, resp, classify)
                 except LimitExceeded:
                     raise
                 except RetriableError as exc:
-                    last = exc
-                    wait = exc.retry_after
-                    if wait is not None and wait > max(self.policy.max_wait, STOP_AFTER):
-                        raise LimitExceeded(f"{exc} (the system asks to wait {wait:.0f} s, longer than this "
-                                            f"connector waits in a run; the next run resumes)",
-                                            retry_after=wait, connector=self.name) from exc
-                    if not idempotent and resp.status_code in RETRY_STATUSES and resp.status_code != 429:
-                        raise                  # a 5xx after a create may hide a done create
+                    failure = exc
+                    self._stop_for_long_waits(exc)
+                    if not idempotent and not _not_carried_out(resp, exc):
+                        raise                  # an answer came back: the create may be done
+            if attempt >= self.policy.attempts:
+                raise failure
+            self._pause(method, path, attempt, failure)
 
-            if attempt == self.policy.attempts:
-                break
-            if wait is None:
-                wait = min(self.policy.max_wait, self.policy.backoff * 2 ** (attempt - 1))
-                wait *= 0.5 + random.random()  # jitter so several workers do not retry in step
-            log.info("retrying %s %s in %.2fs (attempt %d): %s", method, path, wait, attempt, last,
-                     extra={"connector": self.name})
-            self.sleep(min(wait, self.policy.max_wait))
-        assert last is not None
-        raise last
+    def _accepted(self, method: str, path: str, resp: requests.Response,
+                  classify: Callable[[requests.Response], None] | None) -> requests.Response:
+        """``resp`` when it is an answer to hand back; RetriableError for a transient failure."""
+        if resp.status_code in RETRY_STATUSES:
+            raise RetriableError(f"{method} {path}: HTTP {resp.status_code}",
+                                 retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
+                                 connector=self.name)
+        if classify:
+            classify(resp)
+        return resp
+
+    def _stop_for_long_waits(self, failure: RetriableError) -> None:
+        """LimitExceeded when the system asks to wait longer than a run waits."""
+        wait = failure.retry_after
+        if wait is not None and wait > max(self.policy.max_wait, STOP_AFTER):
+            raise LimitExceeded(f"{failure} (the system asks to wait {wait:.0f} s, longer than this "
+                                f"connector waits in a run; the next run resumes)",
+                                retry_after=wait, connector=self.name) from failure
+
+    def _pause(self, method: str, path: str, attempt: int, failure: RetriableError) -> None:
+        """Wait before the next attempt: the system's Retry-After, else backoff with jitter."""
+        wait = failure.retry_after
+        if wait is None:
+            wait = min(self.policy.max_wait, self.policy.backoff * 2 ** (attempt - 1))
+            wait *= 0.5 + random.random()  # jitter so several workers do not retry in step
+        log.info("retrying %s %s in %.2fs (attempt %d): %s", method, path, wait, attempt, failure,
+                 extra={"connector": self.name})
+        self.sleep(min(wait, self.policy.max_wait))
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self.request(method, path, **kwargs)
@@ -172,6 +211,11 @@ def follow_pages(first: Any, next_of: Callable[[Any], str | None],
             raise FatalError(f"paging loop: token {token!r} returned twice")
         seen.add(token)
         page = fetch(token)
+
+
+def _not_carried_out(resp: requests.Response, failure: RetriableError) -> bool:
+    """The answer says the system refused the request without acting on it (throttled)."""
+    return resp.status_code == 429 or isinstance(failure, NotCarriedOut)
 
 
 def _never_sent(exc: Exception) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import requests
 
 from hub.errors import ConfigError, FatalError, LimitExceeded, RetriableError, SkippableRecordError
-from hub.http import HttpClient, RetryPolicy
+from hub.http import HttpClient, NotCarriedOut, RetryPolicy, retry_attempts
 from hub.secrets import reveal
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class AuthError(FatalError):
     """DingTalk refuses the app key / secret, or a fresh token: fix the configuration."""
 
 
-class TokenExpired(RetriableError):
+class TokenExpired(NotCarriedOut):
     """A legacy errcode says the token is bad or expired: it was dropped, the call is repeated."""
 
 
@@ -105,8 +105,8 @@ class DingTalkClient:
         self.token_api = text_option(options, "token_api", "new")
         if self.token_api not in ("new", "legacy"):
             raise ConfigError(f"dingtalk: token_api must be new or legacy, got '{self.token_api}'", connector=name)
-        policy = RetryPolicy(attempts=int(options.get("retries", 5)), timeout=float(options.get("timeout", 30)),
-                             backoff=float(options.get("backoff", 0.5)))
+        policy = RetryPolicy(attempts=retry_attempts(options.get("retries", 5)),
+                             timeout=float(options.get("timeout", 30)), backoff=float(options.get("backoff", 0.5)))
         self.http = HttpClient(base_url or API_URL, policy=policy, auth=_TokenAuth(self),
                                on_unauthorized=self.drop_token, verify=options.get("verify", True), name=name)
         self._lock = threading.Lock()
@@ -161,8 +161,9 @@ class DingTalkClient:
         where = {"connector": self.name, "code": code or None}
         if "QpsLimit" in code or "Throttling" in code or code in {str(c) for c in THROTTLE_ERRCODES}:
             wait = resp.headers.get("Retry-After")
-            raise RetriableError(f"DingTalk throttled the call: {message}", retry_after=float(wait) if wait else 1.0,
-                                 **where)
+            # refused before acting: even a create is sent again after the wait
+            raise NotCarriedOut(f"DingTalk throttled the call: {message}", retry_after=float(wait) if wait else 1.0,
+                                **where)
         if isinstance(body, dict) and body.get("punish"):   # the per-IP block lasts minutes: stop, resume next run
             raise LimitExceeded(f"DingTalk blocked this caller for a while: {body}",
                                 retry_after=float(body.get("wait") or 5) * 60, **where)
@@ -206,8 +207,8 @@ class DingTalkClient:
     def start_instance(self, body: dict[str, Any]) -> str:
         """StartProcessInstance; the new instance id.
 
-        Not sent again after a read timeout or a 5xx (DingTalk may have started the instance):
-        the RetriableError goes to the caller, whose next attempt looks for the instance first.
+        Not sent again after a read timeout, a 5xx or a cut answer (DingTalk may have started the
+        instance): the RetriableError goes to the caller, whose next attempt looks for the instance first.
 
         Raises:
             RecordRejected: DingTalk refused this instance (the message says why).
