@@ -985,6 +985,9 @@ def quarantine_retry(ctx: Context, item_ids: tuple[str, ...]) -> None:
     for item in failing:
         render.error(f"quarantine item {item['id']} ({item['connector']} {item['entity']} {item['source_id']}) is "
                      f"still parked: {'; '.join(reason_text(x) for x in item['reasons'] or []) or item['kind']}")
+    for r in reports:
+        if r.error:
+            render.error(f"{r.connector}/{r.entity}: {r.error}")
     if failed:
         sys.exit(1)
 

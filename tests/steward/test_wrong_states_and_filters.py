@@ -106,6 +106,20 @@ def test_a_retry_that_leaves_the_row_parked_exits_1_with_the_reason(engine):
     assert still["id"] == item and "credit_limit" not in still["raw"]
 
 
+def test_a_retry_whose_run_fails_says_why_on_a_terminal(project, engine):
+    """The store refusing the retried row (a trigger here): the run's error is printed, not only in --json."""
+    from sqlalchemy import text
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON customer BEGIN "
+                          "SELECT RAISE(ABORT, 'the store refuses new customers'); END"))
+    mapping = project / "mappings" / "crm_customer.yaml"
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace("  email: {from: Email, transform: email}\n", ""),
+                       encoding="utf-8")
+    r = run("alice", "quarantine", "retry", parked(engine, "001A000004")["id"])
+    assert r.exit_code == 1, r.output
+    assert "crm/customer: IntegrityError (IntegrityError): the store refuses new customers" in r.stderr
+
+
 def test_a_retry_that_goes_through_exits_0_and_is_audited_ok(project, engine):
     went_through(project, engine)
     assert last_audit(engine, "quarantine.retry")["outcome"] == "ok"
