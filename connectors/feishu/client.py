@@ -22,7 +22,7 @@ import requests
 
 from connectors.dingtalk.client import text_option
 from hub.errors import ConfigError, FatalError, RetriableError, SkippableRecordError
-from hub.http import HttpClient, RetryPolicy
+from hub.http import HttpClient, RetryPolicy, retry_attempts
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,8 @@ class FeishuClient:
         if missing:
             raise ConfigError(f"feishu: {' and '.join(missing)} required", connector=name)
         self.user_id_type = str(options.get("user_id_type", "user_id"))
-        policy = RetryPolicy(attempts=int(options.get("retries", 5)), timeout=float(options.get("timeout", 30)),
-                             backoff=float(options.get("backoff", 0.5)))
+        policy = RetryPolicy(attempts=retry_attempts(options.get("retries", 5)),
+                             timeout=float(options.get("timeout", 30)), backoff=float(options.get("backoff", 0.5)))
         self.http = HttpClient(text_option(options, "base_url") or API_URL, policy=policy, auth=_Bearer(self),
                                on_unauthorized=self.drop_token, verify=options.get("verify", True), name=name)
         self.http.session.hooks["response"].append(_ratelimit_hook)

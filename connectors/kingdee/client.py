@@ -19,7 +19,7 @@ import requests
 
 from connectors.kingdee import signing
 from hub.errors import ConfigError, FatalError, LimitExceeded, RetriableError
-from hub.http import HttpClient, RetryPolicy
+from hub.http import HttpClient, NotCarriedOut, RetryPolicy, retry_attempts
 from hub.secrets import reveal
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Outcome(enum.Enum):
 
     RELOGIN = "re-login, then repeat the request once"
     RETRY = "retriable: back off and retry"
+    REFUSED = "refused before acting: back off and send again, a create too"
     LIMIT = "request budget spent: stop, resume next run"
     RECORD = "the record is rejected: reported in its WriteResult"
     FATAL = "the stream cannot go on"
@@ -52,8 +53,8 @@ ERROR_TABLE: dict[int, Outcome] = {
     10: Outcome.RECORD,      # 数据不存在
     11: Outcome.RECORD,      # 验证失败
     12: Outcome.RECORD,      # 不允许操作
-    13: Outcome.RETRY,       # 网控冲突: another user holds the record
-    14: Outcome.RETRY,       # 调用限制 (LIMIT when the text says the quota is spent, see QUOTA_WORDS)
+    13: Outcome.REFUSED,     # 网控冲突: another user holds the record
+    14: Outcome.REFUSED,     # 调用限制 (LIMIT when the text says the quota is spent, see QUOTA_WORDS)
     15: Outcome.FATAL,       # 禁止管理员登录
 }
 QUOTA_WORDS = ("当日", "次数已")   # MsgCode 14 texts meaning a spent quota rather than a rate [unverified]
@@ -123,13 +124,15 @@ def classify(resp: requests.Response, *, write: bool = False, connector: str = "
     code = status.get("MsgCode")
     text = error_text(status)
     outcome = ERROR_TABLE.get(code, Outcome.FATAL) if code is not None else Outcome.RECORD
-    if outcome is Outcome.RETRY and code == 14 and any(w in text for w in QUOTA_WORDS):
+    if outcome is Outcome.REFUSED and code == 14 and any(w in text for w in QUOTA_WORDS):
         outcome = Outcome.LIMIT
     where = {"connector": connector, "msg_code": code}
     if outcome is Outcome.RELOGIN:
         raise SessionLost(f"session lost: {text}", **where)
     if outcome is Outcome.RETRY:
         raise RetriableError(f"K3Cloud asks to retry: {text}", **where)
+    if outcome is Outcome.REFUSED:     # nothing was done: even a create is sent again within the call
+        raise NotCarriedOut(f"K3Cloud refused the call for now: {text}", **where)
     if outcome is Outcome.LIMIT:
         raise LimitExceeded(f"K3Cloud call limit reached: {text}", **where)
     if outcome is Outcome.RECORD and write:
@@ -175,8 +178,8 @@ class KingdeeClient:
         missing = [k for k in ("acct_id", "username", *needs) if not getattr(self, k)]
         if missing:
             raise ConfigError(f"kingdee: auth '{self.style}' needs {', '.join(missing)}", connector=name)
-        policy = RetryPolicy(attempts=int(options.get("retries", 5)), timeout=float(options.get("timeout", 30)),
-                             backoff=float(options.get("backoff", 0.5)))
+        policy = RetryPolicy(attempts=retry_attempts(options.get("retries", 5)),
+                             timeout=float(options.get("timeout", 30)), backoff=float(options.get("backoff", 0.5)))
         self.http = HttpClient(base_url, policy=policy, verify=options.get("verify", True), name=name)
         self.session_id: str | None = None
         self.logins = 0
@@ -251,7 +254,8 @@ class KingdeeClient:
         Record-level errors of a write come back in the body; everything else
         raises per :data:`ERROR_TABLE`. A lost session is re-established once.
         ``idempotent=False`` (a Save that creates): after a read timeout, a 5xx or a cut answer the
-        request is not sent again here but raises RetriableError; the caller's retry looks first.
+        request is not sent again here but raises RetriableError; the caller's retry looks first. A refusal
+        that says nothing was done (MsgCode 13, a rate-type 14) is sent again here, a create too.
         """
         full = f"DynamicFormService.{service}"
         body: dict[str, Any] = args

@@ -50,7 +50,7 @@ from connectors.rest.spec_load import config_problems, load_api, resolve_auth
 from hub.canonical import ENTITIES
 from hub.connector import Batch, CheckResult, Connector, StreamSpec, WriteChange, WriteResult
 from hub.errors import ConfigError, LimitExceeded, RetriableError, TriadError
-from hub.http import HttpClient, RetryPolicy
+from hub.http import HttpClient, RetryPolicy, retry_attempts
 from hub.incremental import CursorTracker, RunDedup, cursor_datetime, parse_local
 from hub.mapping_yaml import scalar_key
 from hub.secrets import reveal
@@ -156,8 +156,8 @@ class RestConnector(Connector):
         verify = options.get("verify", True)
         if isinstance(verify, str) and not Path(verify).is_absolute():
             verify = str(Path(base_dir) / verify)
-        policy = RetryPolicy(attempts=int(options.get("retries", 5)), backoff=float(options.get("backoff", 0.5)),
-                             timeout=float(options.get("timeout", 30)))
+        policy = RetryPolicy(attempts=retry_attempts(options.get("retries", 5)),
+                             backoff=float(options.get("backoff", 0.5)), timeout=float(options.get("timeout", 30)))
         self.http = HttpClient(str(base_url), policy=policy, verify=verify, name=name)
         self.auth_spec = resolve_auth(self.api, options.get("auth"), name)
         self.http.session.auth, self.http.on_unauthorized = build_auth(self.auth_spec, self.http, name)

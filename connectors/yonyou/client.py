@@ -18,7 +18,7 @@ import requests
 
 from connectors.yonyou import signing
 from hub.errors import ConfigError, FatalError, LimitExceeded, RetriableError
-from hub.http import HttpClient, RetryPolicy
+from hub.http import HttpClient, RetryPolicy, retry_attempts
 from hub.secrets import reveal
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ class YonyouClient:
             raise ConfigError(f"yonyou: {', '.join(missing)} required", connector=name)
         self.gateway_url = _text(options, "gateway_url")
         self.token_url = _text(options, "token_url")
-        policy = RetryPolicy(attempts=int(options.get("retries", 5)), timeout=float(options.get("timeout", 30)),
-                             backoff=float(options.get("backoff", 0.5)))
+        policy = RetryPolicy(attempts=retry_attempts(options.get("retries", 5)),
+                             timeout=float(options.get("timeout", 30)), backoff=float(options.get("backoff", 0.5)))
         self.http = HttpClient(self.base_url or "", policy=policy, verify=options.get("verify", True), name=name)
         self._token: str | None = None
         self._expires = 0.0
