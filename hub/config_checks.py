@@ -16,16 +16,16 @@ if TYPE_CHECKING:   # hub.config imports this module: its models are imported wh
     from hub.config import RoleConfig, TriadConfig
 
 
-def _did_you_mean(key: str, known: Iterable[str]) -> str:
+def did_you_mean(key: str, known: Iterable[str]) -> str:
     """`; did you mean 'x'?` when a known key is a near miss of ``key``, else empty."""
     close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _expected(key: str, known: Iterable[str]) -> str:
+def expected_among(key: str, known: Iterable[str]) -> str:
     """The near miss, else the known keys (empty when they are not known)."""
     known = sorted(known)
-    return _did_you_mean(key, known) or (f"; known: {', '.join(known)}" if known else "")
+    return did_you_mean(key, known) or (f"; known: {', '.join(known)}" if known else "")
 
 
 def _keys_at(loc: tuple) -> list[str]:
@@ -59,10 +59,11 @@ def format_errors(file: str, err: ValidationError) -> str:
         loc = tuple(p for p in e["loc"] if p not in ("function-after", "function-before"))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key" + _expected(str(loc[-1]), _keys_at(loc[:-1]))
+            msg = "unknown key" + expected_among(str(loc[-1]), _keys_at(loc[:-1]))
         elif e["type"] == "missing":
             msg = "required key is missing"
-        lines.append(f"{file}: {format_path(loc)}: {msg}")
+        # a validator may report several mistakes, one a line: each line names the file and key path
+        lines += [f"{file}: {format_path(loc)}: {m}" for m in msg.split("\n")]
     return "\n".join(lines)
 
 
@@ -100,13 +101,7 @@ def cross_check(cfg: TriadConfig) -> list[str]:
             out.append(f"schedules[{i}].push: unknown connector '{sch.push}' (or 'all')")
         if sch.entity and sch.entity not in ENTITIES:
             out.append(f"schedules[{i}].entity: unknown entity '{sch.entity}'")
-    for i, flow in enumerate(cfg.flows):
-        for j, step in enumerate(flow.steps):
-            for k, sys_name in enumerate(step.systems or []):
-                if sys_name not in names:
-                    out.append(f"flows[{i}].steps[{j}].systems[{k}]: unknown connector '{sys_name}'")
-        if flow.when.system and flow.when.system not in names:
-            out.append(f"flows[{i}].when.system: unknown connector '{flow.when.system}'")
+    out += _flow_problems(cfg)
     for role, rc in cfg.roles.items():
         out += _role_problems(role, rc)
     known_roles = set(cfg.roles) | {"admin"}
@@ -115,6 +110,58 @@ def cross_check(cfg: TriadConfig) -> list[str]:
             if r not in known_roles:
                 out.append(f"users.{user}[{i}]: unknown role '{r}'; known: {', '.join(sorted(known_roles))}")
     return out
+
+
+def _flow_problems(cfg: TriadConfig) -> list[str]:
+    """Flow names are unique (runs are keyed by them), a step writes only to systems that take writes of its
+    entity (any other write would wait in the outbox forever) and a trigger's system reads its entity."""
+    out: list[str] = []
+    first: dict[str, int] = {}
+    for i, flow in enumerate(cfg.flows):
+        if flow.name in first:
+            out.append(f"flows[{i}].name: '{flow.name}' is already the name of flows[{first[flow.name]}]; "
+                       "flow names must be unique")
+        first.setdefault(flow.name, i)
+        for j, step in enumerate(flow.steps):
+            entity = flow.entity_of(step.target) if step.action == "update_record" else step.entity
+            for k, sys_name in enumerate(step.systems or []):
+                problem = _write_problem(cfg, sys_name, entity or flow.when.entity)
+                if problem:
+                    out.append(f"flows[{i}].steps[{j}].systems[{k}]: {problem}")
+        system = flow.when.system
+        if system:
+            problem = _read_problem(cfg, system, flow.when.entity)
+            if problem:
+                out.append(f"flows[{i}].when.system: {problem}")
+    return out
+
+
+def _write_problem(cfg: TriadConfig, name: str, entity: str) -> str:
+    """Why connector ``name`` takes no writes of ``entity`` (empty when it does)."""
+    c = cfg.connectors.get(name)
+    if c is None:
+        return f"unknown connector '{name}'" + expected_among(name, cfg.connectors)
+    if entity not in c.entities:
+        return f"{name} does not sync {entity} (its entities: {', '.join(c.entities) or 'none'})"
+    if c.direction == "in":
+        return f"{name} only reads {entity} (direction in)"
+    from hub.connector import load_registry
+    cls = load_registry(only={c.type}).get(c.type)
+    if cls is not None and entity in getattr(cls, "read_only_entities", frozenset()):
+        return f"the {c.type} connector cannot write {entity}"
+    return ""
+
+
+def _read_problem(cfg: TriadConfig, name: str, entity: str) -> str:
+    """Why no change of ``entity`` ever comes from connector ``name`` (empty when it can)."""
+    c = cfg.connectors.get(name)
+    if c is None:
+        return f"unknown connector '{name}'" + expected_among(name, cfg.connectors)
+    if entity not in c.entities:
+        return f"{name} does not sync {entity} (its entities: {', '.join(c.entities) or 'none'})"
+    if c.direction == "out":
+        return f"{name} only writes {entity} (direction out): no change of it comes from {name}"
+    return ""
 
 
 def _role_problems(role: str, rc: RoleConfig) -> list[str]:
@@ -126,10 +173,10 @@ def _role_problems(role: str, rc: RoleConfig) -> list[str]:
     for i, f in enumerate(rc.fields_denied):
         if f not in fields:
             out.append(f"roles.{role}.fields_denied[{i}]: '{f}' is not a field of "
-                       f"{', '.join(rc.entities) or 'any entity of the role'}" + _did_you_mean(f, fields))
+                       f"{', '.join(rc.entities) or 'any entity of the role'}" + did_you_mean(f, fields))
     for i, a in enumerate(rc.can):
         if a not in ACTIONS:
-            out.append(f"roles.{role}.can[{i}]: unknown permission '{a}'" + _expected(a, ACTIONS))
+            out.append(f"roles.{role}.can[{i}]: unknown permission '{a}'" + expected_among(a, ACTIONS))
     return out
 
 
@@ -153,10 +200,10 @@ def option_problems(cfg: TriadConfig) -> list[str]:
             known = set(declared["option_keys"]) | common
             if cls.verify_webhook is Connector.verify_webhook:   # the generic webhook reads these
                 known |= {"webhook_secret", "webhook_token"}
-            out += [f"connectors.{name}.{k}: not an option of a {c.type} connector" + _expected(k, known)
+            out += [f"connectors.{name}.{k}: not an option of a {c.type} connector" + expected_among(k, known)
                     for k in c.options if k not in known]
         if "entity_option_keys" in declared:
             known = set(declared["entity_option_keys"]) | binding_common
             out += [f"connectors.{name}.entities.{e}.{k}: not an option of a {c.type} connector's entity"
-                    + _expected(k, known) for e, b in c.entities.items() for k in b.options if k not in known]
+                    + expected_among(k, known) for e, b in c.entities.items() for k in b.options if k not in known]
     return out
