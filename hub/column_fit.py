@@ -7,7 +7,7 @@ the limit, and the rest of the batch goes on. Decimals are bounded where they ar
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Container
 
 from sqlalchemy import Integer
 
@@ -31,15 +31,18 @@ def _limits(entity: str) -> dict[str, tuple[int, int] | int]:
     return limits
 
 
-def check_fits(entity: str, source_id: str, key_field: str | None, values: dict[str, Any]) -> None:
-    """Raise a MappingError naming the first value of a mapped row its store column cannot hold."""
+def check_fits(entity: str, source_id: str, key_field: str | None, values: dict[str, Any],
+               refs: Container[str] = ()) -> None:
+    """Raise a MappingError naming the first value of a mapped row its store column cannot hold.
+
+    ``refs``: reference fields, which hold the other system's id until they are resolved to a golden id."""
     if len(source_id) > SOURCE_ID_LENGTH:
         raise MappingError(f"the key is {len(source_id)} characters long; at most {SOURCE_ID_LENGTH} fit",
                            field=key_field)
     limits = _limits(entity)
     for name, value in values.items():     # the mapped fields only: fewer than the columns
         limit = limits.get(name)
-        if limit is None or value is None:
+        if limit is None or value is None or name in refs:
             continue
         if isinstance(limit, int):
             if isinstance(value, str) and len(value) > limit:

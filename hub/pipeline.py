@@ -246,7 +246,7 @@ def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "Quaran
             values = encode_record(rec.values)
             if _has_nul(values):
                 raise MappingError("a value holds a NUL byte (0x00), which no store keeps as text")
-            check_fits(ctx.entity, rec.source_id, ctx.mapping.key, values)
+            check_fits(ctx.entity, rec.source_id, ctx.mapping.key, values, ctx.mapping.ref_fields)
         except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
             field_name = getattr(exc, "field", None)
             key = raw.get(ctx.mapping.key) if isinstance(raw, dict) else None
