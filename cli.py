@@ -444,6 +444,9 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
                                          f"{counts['updated']} updated")
         progress = show
     try:
+        if parts.cfg.flows and not dry_run:
+            from hub.flows import start_cursor
+            start_cursor(engine)        # flows configured just now react to this sync's changes, not older ones
         reports = run_sync(engine, parts, connectors=connector_names, entities=entity_names, full=full,
                            dry_run=dry_run, user=ctx.user, progress=progress)
         flow_report = None
@@ -1184,7 +1187,9 @@ def flows() -> None:
 def flows_run(ctx: Context) -> None:
     """Start runs for new trigger events and move every open run forward.
 
-    `triad sync run` and the real-time worker do this after each sync; this command does it on demand.
+    `triad sync run`, `triad scheduler start`, `triad worker` and `triad serve` do this after each
+    sync or webhook batch; this command does it on demand. Flows react to changes made after they are
+    configured: a deal already past its trigger when `flows:` is added starts nothing.
 
     \b
     Example:

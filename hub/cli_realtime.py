@@ -27,6 +27,8 @@ def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():       # `timeout` signals the process and then its group: one line is enough
+            return
         logging.getLogger("hub").warning("%s received: finishing the current batch", signal.Signals(signum).name)
         stop.set()
     signal.signal(signal.SIGTERM, handler)

@@ -4,6 +4,12 @@ golden records (which reach the systems through the outbox) and waiting for even
 Idempotent by construction: a run is keyed by the history row that triggered it
 (a replayed webhook that changes nothing writes no history, so starts nothing),
 and a step that created a record remembers it, so a retry never creates a second one.
+
+Flows react to changes made after they are configured: the first pass places the
+history cursor at the head of ``field_history`` (a hub that adds `flows:` does not
+replay its past). Runs are moved by whoever runs the flows (`triad sync run`,
+`flows run`, `worker`, the scheduler's sync jobs, `serve`'s inbox thread); each run's
+row is locked while it moves, so several processes share the work safely.
 """
 from __future__ import annotations
 
@@ -16,14 +22,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from hub import golden, subscriptions
-from hub.changefeed import lock_history
+from hub.changefeed import head, lock_history
 from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
 from hub.flow_model import Flow, Step, constant  # noqa: F401 - constant is used here and by tests
 from hub.merge import CREATED
 from hub.models import FieldHistory, FlowRun, FlowStep, StreamState
 from hub.outbox import OutboxQueue
-from hub.sqlutil import upsert
+from hub.sqlutil import chunks, upsert
 from hub.streams import Parts
 from hub.types import new_id, utcnow
 from hub.values import decode, encode
@@ -41,25 +47,37 @@ class FlowReport:
     done: int = 0
     failed: int = 0
     runs: list[str] = field(default_factory=list)
+    outbox_ids: list[str] = field(default_factory=list)    # rows the steps queued (the real-time path pushes them)
 
     def as_dict(self) -> dict[str, Any]:
         return {"started": self.started, "advanced": self.advanced, "waiting": self.waiting, "done": self.done,
                 "failed": self.failed, "runs": self.runs}
 
 
-def run_flows(engine: Engine, parts: Parts) -> FlowReport:
-    """Start runs for new trigger events, then move every open run as far as it can go."""
+def run_flows(engine: Engine, parts: Parts, *, changed_only: bool = False) -> FlowReport:
+    """Start runs for new trigger events, then move open runs as far as they can go.
+
+    Flows see the golden changes made after they were configured: the first pass
+    starts reading the change history at its head (:func:`start_cursor`).
+
+    Args:
+        changed_only: the automatic path (scheduler jobs, `triad serve`): return at once when
+            no golden change came since the last pass, and move only the runs waiting on a
+            record that changed (and runs left ``running``). Otherwise every open run moves.
+    """
     report = FlowReport()
     flows = {f.name: f for f in parts.cfg.flows}
-    if not flows:
+    if not flows or (changed_only and not _news(engine, flows)):
         return report
-    _start_runs(engine, flows, report)
-    fr = FlowRun.__table__
-    with engine.connect() as conn:
-        open_runs = [r.id for r in conn.execute(select(fr.c.id).where(fr.c.status.in_(["running", "waiting"]))
-                                                .order_by(fr.c.created_at, fr.c.id))]
-    for run_id in open_runs:
-        status = advance(engine, parts, flows, run_id)
+    since, top = _start_runs(engine, flows, report)
+    for run_id in _runs_to_move(engine, flows, since, top, changed_only):
+        try:
+            status = advance(engine, parts, flows, run_id, skip_locked=True, outbox_ids=report.outbox_ids)
+        except Exception:   # a database error in one run must not stop the others (or the worker)
+            log.exception("flow run %s could not be moved on; it stays open for the next pass", run_id)
+            continue
+        if status is None:  # another process is moving it
+            continue
         report.advanced += 1
         report.runs.append(run_id)
         if status in ("waiting", "done", "failed"):
@@ -67,48 +85,126 @@ def run_flows(engine: Engine, parts: Parts) -> FlowReport:
     return report
 
 
-def _start_runs(engine: Engine, flows: dict[str, Flow], report: FlowReport) -> None:
+def start_cursor(engine: Engine) -> None:
+    """Flows react from now on: place their history cursor at the head of the change history, if not yet placed.
+
+    Long-running processes call it when they start, so the changes of their first sync count.
+    """
+    with engine.begin() as conn:
+        _place_cursor(conn)
+
+
+def _place_cursor(conn: Connection) -> None:
+    st = StreamState.__table__
+    upsert(conn, st, [{"connector": CURSOR_KEY[0], "entity": CURSOR_KEY[1], "cursor": {"seq": head(conn)},
+                       "updated_at": utcnow()}], ["connector", "entity"], [])
+
+
+def _cursor_where() -> Any:
+    st = StreamState.__table__
+    return (st.c.connector == CURSOR_KEY[0]) & (st.c.entity == CURSOR_KEY[1])
+
+
+def _news(engine: Engine, flows: dict[str, Flow]) -> bool:
+    """Golden changes the flows have not seen yet, or runs left ``running``: two indexed reads, no scan."""
+    st, fr = StreamState.__table__, FlowRun.__table__
+    with engine.connect().execution_options(triad_readonly=True) as conn:
+        cursor = conn.scalar(select(st.c.cursor).where(_cursor_where()))
+        if cursor is None or int(cursor.get("seq", 0)) < head(conn):
+            return True
+        return conn.scalar(select(fr.c.id).where(fr.c.status == "running", fr.c.flow.in_(sorted(flows))).limit(1)) \
+            is not None
+
+
+def _start_runs(engine: Engine, flows: dict[str, Flow], report: FlowReport) -> tuple[int, int]:
+    """Start a run for each trigger event after the cursor; returns the history range read, (after, up to].
+
+    The cursor row stays locked until commit, so two processes never read the same range:
+    the second one waits and then reads only what came after.
+    """
     ht, st = FieldHistory.__table__, StreamState.__table__
     entities = sorted({f.when.entity for f in flows.values()})
     with engine.begin() as conn:
-        cursor = conn.scalar(select(st.c.cursor).where(st.c.connector == CURSOR_KEY[0], st.c.entity == CURSOR_KEY[1]))
-        last = int((cursor or {}).get("seq", 0))
-        while True:
-            rows = list(conn.execute(select(ht).where(ht.c.seq > last, ht.c.entity.in_(entities))
+        cursor = conn.scalar(select(st.c.cursor).where(_cursor_where()).with_for_update())
+        if cursor is None:
+            _place_cursor(conn)
+            cursor = conn.scalar(select(st.c.cursor).where(_cursor_where()).with_for_update())
+        since = last = int((cursor or {}).get("seq", 0))
+        top = head(conn)     # read under the lock: every row up to it is committed
+        while last < top:
+            rows = list(conn.execute(select(ht).where(ht.c.seq > last, ht.c.seq <= top, ht.c.entity.in_(entities))
                                      .order_by(ht.c.seq).limit(SCAN)))
-            if not rows:
-                break
-            new_runs = []
-            for h in rows:
-                for flow in flows.values():
-                    t = flow.when
-                    if h.entity != t.entity or (t.system and h.system != t.system):
-                        continue
-                    if h.field == t.field:
-                        value = h.new
-                    elif h.field == CREATED and t.on_create:
-                        value = (h.new or {}).get(t.field)
-                    else:
-                        continue
-                    if value is not None and value == encode(decode(t.becomes, ENTITIES[t.entity].fields[t.field])):
-                        new_runs.append({"id": new_id(), "flow": flow.name, "trigger_key": f"{h.record_id}:{h.seq}",
-                                         "entity": h.entity, "record_id": h.record_id, "status": "running",
-                                         "context": {"records": {"trigger": h.record_id}, "next": 0},
-                                         "created_at": utcnow(), "updated_at": utcnow()})
+            new_runs = [run for h in rows for run in _triggered(flows, h)]
             if new_runs:
                 upsert(conn, FlowRun.__table__, new_runs, ["flow", "trigger_key"], [])
                 report.started += len(new_runs)
-            last = rows[-1].seq
-        upsert(conn, st, [{"connector": CURSOR_KEY[0], "entity": CURSOR_KEY[1], "cursor": {"seq": last},
-                           "updated_at": utcnow()}], ["connector", "entity"], ["cursor", "updated_at"])
+            last = rows[-1].seq if len(rows) == SCAN else top
+        if top != since:
+            conn.execute(update(st).where(_cursor_where()).values(cursor={"seq": top}, updated_at=utcnow()))
+    return since, top
 
 
-def advance(engine: Engine, parts: Parts, flows: dict[str, Flow], run_id: str) -> str:
-    """Move one run forward in one transaction; returns its status."""
+def _triggered(flows: dict[str, Flow], h: Any) -> list[dict[str, Any]]:
+    """The runs one history row starts."""
+    out = []
+    for flow in flows.values():
+        t = flow.when
+        if h.entity != t.entity or (t.system and h.system != t.system):
+            continue
+        if h.field == t.field:
+            value = h.new
+        elif h.field == CREATED and t.on_create:
+            value = (h.new or {}).get(t.field)
+        else:
+            continue
+        if value is not None and value == encode(decode(t.becomes, ENTITIES[t.entity].fields[t.field])):
+            out.append({"id": new_id(), "flow": flow.name, "trigger_key": f"{h.record_id}:{h.seq}",
+                        "entity": h.entity, "record_id": h.record_id, "status": "running",
+                        "context": {"records": {"trigger": h.record_id}, "next": 0},
+                        "created_at": utcnow(), "updated_at": utcnow()})
+    return out
+
+
+def _runs_to_move(engine: Engine, flows: dict[str, Flow], since: int, top: int, changed_only: bool) -> list[str]:
+    """Open runs, oldest first; with ``changed_only`` the running ones and those waiting on a changed record."""
+    fr, ht = FlowRun.__table__, FieldHistory.__table__
+    q = select(fr.c.id, fr.c.status, fr.c.context).where(fr.c.flow.in_(sorted(flows))).order_by(fr.c.created_at, fr.c.id)
+    if changed_only and top == since:
+        q = q.where(fr.c.status == "running")
+    else:
+        q = q.where(fr.c.status.in_(["running", "waiting"]))
+    with engine.connect() as conn:
+        runs = list(conn.execute(q))
+        if not changed_only:
+            return [r.id for r in runs]
+        records = {r.id: set(((r.context or {}).get("records") or {}).values()) for r in runs}
+        wanted = sorted(set().union(*records.values()))
+        changed: set[str] = set()
+        for part in chunks(wanted, 500):
+            changed.update(conn.scalars(select(ht.c.record_id).distinct().where(
+                ht.c.seq > since, ht.c.seq <= top, ht.c.record_id.in_(part))))
+    return [r.id for r in runs if r.status == "running" or records[r.id] & changed]
+
+
+def advance(engine: Engine, parts: Parts, flows: dict[str, Flow], run_id: str, *, skip_locked: bool = False,
+            outbox_ids: list[str] | None = None) -> str | None:
+    """Move one run forward in one transaction; returns its status.
+
+    The run's row stays locked to the end, so no two processes move one run. With
+    ``skip_locked`` a run another process holds (or that closed meanwhile) is left
+    alone and None is returned. ``outbox_ids`` collects the outbox rows the steps queue.
+    """
     fr = FlowRun.__table__
     with engine.begin() as conn:
-        run = conn.execute(select(fr).where(fr.c.id == run_id)).mappings().first()
+        q = select(fr).where(fr.c.id == run_id)
+        if skip_locked:
+            q = q.where(fr.c.status.in_(["running", "waiting"])).with_for_update(skip_locked=True)
+        else:
+            q = q.with_for_update()
+        run = conn.execute(q).mappings().first()
         if run is None:
+            if skip_locked:
+                return None
             raise NotFound(f"no flow run {run_id} (see `triad flows list`)")
         flow = flows.get(run["flow"])
         if flow is None:
@@ -118,6 +214,7 @@ def advance(engine: Engine, parts: Parts, flows: dict[str, Flow], run_id: str) -
         i = int(ctx.get("next", 0))
         status = "running"
         now = utcnow()
+        queued: list[str] = []
         while i < len(flow.steps):
             step = flow.steps[i]
             row = _step_row(conn, run_id, i, step, now)
@@ -126,7 +223,7 @@ def advance(engine: Engine, parts: Parts, flows: dict[str, Flow], run_id: str) -
                     _finish_step(conn, row, "skipped", {}, now)
                     i += 1
                     continue
-                result = _execute(conn, parts, flow, step, records, now, row)
+                result = _execute(conn, parts, flow, step, records, now, row, queued)
                 if step.wait_for and not _waited(conn, flow, records, step):
                     _mark(conn, row, "waiting", result, now)
                     status = "waiting"
@@ -143,6 +240,8 @@ def advance(engine: Engine, parts: Parts, flows: dict[str, Flow], run_id: str) -
             status = "done"
         ctx.update(records=records, next=i)
         conn.execute(update(fr).where(fr.c.id == run_id).values(status=status, context=ctx, updated_at=now))
+    if outbox_ids is not None:
+        outbox_ids.extend(queued)
     return status
 
 
@@ -226,7 +325,7 @@ def _values(conn: Connection, flow: Flow, records: dict[str, str], step: Step, e
 
 
 def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: dict[str, str], now: datetime,
-             row: dict[str, Any]) -> dict[str, Any]:
+             row: dict[str, Any], queued: list[str]) -> dict[str, Any]:
     who = f"flow:{flow.name}"
     if step.action == "wait":
         return {}
@@ -264,6 +363,7 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
         queue = OutboxQueue(entity, None, now)
         for target in step.systems or parts.out_systems(entity):
             queue.queue(target, rid, values)
+        queued.extend(r["id"] for r in queue.rows.values())
         queue.flush(conn)
         records[step.name] = rid
         return {"record_id": rid, "entity": entity, "values": values}
@@ -290,6 +390,7 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
         queue = OutboxQueue(entity, None, now)
         for t in step.systems or parts.out_systems(entity):
             queue.queue(t, target, changed)
+        queued.extend(r["id"] for r in queue.rows.values())
         queue.flush(conn)
     return {"record_id": target, "entity": entity, "changed": changed}
 

@@ -12,6 +12,10 @@ outbox rows are claimed one by one.
 
 SIGTERM stops the scheduler from starting jobs, sets the cancellation flag that
 running syncs and pushes check between batches, and waits for them to commit.
+
+A sync job that changed golden records then runs the `flows:` (new trigger events
+start runs, runs waiting on a changed record move on), so hand-offs happen without
+a manual `triad flows run`; the outbox rows they queue go out with the push jobs.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ JOBSTORE_TABLE = "apscheduler_jobs"
 PREFIXES = ("sync:", "push:")
 JOB_FUNC = "hub.scheduler:run_job"
 MISFIRE_GRACE = 120          # seconds a late job may still start (a busy or restarted node)
+CHANGE_COUNTS = ("created", "updated", "deleted", "linked")   # a sync run that may have written golden history
 
 
 @dataclass(frozen=True)
@@ -138,20 +143,45 @@ def run_job(kind: str, connector: str, entity: str | None = None) -> dict[str, A
         level = logging.WARNING if r.status == "error" else logging.INFO
         log.log(level, "sync %s/%s: %s, %d read, %d created, %d updated%s", name, ent, r.status, r.counts["read"],
                 r.counts["created"], r.counts["updated"], f" ({r.error})" if r.error else "")
+    if rt.cfg.flows and not rt.cancel.is_set() and any(r[k] for r in runs for k in CHANGE_COUNTS):
+        from hub.worker import move_flows
+        move_flows(rt.engine, parts)     # hand-offs now; their outbox rows go out with the push jobs
     return {"runs": runs}
 
 
-def make_scheduler(engine: Engine, *, workers: int = 4) -> Any:
-    """A BackgroundScheduler on the hub store's job table (not started)."""
-    from apscheduler.executors.pool import ThreadPoolExecutor
+def make_scheduler(engine: Engine, *, workers: int = 4, stopping: threading.Event | None = None) -> Any:
+    """A BackgroundScheduler on the hub store's job table (not started).
+
+    Args:
+        stopping: once set, due jobs are no longer handed to the thread pool.
+    """
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
     store = SQLAlchemyJobStore(engine=engine, tablename=JOBSTORE_TABLE)
     _create_table(store, engine)
-    return BackgroundScheduler(jobstores={"default": store}, executors={"default": ThreadPoolExecutor(workers)},
+    executor = _executor(workers, stopping or threading.Event())
+    return BackgroundScheduler(jobstores={"default": store}, executors={"default": executor},
                                job_defaults={"coalesce": True, "max_instances": 1,
                                              "misfire_grace_time": MISFIRE_GRACE},
                                timezone=timezone.utc)
+
+
+def _executor(workers: int, stopping: threading.Event) -> Any:
+    """APScheduler's thread pool, refusing new jobs quietly once ``stopping`` is set.
+
+    APScheduler's loop thread can wake from its timed wait while `shutdown` runs and then
+    hand a due job to the pool already shut down: a RuntimeError traceback on every stop.
+    ``stopping`` is set before `shutdown` starts, so such a late job is dropped here.
+    """
+    from apscheduler.executors.pool import ThreadPoolExecutor
+
+    class StoppableExecutor(ThreadPoolExecutor):
+        def _do_submit_job(self, job: Any, run_times: list[Any]) -> None:
+            if stopping.is_set():
+                log.debug("job %s not started: the scheduler is stopping", job.id)
+                return
+            super()._do_submit_job(job, run_times)
+    return StoppableExecutor(workers)
 
 
 def _create_table(store: Any, engine: Engine) -> None:
@@ -188,8 +218,11 @@ def start(engine: Engine, cfg: TriadConfig, stop: threading.Event, *, user: str 
     specs = job_specs(cfg)
     rt = Runtime(engine, cfg, user=user)
     _RUNTIME = rt
-    scheduler = make_scheduler(engine)
+    scheduler = make_scheduler(engine, stopping=rt.cancel)
     try:
+        if cfg.flows:
+            from hub.flows import start_cursor
+            start_cursor(engine)      # the changes of the first sync count for the flows
         scheduler.start(paused=True)
         install_jobs(scheduler, specs)
         scheduler.resume()
@@ -198,8 +231,7 @@ def start(engine: Engine, cfg: TriadConfig, stop: threading.Event, *, user: str 
         while not stop.wait(1.0):
             pass
         log.info("stopping: no new jobs; running jobs finish their current batch")
-        scheduler.pause()
-        rt.cancel.set()
+        rt.cancel.set()           # first: the pool takes no job from here on
         scheduler.shutdown(wait=True)
     finally:
         if scheduler.running:

@@ -3,9 +3,12 @@
 The inbox thread sleeps until a delivery arrives (or ``poll_seconds`` pass, for rows
 stored by other processes or left by a crash), lets the gathering window pass so
 the events of a burst share one pipeline batch, and delivers the outbox rows each
-batch created right after its commit. A sweep thread delivers every due row
-(retries, backlog) every ``push_interval_seconds``. Each thread builds its own
-:class:`hub.streams.Parts`, so no connector session is shared between threads.
+batch created right after its commit. A batch that changed golden records also runs
+the `flows:` (an approval callback moves its run on at once) and delivers what they
+queue. A sweep thread delivers every due row (retries, backlog) every
+``push_interval_seconds``, after running the flows if anything else changed the golden
+records meanwhile. Each thread builds its own :class:`hub.streams.Parts`, so no
+connector session is shared between threads.
 
 ``serve`` options in triad.yaml: ``window_ms`` (150), ``poll_seconds`` (1),
 ``push_interval_seconds`` (10; 0 turns the sweep off), ``max_rows`` (500 rows per cycle),
@@ -93,6 +96,7 @@ class SweepThread(threading.Thread):
         name = worker_id("sweep")
         try:
             while not self.halt.is_set():
+                move_flows(self.engine, parts)
                 try:
                     count_pushes(self.metrics, push(self.engine, parts, worker=name, max_batches=1, cancel=self.halt))
                 except Exception:  # the rows stay pending; the next sweep tries again
@@ -132,13 +136,17 @@ class InboxThread(threading.Thread):
             log.debug("pushed %d outbox row(s) in %.0f ms", len(ids), (time.perf_counter() - started) * 1000)
         try:
             warm(parts)
+            start_flows(self.engine, self.cfg)
             self.ready.set()
             while not self.halt.is_set():
                 try:
-                    drain(proc, deliver, self.halt)
+                    finished = drain(proc, deliver, self.halt)
                 except Exception:  # the rows stay pending; try again shortly
                     log.exception("inbox thread: cycle failed")
                     self.halt.wait(1.0)
+                else:
+                    if finished:
+                        move_flows(self.engine, parts, deliver)
                 first = self.notifier.wait(self.options.poll)
                 if first is not None and self.options.window > 0:
                     delay = first + self.options.window - time.monotonic()
@@ -166,6 +174,40 @@ def drain(proc: InboxProcessor, deliver: Any, halt: threading.Event) -> int:
         if rep.rows < proc.max_rows or rep.done + rep.errors + rep.retry == 0:
             break
     return finished
+
+
+def start_flows(engine: Engine, cfg: TriadConfig) -> None:
+    """Flows count the changes from this process's start on (the first pass would place the cursor later)."""
+    if not cfg.flows:
+        return
+    from hub.flows import start_cursor
+    try:
+        start_cursor(engine)
+    except Exception:  # the first pass places it instead
+        log.exception("flows: could not place the history cursor")
+
+
+def move_flows(engine: Engine, parts: Parts, deliver: Any = None, *, changed_only: bool = True) -> None:
+    """Start and move the flows after golden changes, handing the outbox rows they queue to ``deliver``.
+
+    A flow error is logged and the caller goes on: its runs stay open for the next pass.
+    """
+    if not parts.cfg.flows:
+        return
+    from hub.flows import run_flows
+    try:
+        report = run_flows(engine, parts, changed_only=changed_only)
+    except Exception:
+        log.exception("flows: could not start or move runs; the next pass tries again")
+        return
+    if report.started or report.advanced:
+        log.info("flows: %d started, %d moved (%d waiting, %d done, %d failed)", report.started, report.advanced,
+                 report.waiting, report.done, report.failed)
+    if report.outbox_ids and deliver is not None:
+        try:
+            deliver(report.outbox_ids)
+        except Exception:   # the rows stay pending for the sweep
+            log.exception("flows: delivering %d outbox row(s) failed", len(report.outbox_ids))
 
 
 def warm(parts: Parts) -> None:
@@ -223,15 +265,15 @@ def run_worker(engine: Engine, cfg: TriadConfig, *, interval: float = 60.0, once
     name = worker_id()
     proc = InboxProcessor(engine, parts, worker=f"{name}:inbox", max_rows=500) if inbox else None
     totals: dict[str, Any] = {"cycles": 0, "inbox_rows": 0, "runs": [], "pushes": []}
+    start_flows(engine, cfg)
     try:
         while not cancel.is_set():
             totals["cycles"] += 1
             if proc is not None:
                 totals["inbox_rows"] += drain(proc, lambda ids: push_ids(engine, parts, ids, worker=name), cancel)
             runs = run_sync(engine, parts, user=user or name, cancel=cancel)
-            if cfg.flows and not cancel.is_set():
-                from hub.flows import run_flows
-                run_flows(engine, parts)
+            if not cancel.is_set():
+                move_flows(engine, parts, changed_only=False)   # every open run, as `triad flows run`
             pushes = push(engine, parts, worker=name, cancel=cancel)
             totals["runs"] = [r.as_dict() for r in runs]          # the last cycle's (memory stays flat)
             totals["pushes"] = [p.as_dict() for p in pushes]
