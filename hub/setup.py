@@ -62,6 +62,12 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
             problems.append(f"connectors.{name}.type: type '{c.type}' is known but not installed here")
             continue
         cls = registry[c.type]
+        if "retries" in c.options:
+            from hub.http import retry_attempts
+            try:
+                retry_attempts(c.options["retries"])
+            except ConfigError as exc:
+                problems.append(f"connectors.{name}.retries: {exc.message}")
         validate_options = getattr(cls, "validate_options", None)
         if validate_options is not None:   # connectors with their own description files (rest, singer)
             problems += [f"connectors.{name}: {p}" for p in validate_options(name, c.options, str(cfg.base_dir))]

@@ -48,3 +48,11 @@ def test_a_negative_retries_value_is_a_config_error(tmp_path: Path, kind: str) -
 def test_every_connector_refuses_a_bad_retries_value_with_the_same_words(tmp_path: Path) -> None:
     messages = {kind: check_with_retries(tmp_path, kind, "many").strip() for kind in CONNECTORS}
     assert len(set(messages.values())) == 1, messages
+
+
+@pytest.mark.parametrize("kind", sorted(CONNECTORS))
+def test_config_validate_names_the_connector_of_a_bad_retries_value(tmp_path: Path, kind: str) -> None:
+    config = tmp_path / f"{kind}.yaml"
+    config.write_text(f"connectors:\n  x: {CONNECTORS[kind]}, retries: many}}\n", encoding="utf-8")
+    output = clean(run_cli("config", "validate", config=config), 2).output
+    assert "connectors.x.retries: retries (retry attempts) must be a whole number" in output, output
