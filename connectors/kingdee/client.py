@@ -140,6 +140,14 @@ def classify(resp: requests.Response, *, write: bool = False, connector: str = "
     raise FatalError(f"K3Cloud error: {text}", **where)
 
 
+def _whole(options: dict[str, Any], key: str, default: int, connector: str) -> int:
+    """A whole-number option; a config error naming it otherwise (not a ValueError from int())."""
+    value = options.get(key, default)
+    if isinstance(value, bool) or not str(value).strip().lstrip("-").isdigit():
+        raise ConfigError(f"kingdee: {key} must be a whole number, got {value!r}", connector=connector)
+    return int(str(value).strip())
+
+
 def _text(options: dict[str, Any], key: str, default: Any = None) -> Any:
     value = reveal(options.get(key, default))
     return value if value is None else str(value)
@@ -166,8 +174,8 @@ class KingdeeClient:
         self.password = _text(options, "password")
         self.app_id = _text(options, "app_id")
         self.app_secret = _text(options, "app_secret")
-        self.lcid = int(options.get("lcid", 2052))
-        self.org_num = int(options.get("org_num", 0))
+        self.lcid = _whole(options, "lcid", 2052, name)
+        self.org_num = _whole(options, "org_num", 0, name)
         self.style = options.get("auth") or ("password" if self.password else "signature")
         self.body_style = options.get("body_style", "named")
         if self.style not in AUTH_STYLES:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
-from connectors.kingdee.client import AuthError, KingdeeClient
+from connectors.kingdee.client import AuthError, KingdeeClient, _whole
 from connectors.kingdee.writing import (ci_key, content_filter, match_lines, nest_subheads, quote, save_outcomes,
                                         update_fields)
 from hub.incremental import (CursorTracker, RunDedup, get_path, localize_times, lower_bound,
@@ -107,7 +107,9 @@ class KingdeeConnector(Connector):
         self.client = KingdeeClient(options, name)
         self.overlap = float(options.get("overlap_seconds", 120))
         self.org = str(options.get("org_number", "100"))
-        self.write_batch = int(options.get("write_batch_size", 100))
+        self.write_batch = _whole(options, "write_batch_size", 100, name)
+        if self.write_batch < 1:
+            raise ConfigError(f"kingdee: write_batch_size must be 1 or more, got {self.write_batch}", connector=name)
         self.auto_audit = bool(options.get("auto_audit", False))
         self._unsettled: dict[str, datetime] = {}      # change id -> when a create whose answer was lost was sent
 

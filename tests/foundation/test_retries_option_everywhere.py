@@ -56,3 +56,12 @@ def test_config_validate_names_the_connector_of_a_bad_retries_value(tmp_path: Pa
     config.write_text(f"connectors:\n  x: {CONNECTORS[kind]}, retries: many}}\n", encoding="utf-8")
     output = clean(run_cli("config", "validate", config=config), 2).output
     assert "connectors.x.retries: retries (retry attempts) must be a whole number" in output, output
+
+
+@pytest.mark.parametrize("option", ["lcid: zh", "org_num: first", "write_batch_size: 0", "write_batch_size: ten"])
+def test_kingdee_number_options_are_config_errors(tmp_path: Path, option: str) -> None:
+    config = tmp_path / "kingdee.yaml"
+    config.write_text(f"store: {{url: 'sqlite:///{tmp_path / 'triad.db'}'}}\n"
+                      f"connectors:\n  x: {CONNECTORS['kingdee']}, {option}}}\n", encoding="utf-8")
+    output = clean(run_cli("connectors", "check", "x", config=config), 2).output
+    assert option.split(":")[0] in output, output
