@@ -453,6 +453,13 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
         if parts.cfg.flows and not dry_run:
             from hub.flows import run_flows
             flow_report = run_flows(engine, parts).as_dict()
+    except KeyboardInterrupt:
+        if bar:
+            bar.stop()
+            bar = None
+        render.error("interrupted: the run is recorded as stopped; the next `triad sync run` resumes after the "
+                     "last committed batch")
+        sys.exit(130)
     finally:
         if bar:
             bar.stop()

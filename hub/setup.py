@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.config import TriadConfig, load_config
-from hub.errors import ConfigError, TriadError
+from hub.errors import ConfigError, UsageError
 from hub.secrets import masked_url
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     cfg_path = root / "triad.yaml"
     if cfg_path.exists() and not force:
-        raise TriadError(f"{cfg_path} exists already (use --force to overwrite it)")
+        raise UsageError(f"{cfg_path} exists already (use --force to overwrite it)")
     shutil.copyfile(TEMPLATE, cfg_path)
     if SAMPLES.is_dir():
         for src in SAMPLES.rglob("*"):

@@ -190,6 +190,9 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
     except (TriadError, Exception) as exc:  # one stream's failure must not stop the others
         report.status, report.error = "error", _describe(exc)
         log.error("stream %s/%s failed: %s", name, entity, report.error, exc_info=not isinstance(exc, TriadError))
+    except KeyboardInterrupt:   # Ctrl-C: the run ends as stopped (not "running" forever), then the command stops
+        report.status, report.error = "stopped", INTERRUPTED
+        raise
     finally:
         with store.tx() as conn:
             _save_run(conn, report, finished=True)
@@ -205,6 +208,9 @@ def _wake_writes_waiting_for_a_read(conn: Connection, name: str, entity: str) ->
     ot = Outbox.__table__
     conn.execute(update(ot).where(ot.c.connector == name, ot.c.entity == entity, ot.c.status == "pending",
                                   ot.c.last_error.like("%waiting for a read")).values(next_attempt_at=utcnow()))
+
+
+INTERRUPTED = "interrupted (Ctrl-C); the next run resumes after the last committed batch"
 
 
 def _describe(exc: BaseException) -> str:

@@ -115,6 +115,11 @@ def test_preview_shows_raw_and_canonical_side_by_side(project: Path):
     assert "+86 21 5555 0199" in r.output and "+862155550199" in r.output    # raw phone and its E.164 form
 
 
+def test_init_over_an_existing_config_is_a_usage_error(project: Path):
+    r = CliRunner().invoke(main, ["init", str(project)])
+    assert r.exit_code == 2 and "exists already (use --force to overwrite it)" in r.output, r.output
+
+
 def test_init_force_replaces_the_config_only(project: Path):
     export = project / "exports" / "crm" / "accounts.csv"
     export.write_text("edited", encoding="utf-8")

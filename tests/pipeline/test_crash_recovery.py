@@ -120,3 +120,24 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
     run_ok(crashed, "sync", "run")
     got = snapshot(crashed)
     assert got == expected
+
+
+def test_ctrl_c_mid_run_records_the_run_as_stopped_and_says_so(tmp_path: Path):
+    """SIGINT (Ctrl-C) between batches: one line saying how to resume, exit 130, and the run row ends as
+    stopped (it stayed "running" for good); the next run completes the load."""
+    root = make_project(tmp_path / "p")
+    run_ok(root, "db", "upgrade")
+    p = triad(root, "sync", "run")
+    deadline = time.time() + 120
+    while count(root) < 300 and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert p.poll() is None, "the run finished before it could be interrupted; raise N"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "interrupted: the run is recorded as stopped" in err and "Traceback" not in err
+    with sqlite3.connect(root / "hub.db") as db:
+        (status, error, finished), = db.execute("SELECT status, error, finished_at FROM sync_run").fetchall()
+    assert status == "stopped" and "resumes after the last committed batch" in error and finished
+    run_ok(root, "sync", "run")
+    assert count(root) == N
