@@ -136,13 +136,22 @@ def _flow_problems(cfg: TriadConfig) -> list[str]:
     return out
 
 
-def _write_problem(cfg: TriadConfig, name: str, entity: str) -> str:
-    """Why connector ``name`` takes no writes of ``entity`` (empty when it does)."""
+def _sync_problem(cfg: TriadConfig, name: str, entity: str) -> str:
+    """Why connector ``name`` does not sync ``entity`` at all (empty when it does)."""
     c = cfg.connectors.get(name)
     if c is None:
         return f"unknown connector '{name}'" + expected_among(name, cfg.connectors)
     if entity not in c.entities:
         return f"{name} does not sync {entity} (its entities: {', '.join(c.entities) or 'none'})"
+    return ""
+
+
+def _write_problem(cfg: TriadConfig, name: str, entity: str) -> str:
+    """Why connector ``name`` takes no writes of ``entity`` (empty when it does)."""
+    problem = _sync_problem(cfg, name, entity)
+    if problem:
+        return problem
+    c = cfg.connectors[name]
     if c.direction == "in":
         return f"{name} only reads {entity} (direction in)"
     from hub.connector import load_registry
@@ -154,14 +163,10 @@ def _write_problem(cfg: TriadConfig, name: str, entity: str) -> str:
 
 def _read_problem(cfg: TriadConfig, name: str, entity: str) -> str:
     """Why no change of ``entity`` ever comes from connector ``name`` (empty when it can)."""
-    c = cfg.connectors.get(name)
-    if c is None:
-        return f"unknown connector '{name}'" + expected_among(name, cfg.connectors)
-    if entity not in c.entities:
-        return f"{name} does not sync {entity} (its entities: {', '.join(c.entities) or 'none'})"
-    if c.direction == "out":
-        return f"{name} only writes {entity} (direction out): no change of it comes from {name}"
-    return ""
+    problem = _sync_problem(cfg, name, entity)
+    if not problem and cfg.connectors[name].direction == "out":
+        problem = f"{name} only writes {entity} (direction out): no change of it comes from {name}"
+    return problem
 
 
 def _role_problems(role: str, rc: RoleConfig) -> list[str]:
