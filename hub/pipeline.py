@@ -58,7 +58,7 @@ class StreamContext:
 
 
 STAT_KEYS = ("read", "created", "updated", "unchanged", "linked", "quarantined", "conflicts", "queued", "deleted",
-             "still_parked")
+             "still_parked", "older")     # older: of the unchanged, rows whose values differ but whose time is older
 
 
 @dataclass
@@ -129,6 +129,7 @@ def _process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str
         stats.add("unchanged")
         if i.quarantine_id:
             stats.resolved_quarantine.append(i.quarantine_id)
+    _note_older(ctx, [i for i in same if i.hash != i.state_hash], stats)
     _remember_raw(conn, ctx, [i for i in same if i.hash == i.state_hash])
     _attach_bases(changed + deletes)
     changed = _validate(ctx, changed, quarantine)
@@ -300,6 +301,19 @@ def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item])
             item.record_id, item.xref_status = r.record_id, r.status
             item.state_hash, item.state_raw_hash, item.state_ts = r.row_hash, r.raw_hash, r.source_ts
             item.stored_base, item.written = r.base, r.written
+
+
+def _note_older(ctx: StreamContext, older: list[_Item], stats: BatchStats) -> None:
+    """Rows not taken because their time is older than the version already taken: counted and said, since
+    a source whose clock or mapping timezone was corrected sends real edits that look like this."""
+    if not older:
+        return
+    stats.add("older", len(older))
+    first = older[0]
+    log.warning("%s/%s: %d row(s) differ from the version taken in but are older, so not taken (%s: %s < %s): "
+                "a superseded export read again, or the source's clock or the mapping's timezone changed",
+                ctx.system, ctx.entity, len(older), first.source_id, first.source_ts,
+                first.state_ts.isoformat() if first.state_ts else None)
 
 
 def _older(item: _Item) -> bool:
