@@ -476,7 +476,10 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
         for r in reports:
             if r.error:
                 render.error(f"{r.connector}/{r.entity}: {r.error}")
-        tot = {k: sum(r.counts[k] for r in reports) for k in ("conflicts", "quarantined", "queued")}
+        tot = {k: sum(r.counts[k] for r in reports) for k in ("conflicts", "quarantined", "queued", "older")}
+        if tot["older"]:
+            render.hint(f"{tot['older']} row(s) not taken: older than the version taken in (a superseded export "
+                        "read again, or the source's clock or mapping timezone changed)")
         if tot["conflicts"]:
             render.hint("conflicts: triad conflicts list")
         if tot["quarantined"]:

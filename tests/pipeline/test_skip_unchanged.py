@@ -89,6 +89,8 @@ def test_an_older_export_read_again_does_not_turn_the_record_back(project: Path)
     again = sync("--full")                 # customers.csv (older) is read before customers_update.csv
     assert again["updated"] == 0
     assert again["older"] == 1              # not taken, but counted and said: it may be a real edit
+    shown = CliRunner().invoke(main, ["sync", "run", "-c", "erp", "-e", "customer", "--full"])
+    assert "1 row(s) not taken: older than the version taken in" in shown.output, shown.output
     assert golden_limits(project)[code] == "600000"
     assert history_rows(project) == before
 
