@@ -57,8 +57,11 @@ def triad(root: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("TRIAD_DATABASE_URL", None)
     env.pop("TRIAD_CONFIG", None)
+    # SIGINT as a terminal delivers it: a shell's background job (a CI script run with &) ignores it, and so
+    # would the child
     return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def run_ok(root: Path, *args: str) -> None:
