@@ -8,6 +8,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FAKE_TAP = HERE / "fake_tap.py"
+# the customer mapping of the tests' Singer streams (fake tap and tap-jsonl rows: id, name, email, city)
+CUSTOMER_MAPPING = """
+source: customers
+key: id
+updated_at: updated_at
+fields:
+  code: id
+  name: name
+  email: {from: email, transform: email}
+  city: city
+"""
 sys.path.insert(0, str(HERE.parent / "rest"))           # rest_helpers: entry points for subprocesses
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from singer_helpers import write_customers
+from singer_helpers import CUSTOMER_MAPPING, write_customers
 from rest_helpers import plugin_dir
 
 from cli import main
@@ -30,16 +30,7 @@ connectors:
     entities:
       customer: {mapping: legacy_customer.yaml}
 """
-MAPPING = """
-source: customers
-key: id
-updated_at: updated_at
-fields:
-  code: id
-  name: name
-  email: {from: email, transform: email}
-  city: city
-"""
+MAPPING = CUSTOMER_MAPPING
 
 
 @pytest.fixture

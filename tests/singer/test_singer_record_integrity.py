@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from singer_helpers import FAKE_TAP, write_customers
+from singer_helpers import CUSTOMER_MAPPING, FAKE_TAP, write_customers
 
 from connectors.singer.connector import SingerConnector
 from hub.config import load_config
@@ -21,16 +21,7 @@ from hub.store import make_engine, upgrade
 from hub.streams import Parts
 from hub.sync import run_sync
 
-MAPPING = """
-source: customers
-key: id
-updated_at: updated_at
-fields:
-  code: id
-  name: name
-  email: {from: email, transform: email}
-  city: city
-"""
+MAPPING = CUSTOMER_MAPPING
 TAP_STREAM_ID = "crm-public-customers"       # what `connectors check` lists; RECORDs say "customers"
 
 

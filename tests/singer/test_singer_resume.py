@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from singer_helpers import FAKE_TAP, write_customers
+from singer_helpers import CUSTOMER_MAPPING, FAKE_TAP, write_customers
 
 from connectors.singer.connector import SingerConnector
 from hub.config import load_config
@@ -22,16 +22,7 @@ from hub.sync import run_sync
 
 N = 120
 
-MAPPING = """
-source: customers
-key: id
-updated_at: updated_at
-fields:
-  code: id
-  name: name
-  email: {from: email, transform: email}
-  city: city
-"""
+MAPPING = CUSTOMER_MAPPING
 
 
 def config(data: Path, pause: float) -> str:
