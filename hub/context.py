@@ -57,6 +57,8 @@ class Context:
                 # no config and no store named: making ./triad.db here would be a store nobody asked for
                 self.config(required=True)     # raises: no such config file (create one with `triad init` ...)
             url = cfg.store.url
+            if check_schema:
+                _refuse_missing_sqlite_file(url)
             self._engine = make_engine(url)
             try:
                 with self._engine.connect():
@@ -73,6 +75,20 @@ class Context:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _refuse_missing_sqlite_file(url: str) -> None:
+    """A command that needs a migrated store does not create an empty SQLite file on its way to saying the
+    store is not migrated (a mistyped path would leave stray databases behind)."""
+    from sqlalchemy.engine import make_url
+    from hub.errors import TriadError
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:") \
+            or parsed.query.get("uri"):
+        return
+    if not os.path.exists(database):
+        raise TriadError(f"no store at {database}: run `triad db upgrade` to create it")
 
 
 def install_redaction(cfg: TriadConfig) -> None:

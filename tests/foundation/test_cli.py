@@ -72,6 +72,18 @@ def test_db_check_fails_before_upgrade(tmp_path, pg_url):
     assert r.returncode == 1 and "triad db upgrade" in r.stderr
 
 
+def test_command_on_a_store_not_yet_created_leaves_no_empty_database(tmp_path):
+    """A command that needs the store names the missing file and the fix; it does not create an empty
+    SQLite file on the way (a mistyped store path would leave stray databases behind)."""
+    (tmp_path / "triad.yaml").write_text("store: {url: 'sqlite:///hub.db'}\n")
+    r = triad("records", "list", "customer", cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"no store at {tmp_path / 'hub.db'}: run `triad db upgrade`" in r.stderr
+    assert not (tmp_path / "hub.db").exists()
+    assert triad("db", "upgrade", cwd=tmp_path).returncode == 0
+    assert triad("records", "list", "customer", cwd=tmp_path).returncode == 0
+
+
 def test_help_loads_no_heavy_modules():
     """`triad --help` stays fast because pandas, great-expectations and rich are imported only when used."""
     code = ("import sys, cli\n"
