@@ -204,8 +204,34 @@ def finish(hub: Hub, systems: DemoSystems, server: Any, thread: threading.Thread
         drain(proc, lambda ids: push_ids(hub.engine, hub.parts, ids, worker="triad-demo"), threading.Event())
     finally:
         proc.close()
-    hub.push()
+    drain_outbox(hub)
     return pending_work(hub.engine)
+
+
+def drain_outbox(hub: Hub, seconds: float = 30.0) -> None:
+    """Push until no outbox row is pending, or the next one is due only after ``seconds``.
+
+    One pass leaves the rows backing off after a failure (a slow or throttling system) pending,
+    and once the demo ends nothing could deliver them to its simulators.
+    """
+    from sqlalchemy import func
+
+    from hub.models import Outbox
+    from hub.types import utcnow
+    ot = Outbox.__table__
+    deadline = time.time() + seconds
+    while True:
+        hub.push()
+        with hub.engine.connect() as conn:
+            due = conn.scalar(select(func.min(ot.c.next_attempt_at)).where(ot.c.status == "pending"))
+        if due is None:
+            return
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=utcnow().tzinfo)
+        wait = max(0.1, (due - utcnow()).total_seconds())
+        if time.time() + wait > deadline:
+            return
+        time.sleep(wait)
 
 
 def wait_for(check: Callable[[], Any], seconds: float) -> Any:
