@@ -21,7 +21,10 @@ BusinessPartnerIDByExtSystem / ExternalDocumentID, false: none).
 
 Every raw record gets ``_changed_at``: its change stamp as ISO text (for
 A_BusinessPartner LastChangeDate + LastChangeTime, or CreationDate +
-CreationTime while it was never changed; naive, in the system's time).
+CreationTime while it was never changed; naive, in the system's time). A
+business partner also gets ``_name``: an organization's OrganizationBPName1..4
+joined (a write of OrganizationBPName1 is spread over the four, 40 characters
+each; see :mod:`connectors.sap.names`), else BusinessPartnerFullName.
 
 The connector remembers the ETag of each record it reads or fetches; an update
 sends it as ``If-Match``, so an edit made in SAP since is not overwritten.
@@ -39,6 +42,7 @@ import requests
 from connectors.sap import wire
 from connectors.sap.client import BearerAuth, SapClient
 from connectors.sap.metadata import ServiceModel, TypeInfo, parse_metadata, query_paths
+from connectors.sap.names import NAME_FIELDS, NameTooLong, org_name, split_org_name
 from connectors.sap.raw import SeenRecords, drop_deferred, first_along
 from connectors.sap.stamps import STAMP_RULES, Phase, StampRule
 from connectors.sap.writes import (CREATE_REFS, PERSON, EarlierCreates, RecordWriter, WriteFailed, name_person,
@@ -58,6 +62,8 @@ DEFAULT_SERVICES = {
     "A_SalesOrder": "API_SALES_ORDER_SRV", "A_SalesOrderItem": "API_SALES_ORDER_SRV",
 }
 CHANGED_AT = "_changed_at"
+NAME = "_name"            # synthetic: an organization's OrganizationBPName1..4 joined, else the full name
+NAME_SOURCES = ("BusinessPartnerCategory", "BusinessPartnerFullName", *NAME_FIELDS)
 FETCH_CHUNK = 20          # keys per fetch request ($filter k eq '1' or k eq '2' ...): URLs stay short
 
 
@@ -181,6 +187,9 @@ class SapConnector(Connector):
                 select.append(sel)
             if nav:
                 expand.append(nav)
+        if select is not None and stream.source == "A_BusinessPartner" and \
+                any(f.split(".")[0] == NAME for f in stream.fields):
+            select += [p for p in NAME_SOURCES if p in info.props]
         expand = list(dict.fromkeys(expand))
         if select is None or not stream.fields or stream.options.get("select") is False:
             return expand, None
@@ -332,6 +341,8 @@ class SapConnector(Connector):
             rec[CHANGED_AT] = rule.format_cursor(stamp) if (rule and stamp) else None
             for name, path in picks.items():
                 rec[name] = first_along(rec, str(path).split("/"))
+            if stream.source == "A_BusinessPartner":
+                rec[NAME] = org_name(rec)
         return records
 
     # ----- write
@@ -400,13 +411,19 @@ class SapConnector(Connector):
 
     def _named(self, writer: RecordWriter, stream: StreamSpec, source_id: str | None,
                values: dict[str, Any]) -> dict[str, Any]:
-        """Values with a person's name in FirstName/LastName: OrganizationBPName1 names organizations only."""
+        """Values with a person's name in FirstName/LastName (OrganizationBPName1 names organizations only),
+        an organization's over OrganizationBPName1..4 (40 characters each)."""
         if stream.source != "A_BusinessPartner" or "OrganizationBPName1" not in values:
             return values
         category = values.get("BusinessPartnerCategory")
         if category is None and source_id is not None:
             category = self.seen.get(stream.source, source_id).get("category") or writer.category(source_id)
-        return name_person(values) if str(category) == PERSON else values
+        if str(category) == PERSON:
+            return name_person(values)
+        try:
+            return {**values, **split_org_name(values["OrganizationBPName1"])}
+        except NameTooLong as exc:
+            raise WriteFailed(str(exc)) from None
 
     def close(self) -> None:
         self.client.close()
