@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Text, and_, bindparam, select, type_coerce, u
 
 from hub import golden, subscriptions
 from hub.changefeed import lock_history
-from hub.column_fit import check_fits
+from hub.column_fit import SQLITE_EXACT_DIGITS, check_fits
 from hub.mapping import Mapping
 from hub.merge import CREATED, Incoming, MergeOutcome, Rules, create, merge
 from hub.models import Conflict, SourceState, Xref
@@ -114,7 +114,8 @@ def _process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str
     quarantine = QuarantineWriter(conn, ctx.system, ctx.entity, ctx.run_id, ctx.now)
     outbox = OutboxQueue(ctx.entity, ctx.run_id, ctx.now)
     raws, digests = _skip_unread(conn, ctx, raws, from_quarantine or {}, stats)
-    items = _map(ctx, raws, quarantine, from_quarantine or {}, digests)
+    exact_digits = SQLITE_EXACT_DIGITS if conn.dialect.name == "sqlite" else None
+    items = _map(ctx, raws, quarantine, from_quarantine or {}, digests, exact_digits)
     _attach_state(conn, ctx, items)
     deletes = [i for i in items.values() if i.deleted]
     changed, same = [], []
@@ -235,7 +236,8 @@ def _stored_raw_hashes(conn: Connection, ctx: StreamContext, source_ids: list[st
 
 
 def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "QuarantineWriter",
-         from_quarantine: dict[str, str], digests: Sequence[str | None] = ()) -> dict[str, _Item]:
+         from_quarantine: dict[str, str], digests: Sequence[str | None] = (),
+         exact_digits: int | None = None) -> dict[str, _Item]:
     items: dict[str, _Item] = {}
     to_canonical = ctx.mapping.to_canonical
     for n, raw in enumerate(raws):
@@ -245,9 +247,10 @@ def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "Quaran
         try:
             rec = to_canonical(raw)
             values = encode_record(rec.values)
-            if _has_nul(values):
-                raise MappingError("a value holds a NUL byte (0x00), which no store keeps as text")
-            check_fits(ctx.entity, rec.source_id, ctx.mapping.key, values, ctx.mapping.ref_fields)
+            unstorable = _unstorable(values)
+            if unstorable:
+                raise MappingError(unstorable[1], field=unstorable[0])
+            check_fits(ctx.entity, rec.source_id, ctx.mapping.key, values, ctx.mapping.ref_fields, exact_digits)
         except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
             field_name = getattr(exc, "field", None)
             key = raw.get(ctx.mapping.key) if isinstance(raw, dict) else None
@@ -276,13 +279,39 @@ def _instant(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _has_nul(values: dict[str, Any]) -> bool:
-    for v in values.values():
-        if isinstance(v, str) and "\x00" in v:
-            return True
-        if isinstance(v, list) and any(isinstance(x, str) and "\x00" in x for line in v for x in line.values()):
-            return True
-    return False
+def _unstorable(values: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, why) of the first text no store keeps, else None (one bad row must not fail the batch's write)."""
+    for name, v in values.items():
+        if isinstance(v, str):
+            bad = _bad_char(v)
+            if bad:
+                return name, _why(name, bad)
+        elif isinstance(v, list):
+            for n, line in enumerate(v):
+                for k, x in line.items():
+                    bad = _bad_char(x) if isinstance(x, str) else None
+                    if bad:
+                        return f"{name}[{n}].{k}", _why(f"{name}[{n}].{k}", bad)
+    return None
+
+
+def _bad_char(text: str) -> str | None:
+    """A NUL byte, or a lone surrogate: valid as a JSON escape (``\\ud800``), but no UTF-8 encodes it."""
+    if "\x00" in text:
+        return "\x00"
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start]
+    return None
+
+
+def _why(where: str, char: str) -> str:
+    if char == "\x00":
+        return "a value holds a NUL byte (0x00), which no store keeps as text"
+    return f"{where}: holds a lone surrogate (U+{ord(char):04X}), which UTF-8 cannot encode"
 
 
 def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item]) -> None:

@@ -16,15 +16,23 @@ from hub.types import new_id
 from hub.values import record_hash
 
 
+def _visible(text: str) -> str:
+    """NUL (PostgreSQL's JSON cannot hold it) and lone surrogates (no UTF-8 encodes them) as escape text,
+    so the row is parked and shown instead of failing the whole batch's write."""
+    text = text.replace("\x00", "\\x00")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _jsonable(raw: Any) -> Any:
     from hub.values import encode
     if isinstance(raw, dict):
-        return {str(k).replace("\x00", "\\x00"): _jsonable(v) for k, v in raw.items()}
+        return {_visible(str(k)): _jsonable(v) for k, v in raw.items()}
     if isinstance(raw, list):
         return [_jsonable(v) for v in raw]
     value = encode(raw)
-    # PostgreSQL's JSON cannot hold NUL: keep it visible as text instead of losing the whole batch
-    return value.replace("\x00", "\\x00") if isinstance(value, str) else value
+    return _visible(value) if isinstance(value, str) else value
 
 
 class QuarantineWriter:
@@ -36,7 +44,7 @@ class QuarantineWriter:
     def park(self, raw: dict[str, Any], source_id: str | None, kind: str, reasons: list[dict[str, Any]]) -> None:
         raw = _jsonable(raw)
         if source_id is not None:
-            source_id = str(source_id).replace("\x00", "\\x00")[:255]
+            source_id = _visible(str(source_id))[:255]
         self.pending.append({"source_id": source_id, "raw": raw, "raw_hash": record_hash(raw), "kind": kind,
                              "reasons": _jsonable(reasons)})
 
