@@ -4,6 +4,7 @@ whole batch (no row of the stream stored, every run again), SQLite kept the valu
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,29 @@ def test_a_database_error_is_recorded_without_the_statement_and_its_values():
     driver = Exception("value too long for type character varying(255)\nCONTEXT: somewhere")
     exc = DataError("INSERT INTO customer (name) VALUES (%(name)s)", {"name": "王丽 +8613800000000"}, driver)
     assert _describe(exc) == "DataError (Exception): value too long for type character varying(255)"
+
+
+def test_an_amount_sqlite_cannot_keep_exactly_is_parked_there_and_kept_on_postgresql(project: Path, store_url: str):
+    """SQLite keeps a decimal as an 8-byte float: 99999999999999.99 came back as 99999999999999.98."""
+    (project / "customer.yaml").write_text(MAPPING + "  credit_limit: {from: credit_limit, type: decimal}\n",
+                                           encoding="utf-8")
+    rows = ["A,9999999999999.99", "B,99999999999999.99", "C,1234567890123456", "D,1000000000000000", "E,0.07"]
+    (project / "exports" / "customers.csv").write_text(
+        "customer_no,name,city,credit_limit,updated_at\n"
+        + "".join(f"{code},N,X,{limit},2026-11-01 09:00:00\n" for code, limit in (r.split(",") for r in rows)),
+        encoding="utf-8")
+    (run,) = triad("sync", "run")["runs"]
+    stored = {r["fields"]["code"]: r["fields"]["credit_limit"] for r in triad("records", "list", "customer")["records"]}
+    sqlite = store_url.startswith("sqlite")
+    kept = {"A": "9999999999999.99", "D": "1000000000000000", "E": "0.07"}
+    if not sqlite:
+        kept |= {"B": "99999999999999.99", "C": "1234567890123456"}
+    assert {code: Decimal(str(value)) for code, value in stored.items()} == \
+        {code: Decimal(value) for code, value in kept.items()}
+    assert run["quarantined"] == (2 if sqlite else 0)
+    if sqlite:
+        parked = {p["source_id"]: p["reasons"][0] for p in triad("quarantine", "list")["items"]}
+        assert parked["B"]["field"] == "credit_limit"
+        assert parked["B"]["message"] == ("credit_limit: 99999999999999.99 has 16 significant digits; "
+                                          "this SQLite store keeps 15 exactly (PostgreSQL keeps them all)")
+        assert set(parked) == {"B", "C"}

@@ -81,24 +81,32 @@ def test_an_overflowing_amount_quarantines_its_row_and_the_rest_loads(project: P
         "C4,Delta,1234.565,2026-01-01 08:03:00",
         "C5,Epsilon,9999999999999999.99,2026-01-01 08:04:00",
     ])
+    sqlite = migrated.dialect.name == "sqlite"
     for attempt in range(2):                  # a full rerun neither fails nor loads anything twice
         run = sync_once("--full")
         assert run["status"] == "ok" and run["error"] is None, run
         assert run["read"] == 5, run
-        assert (run["created"], run["updated"], run["quarantined"]) == ((4, 0, 1) if attempt == 0 else (0, 0, 0)), run
+        first = (3, 0, 2) if sqlite else (4, 0, 1)
+        assert (run["created"], run["updated"], run["quarantined"]) == (first if attempt == 0 else (0, 0, 0)), run
 
-    (item,) = triad("quarantine", "list")["items"]
-    assert (item["source_id"], item["kind"]) == ("C3", "mapping")
+    items = {item["source_id"]: item for item in triad("quarantine", "list")["items"]}
+    assert set(items) == ({"C3", "C5"} if sqlite else {"C3"})
+    item = items["C3"]
+    assert item["kind"] == "mapping"
     (reason,) = item["reasons"]
     assert reason["field"] == "credit_limit"
     assert reason["message"].startswith("credit_limit: 99999999999999999.99 is too large")
     assert "9999999999999999.99" in reason["message"]
+    if sqlite:     # SQLite's REAL keeps 15 significant digits, not 18: parked, never stored changed
+        (reason,) = items["C5"]["reasons"]
+        assert reason["message"] == ("credit_limit: 9999999999999999.99 has 18 significant digits; "
+                                     "this SQLite store keeps 15 exactly (PostgreSQL keeps them all)")
 
     # rounded half-up at mapping time: the same number in either store, as the golden value and in history
     stored = stored_credit_limits(migrated)
-    assert set(stored) == {"C1", "C2", "C4", "C5"}
+    assert set(stored) == ({"C1", "C2", "C4"} if sqlite else {"C1", "C2", "C4", "C5"})
     assert (stored["C1"], stored["C2"], stored["C4"]) == (Decimal("1000"), Decimal("2.68"), Decimal("1234.57"))
-    if migrated.dialect.name == "postgresql":     # SQLite's REAL keeps about 15 significant digits, not 18
+    if not sqlite:
         assert stored["C5"] == Decimal("9999999999999999.99")
     records = {r["fields"]["code"]: r for r in triad("records", "list", "customer")["records"]}
     assert records["C2"]["fields"]["credit_limit"] == "2.68"
