@@ -87,7 +87,8 @@ def _refuse_missing_sqlite_file(url: str) -> None:
     if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:") \
             or parsed.query.get("uri"):
         return
-    if not os.path.exists(database):
+    folder = os.path.dirname(os.path.abspath(database))
+    if os.path.isdir(folder) and not os.path.exists(database):   # else opening it says what is wrong
         raise TriadError(f"no store at {database}: run `triad db upgrade` to create it")
 
 
