@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select, update
 from hub import audit, durations, golden, subscriptions
 from hub.changefeed import lock_history
 from hub.canonical import ENTITIES
+from hub.echoes import known_held
 from hub.errors import NotFound, UsageError
 from hub.models import Conflict, FieldHistory, SourceState
 from hub.outbox import OutboxQueue
@@ -196,14 +197,28 @@ def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: b
 def current_source_values(conn: Connection, entity: str, record_id: str, field: str) -> dict[str, Any]:
     """system -> the value it last sent for ``field`` of the record (its merge base in source_state;
     of several source records of one system, the latest seen that has the field)."""
-    st = SourceState.__table__
     out: dict[str, Any] = {}
-    for r in conn.execute(select(st.c.system, st.c["values"]).where(st.c.entity == entity, st.c.record_id == record_id)
-                          .order_by(st.c.seen_at.desc())).mappings():
+    for r in _source_states(conn, entity, record_id):
         values = r["values"] or {}
         if field in values:
             out.setdefault(r["system"], values[field])
     return out
+
+
+def _source_states(conn: Connection, entity: str, record_id: str) -> list[Any]:
+    st = SourceState.__table__
+    return list(conn.execute(select(st.c.system, st.c["values"], st.c.written).where(
+        st.c.entity == entity, st.c.record_id == record_id).order_by(st.c.seen_at.desc())).mappings())
+
+
+def holding(conn: Connection, entity: str, record_id: str, field: str, value: Any) -> set[str]:
+    """Systems each of whose records of ``record_id`` surely holds ``value`` in ``field`` already
+    (:func:`hub.echoes.known_held`): a decision for that value need not be written to them."""
+    agree: dict[str, bool] = {}
+    for r in _source_states(conn, entity, record_id):
+        held = known_held(r["values"], r["written"])
+        agree[r["system"]] = agree.get(r["system"], True) and field in held and held[field] == value
+    return {s for s, ok in agree.items() if ok}
 
 
 def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple[str, ...], take: str | None = None,
@@ -244,8 +259,10 @@ def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple
         conn.execute(insert(FieldHistory.__table__), history)
         subscriptions.queue_changes(conn, entity, history, None, now)
     queue = OutboxQueue(entity, None, now)
-    for target in out_systems:   # every system takes the decision, also the one whose value lost
-        queue.queue(target, rid, {f: chosen})
+    has_it = holding(conn, entity, rid, f, chosen)
+    for target in out_systems:   # every system takes the decision, also the one whose value lost,
+        if target not in has_it:  # but the one whose value was taken holds it already
+            queue.queue(target, rid, {f: chosen})
     queued = queue.flush(conn)
     ct = Conflict.__table__
     conn.execute(update(ct).where(ct.c.entity == entity, ct.c.record_id == rid, ct.c.field == f,

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection, select
+
+from hub.models import SourceState
+from hub.sqlutil import chunks
+
 WRITTEN = "written"   # source_state.row_hash of a state the hub wrote (hub.push), not one it read
 KEEP = 8    # writes remembered per field: a system more than this many writes behind is a lost cause anyway
 
@@ -35,3 +40,20 @@ def still_pending(pending: dict[str, list] | None, shown: dict[str, Any]) -> dic
         if vs:
             out[f] = vs
     return out or None
+
+
+def known_held(values: dict[str, Any] | None, pending: dict[str, list] | None) -> dict[str, Any]:
+    """The fields a system surely holds, and their values: what it last showed (or was written, where
+    writes show at once), less any field with a write still on its way there, whose outcome is unknown."""
+    return {f: v for f, v in (values or {}).items() if not (pending or {}).get(f)}
+
+
+def held_by_source(conn: Connection, entity: str, system: str, source_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Source id -> :func:`known_held` of the system's records, one query per chunk of ids."""
+    st = SourceState.__table__
+    out: dict[str, dict[str, Any]] = {}
+    for part in chunks(sorted(set(source_ids))):
+        for r in conn.execute(select(st.c.source_id, st.c["values"], st.c.written).where(
+                st.c.entity == entity, st.c.system == system, st.c.source_id.in_(part))):
+            out[r.source_id] = known_held(r[1], r.written)
+    return out

@@ -45,6 +45,15 @@ class OutboxQueue:
         return n
 
 
+# a pending write held for a referenced record whose own write here is dead says so in its last_error
+BLOCKED_MARK = "its write here failed for good"
+
+
+def blocked_note(item_id: str) -> str:
+    """The part of a held write's ``last_error`` naming the dead write it waits for."""
+    return f"{BLOCKED_MARK} (outbox item {item_id} is dead)"
+
+
 # dead items wait for a decision and pending ones show what is stuck; delivered and dropped rows are history
 _LIST_ORDER = {"dead": 0, "pending": 1}
 RETRYABLE = ("dead", "pending")     # a waiting item may be made due now; a delivered one is never re-sent
@@ -100,8 +109,11 @@ def get(conn: Connection, item_id: str) -> dict[str, Any]:
 def retry(conn: Connection, item_id: str) -> dict[str, Any]:
     """A dead (or waiting) item goes back to pending, due now, with a fresh attempt count."""
     before = _checked(conn, item_id, RETRYABLE, "retried")
-    _move(conn, before, status="pending", attempts=0, next_attempt_at=utcnow(), claimed_by=None,
-          claimed_until=None)
+    now = utcnow()
+    _move(conn, before, status="pending", attempts=0, next_attempt_at=now, claimed_by=None, claimed_until=None)
+    ot = Outbox.__table__   # writes held for this one are due with it, not after their long wait
+    conn.execute(update(ot).where(ot.c.status == "pending", ot.c.last_error.like(f"%{blocked_note(item_id)}%"))
+                 .values(next_attempt_at=now))
     return before
 
 

@@ -36,11 +36,12 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func,
 from hub import golden
 from hub.canonical import ENTITIES
 from hub.connector import WriteChange, WriteResult
-from hub.echoes import WRITTEN, add_written
+from hub.echoes import WRITTEN, add_written, held_by_source
 from hub.errors import LimitExceeded, MappingError, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
 from hub.models import Outbox, SourceState, Xref
 from hub.open_conflicts import open_fields
+from hub.outbox import BLOCKED_MARK, blocked_note
 from hub.sqlutil import chunks, upsert
 from hub.streams import ENTITY_ORDER, Parts
 from hub.types import new_id, utcnow
@@ -260,6 +261,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
     with engine.connect() as conn:
         links, gone = _links(conn, name, entity, list(by_record))
         held = open_fields(conn, entity, list(by_record))
+        holds = held_by_source(conn, entity, name, [links[rid] for rid in by_record if rid in links])
         current = golden.load(conn, entity, list(by_record))
         ref_ids = _ref_targets(conn, name, entity, current, by_record)
         unread = _unread_changes(conn, connector, spec, mapping, name, entity,
@@ -272,6 +274,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
     deferred: list[tuple[dict[str, Any], str]] = []
     dead: list[tuple[dict[str, Any], str]] = []
     skipped: list[tuple[dict[str, Any], str]] = []
+    waits: list[tuple[dict[str, Any], tuple[str, str]]] = []     # rows held for a referenced record
     for rid, group in by_record.items():
         g = current.get(rid)
         delete = any(r["operation"] == "delete" for r in group)
@@ -316,12 +319,15 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             values = {}
             for r in group:
                 values.update(r["fields"])
-            # the latest golden value of each changed field
-            values = {k: g.values.get(k) for k in values if k not in hold}
+            # the latest golden value of each changed field, but not one the system holds already (the
+            # winner of a concurrent change, say): such a row is settled without a write
+            have = holds.get(source_id, {})
+            values = {k: g.values.get(k) for k in values
+                      if k not in hold and not (k in have and have[k] == g.values.get(k))}
         canonical = dict(values)          # before references become this system's ids
         missing = _resolve_refs(entity, values, ref_ids, frozenset(parts.cfg.connectors[name].entities))
         if missing:
-            deferred += [(r, missing) for r in group]
+            waits += [(r, missing) for r in group]
             continue
         try:
             payload = mapping.to_source(decode_record(entity, values))
@@ -335,6 +341,11 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         changes.append(WriteChange(key, rid, source_id, payload))
         change_rows[key] = group
         written[key] = _as_read_back(mapping, canonical, payload)
+    if waits:
+        with engine.connect() as conn:
+            blocking = _dead_writes(conn, name, {ref for _, ref in waits})
+        deferred += [(r, _waiting_for(*ref) + (f", but {blocking[ref]}" if ref in blocking else ""))
+                     for r, ref in waits]
     if dead:
         _settle_failures(engine, [(r, e, False, None) for r, e in dead], parts, report)
     if deferred:
@@ -395,8 +406,9 @@ def _ref_targets(conn: Connection, name: str, entity: str, current: dict[str, go
 
 
 def _resolve_refs(entity: str, values: dict[str, Any], ref_ids: dict[tuple[str, str], str],
-                  synced: frozenset[str]) -> str | None:
-    """Canonical ids in reference fields become this system's ids; None when all are known.
+                  synced: frozenset[str]) -> tuple[str, str] | None:
+    """Canonical ids in reference fields become this system's ids; None when all are known, else the
+    (entity, id) of a referenced record the system does not hold yet.
 
     A reference to an entity this system does not sync is left out of the write: it could never resolve.
     """
@@ -408,7 +420,7 @@ def _resolve_refs(entity: str, values: dict[str, Any], ref_ids: dict[tuple[str, 
         if rid:
             sid = ref_ids.get((ref_entity, rid))
             if sid is None:
-                return _waiting_for(ref_entity, rid)
+                return ref_entity, rid
             values[f] = sid
     return None
 
@@ -565,6 +577,25 @@ def _wake_waiting_for(conn: Connection, name: str, entity: str, record_ids: list
                      .values(next_attempt_at=now))
 
 
+def _dead_writes(conn: Connection, name: str, refs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(entity, id) -> why it will not reach ``name`` by itself: its latest write there is dead. Without
+    this, what waits for it would wait silently for ever."""
+    ot = Outbox.__table__
+    latest: dict[tuple[str, str], Any] = {}
+    by_entity: dict[str, list[str]] = {}
+    for e, rid in refs:
+        by_entity.setdefault(e, []).append(rid)
+    for e, ids in sorted(by_entity.items()):
+        for part in chunks(sorted(ids)):
+            for r in conn.execute(select(ot.c.id, ot.c.record_id, ot.c.status).where(
+                    ot.c.connector == name, ot.c.entity == e, ot.c.record_id.in_(part))
+                    .order_by(ot.c.created_at, ot.c.id)):
+                latest[(e, r.record_id)] = r
+    return {ref: f"{blocked_note(r.id)}: `triad outbox retry {r.id}` once its cause is fixed "
+                 f"(see `triad outbox list --status dead`), or drop this item"
+            for ref, r in latest.items() if r.status == "dead"}
+
+
 def _waiting_for(ref_entity: str, rid: str) -> str:
     return f"waiting for {ref_entity} {rid} to reach this system first"
 
@@ -650,6 +681,8 @@ def _retry_delay(why: str) -> timedelta:
     due at once (hub.sync); the delay is for reads that come another way (a webhook)."""
     if NOT_READ_YET in why:
         return timedelta(minutes=1)      # nothing else will change before that first read
+    if BLOCKED_MARK in why:
+        return timedelta(minutes=5)      # `triad outbox retry` of the dead write makes it due at once
     return timedelta(seconds=1 if "waiting for a read" in why else 30)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, func, select
 from hub.config import TriadConfig
 from hub.conflicts import merged_away
 from hub.models import GOLDEN_MODELS, Conflict, MatchCandidate, Outbox, Quarantine, StreamState, SyncRun
+from hub.outbox import BLOCKED_MARK
 
 
 def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
@@ -50,7 +51,9 @@ def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
                             "resolved": count(ct, ct.c.status == "resolved")}
         out["quarantine"] = {"parked": count(qt, qt.c.status == "parked")}
         out["outbox"] = {"pending": count(ot, ot.c.status == "pending"), "dead": count(ot, ot.c.status == "dead"),
-                         "done": count(ot, ot.c.status == "done")}
+                         "done": count(ot, ot.c.status == "done"),
+                         # pending, but held for a record whose own write failed for good: no push helps
+                         "blocked": count(ot, ot.c.status == "pending", ot.c.last_error.like(f"%{BLOCKED_MARK}%"))}
         out["matches"] = {"open": count(mt, mt.c.status == "open")}
     if out["conflicts"]["open"]:
         out["hints"].append(f"{out['conflicts']['open']} open conflicts: triad conflicts list")
@@ -58,8 +61,12 @@ def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
         out["hints"].append(f"{out['quarantine']['parked']} records parked: triad quarantine list")
     if out["matches"]["open"]:
         out["hints"].append(f"{out['matches']['open']} possible duplicates: triad matches list")
-    if out["outbox"]["pending"]:
-        out["hints"].append(f"{out['outbox']['pending']} changes waiting to be written: triad sync push")
+    waiting = out["outbox"]["pending"] - out["outbox"]["blocked"]
+    if waiting:
+        out["hints"].append(f"{waiting} changes waiting to be written: triad sync push")
+    if out["outbox"]["blocked"]:
+        out["hints"].append(f"{out['outbox']['blocked']} change(s) held for a write that failed for good: "
+                            "triad outbox list --status dead, fix the cause, then triad outbox retry ID")
     if out["outbox"]["dead"]:
         out["hints"].append(f"{out['outbox']['dead']} writes failed for good: triad outbox list --status dead")
     if not out["streams"]:

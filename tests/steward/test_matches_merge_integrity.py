@@ -161,7 +161,7 @@ def test_a_merge_opens_a_manual_conflict_and_keeps_every_overwritten_value(proje
     triad("bob", "conflicts", "resolve", held["id"], "--take", "crm")
     triad("alice", "sync", "push")
     assert {w["customer_no"]: w.get("tier") for w in writes(project, "erp") + writes(project, "crm")
-            if "tier" in w} == {"E1": "Bronze", "C1": "Bronze"}
+            if "tier" in w} == {"E1": "Bronze"}             # crm holds the value taken from it already
 
 
 def test_a_merged_away_records_open_conflicts_move_to_the_survivor_and_come_back_on_unmerge(project: Path):
@@ -211,7 +211,7 @@ def test_resolving_a_moved_conflict_updates_the_survivor_and_creates_nothing(lit
     pushed = triad("alice", "sync", "push")["pushes"]
     assert sum(p["created"] for p in pushed) == 0
     assert {w["customer_no"] for w in writes(lite, "erp") + writes(lite, "crm") + writes(lite, "shop")
-            if w.get("email") == "boss@xihu-tea.cn"} == {"E1", "C1", "S1"}
+            if w.get("email") == "boss@xihu-tea.cn"} == {"E1", "C1"}       # shop holds it already
 
 
 # --- unmerge keeps what a system changed after the merge ------------------------------------------
@@ -242,7 +242,7 @@ def test_unmerge_force_keeps_a_source_edit_made_after_the_merge(project: Path):
     assert loser["id"] == merged["loser"] and loser["fields"]["phone"] == "+8657187779999"
     # the survivor had crm's edit only through the merge: it and erp go back to erp's own number
     assert survivor["fields"]["phone"] == "+8657187774040"
-    assert [w["phone"] for w in writes(project, "erp") if "phone" in w] == ["+8657187774040"]
+    assert [w["phone"] for w in writes(project, "erp") if "phone" in w] == []   # erp never left its number
     assert not [w for w in writes(project, "crm") if w["__op__"] != "update"]   # nothing created twice
 
 

@@ -1,0 +1,91 @@
+"""An order whose customer's write to a system failed for good is shown blocked on that write, not as
+waiting for a push: its last error names the dead outbox item, `triad status` points at the dead write,
+and `triad outbox retry` of the customer write lets both go (SPEC §5 outbound)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli import main
+from hub.config import load_config
+from hub.push import push
+from hub.store import make_engine
+from hub.streams import Parts
+from hub.sync import run_stream
+
+from .helpers import write_project
+
+SHIPPED = Path(__file__).resolve().parents[2] / "mappings" / "file" / "customer.yaml"
+CUSTOMERS = """customer_no,name,type,tax_id,status,updated_at
+C0001,Acme Trading,company,91310000AB0001,blocked,2026-11-01 08:00:00
+C0002,Beta Foods,company,91310000AB0002,active,2026-11-01 08:00:00
+"""
+ORDERS = """order_no,customer_no,order_date,status,currency,total_amount,tax_amount,updated_at
+SO-1,C0001,2026-11-10,confirmed,CNY,113.00,13.00,2026-11-10 09:00:00
+SO-2,C0002,2026-11-11,confirmed,CNY,56.50,6.50,2026-11-11 09:00:00
+"""
+
+
+def triad(cfg_path: Path, *args: str, code: int = 0) -> dict:
+    r = CliRunner().invoke(main, ["--config", str(cfg_path), "--json", *args], catch_exceptions=False)
+    assert r.exit_code == code, r.output
+    return json.loads(r.stdout)
+
+
+def make_hub(tmp_path: Path, url: str):
+    """erp (in) holds customers and orders; crm (out) cannot write the status `blocked` (no value for it)."""
+    root = tmp_path / "p"
+    for s in ("erp", "crm"):
+        (root / "exports" / s).mkdir(parents=True)
+    (root / "exports" / "erp" / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+    (root / "exports" / "erp" / "orders.csv").write_text(ORDERS, encoding="utf-8")
+    (root / "mappings").mkdir()
+    crm_mapping = root / "mappings" / "crm_customer.yaml"
+    crm_mapping.write_text(SHIPPED.read_text(encoding="utf-8").replace(
+        "to: {active: active, inactive: inactive, blocked: blocked}", "to: {active: active, inactive: inactive}"),
+        encoding="utf-8")
+    cfg_path = write_project(root, """connectors:
+  erp: {type: file, path: ./exports/erp, direction: in, entities: [customer, order]}
+  crm: {type: file, path: ./exports/crm, direction: out,
+        entities: {customer: {mapping: mappings/crm_customer.yaml}, order: {}}}
+matching: {customer: {exact: [tax_id]}}
+""", url)
+    cfg = load_config(str(cfg_path))
+    engine = make_engine(cfg.store.url)
+    parts = Parts(cfg)
+    for entity in ("customer", "order"):
+        assert run_stream(engine, parts, "erp", entity).status == "ok"
+    return root, crm_mapping, cfg_path, engine, parts
+
+
+def test_an_order_waiting_for_a_dead_customer_write_is_shown_blocked(tmp_path: Path, store_url: str):
+    root, crm_mapping, cfg_path, engine, parts = make_hub(tmp_path, store_url)
+    push(engine, parts)
+    dead = triad(cfg_path, "outbox", "list", "--status", "dead")["items"]
+    assert [(d["entity"], "blocked" in d["last_error"]) for d in dead] == [("customer", True)]   # cannot map
+    pending = triad(cfg_path, "outbox", "list", "--status", "pending")["items"]
+    assert [i["entity"] for i in pending] == ["order"]                # SO-2 went; SO-1 waits for Acme
+    error = pending[0]["last_error"]
+    assert dead[0]["id"] in error and "failed for good" in error and f"outbox retry {dead[0]['id']}" in error
+
+    push(engine, parts)                                               # another push changes nothing
+    assert triad(cfg_path, "outbox", "list", "--status", "pending")["items"][0]["last_error"] == error
+
+    status = triad(cfg_path, "status")
+    assert status["outbox"]["pending"] == 1 and status["outbox"]["blocked"] == 1
+    assert not any("sync push" in h for h in status["hints"])         # a push would not help
+    assert any("1 change" in h and "outbox list --status dead" in h for h in status["hints"])
+
+    # the cause fixed and the dead write retried: the customer is created, then its order goes at once
+    crm_mapping.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
+    triad(cfg_path, "outbox", "retry", dead[0]["id"])
+    parts.close()
+    parts = Parts(load_config(str(cfg_path)))
+    reports = {r.entity: r for r in push(engine, parts) if r.connector == "crm"}
+    assert reports["customer"].counts["created"] == 1 and reports["order"].counts["written"] == 1
+    assert triad(cfg_path, "outbox", "list", "--status", "pending")["items"] == []
+    assert triad(cfg_path, "status")["outbox"]["blocked"] == 0
+    parts.close()
+    engine.dispose()
