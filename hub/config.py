@@ -45,6 +45,10 @@ class EntityBinding(BaseModel):
     model_config = ConfigDict(extra="allow")
     mapping: str | None = None
     batch_size: int | None = Field(default=None, gt=0, le=100_000)
+    # for systems that never report deletions: a complete read (no cursor) that ends ok flags the records
+    # it did not return as deleted (hub.absence), at most this many at once (default: max(50, 10%))
+    deleted_when_missing: bool = False
+    deleted_when_missing_limit: int | None = Field(default=None, ge=0)
 
     @property
     def options(self) -> dict[str, Any]:

@@ -102,6 +102,7 @@ def cross_check(cfg: TriadConfig) -> list[str]:
         if sch.entity and sch.entity not in ENTITIES:
             out.append(f"schedules[{i}].entity: unknown entity '{sch.entity}'")
     out += _flow_problems(cfg)
+    out += _absence_problems(cfg)
     for role, rc in cfg.roles.items():
         out += _role_problems(role, rc)
     known_roles = set(cfg.roles) | {"admin"}
@@ -133,6 +134,20 @@ def _flow_problems(cfg: TriadConfig) -> list[str]:
             problem = _read_problem(cfg, system, flow.when.entity)
             if problem:
                 out.append(f"flows[{i}].when.system: {problem}")
+    return out
+
+
+def _absence_problems(cfg: TriadConfig) -> list[str]:
+    """Deletes by absence need a stream that is read; a limit without the option would do nothing."""
+    out: list[str] = []
+    for name, c in cfg.connectors.items():
+        for entity, b in c.entities.items():
+            where = f"connectors.{name}.entities.{entity}"
+            if b.deleted_when_missing and c.direction == "out":
+                out.append(f"{where}.deleted_when_missing: {name} only writes {entity} (direction out); "
+                           "only a read can find a record missing")
+            if b.deleted_when_missing_limit is not None and not b.deleted_when_missing:
+                out.append(f"{where}.deleted_when_missing_limit: set without deleted_when_missing: true")
     return out
 
 

@@ -55,6 +55,10 @@ class Parts:
             raise UsageError(f"connector '{name}' does not sync {entity}; it syncs {', '.join(c.entities)}")
         return c, binding
 
+    def binding(self, name: str, entity: str) -> Any:
+        """The connector's ``entities.<entity>`` block (hub.config.EntityBinding)."""
+        return self._binding(name, entity)[1]
+
     def mapping(self, name: str, entity: str) -> Mapping:
         key = (name, entity)
         if key not in self.mappings:

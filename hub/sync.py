@@ -21,11 +21,12 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
+from hub.absence import Absence
 from hub.errors import FatalError, LimitExceeded, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
 from hub.models import Outbox, Quarantine, StreamState, SyncRun
 from hub.pipeline import STAT_KEYS, BatchStats, StreamContext, process_batch
-from hub.sqlutil import upsert
+from hub.sqlutil import chunks, upsert
 from hub.streams import Parts, inbound_streams
 from hub.types import new_id, utcnow
 
@@ -165,10 +166,13 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
         report.cursor = cursor
         spec = parts.stream_spec(name, entity, started)
         connector = parts.connector(name)
+        absence = _absence(parts, name, entity, ctx) if cursor is None else None
         for batch in connector.read(spec, cursor):
             ctx.now = utcnow()
             with store.tx() as conn:    # the batch, its cursor and the run's figures, or none of them
                 stats = process_batch(conn, ctx, batch.records, batch.deleted)
+                if absence is not None:
+                    absence.seen(conn, batch.records, ctx.now)
                 _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
                 if batch.cursor is not None:
                     _save_cursor(conn, name, entity, batch.cursor, ctx.now)
@@ -183,6 +187,8 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
                 report.status, report.error = "stopped", "stopped on request; the next run resumes from here"
                 break
         else:
+            if absence is not None:   # a complete read: what it did not return is gone from the system
+                _flag_missing(store, ctx, report, absence, started, spec.batch_size, owner, progress)
             report.status = "ok"
     except LimitExceeded as exc:
         report.status, report.error = "stopped", f"request limit reached, resumes next run: {exc}"
@@ -201,6 +207,31 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
                 if report.status == "ok":
                     _wake_writes_waiting_for_a_read(conn, name, entity)
     return report
+
+
+def _absence(parts: Parts, name: str, entity: str, ctx: StreamContext) -> Absence | None:
+    binding = parts.binding(name, entity)
+    if not binding.deleted_when_missing:
+        return None
+    return Absence(name, entity, ctx.mapping, binding.deleted_when_missing_limit)
+
+
+def _flag_missing(store: _Store, ctx: StreamContext, report: RunReport, absence: Absence, started: datetime,
+                  size: int, owner: str, progress: Progress | None) -> None:
+    """Flag the records a complete read did not return, as deletes the connector reported, a batch at a time."""
+    with store.tx() as conn:
+        gone, why = absence.missing(conn, started)
+    if why:
+        report.error = why    # the run is ok; the summary shows why nothing was flagged
+    for part in chunks(gone, size):
+        ctx.now = utcnow()
+        with store.tx() as conn:
+            report.absorb(process_batch(conn, ctx, [], part))
+            if not store.dry_run:
+                _renew_lease(conn, ctx.system, ctx.entity, owner)
+            _save_run(conn, report)
+        if progress:
+            progress(ctx.system, ctx.entity, report.counts)
 
 
 def _wake_writes_waiting_for_a_read(conn: Connection, name: str, entity: str) -> None:

@@ -1,0 +1,287 @@
+"""`deleted_when_missing: true`: a complete read (`sync run --full`, or a stream's first run) that ends ok
+flags the linked records it did not return as deleted in that system, as if the connector had reported
+them; never a record the read returned in any form, never after an incremental or failed read, and never
+more at once than the safety limit. On SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from cli import main
+from hub.models import Outbox, Xref
+from hub.store import make_engine
+
+CONFIG = """\
+store: {{url: "sqlite:///unused.db"}}
+connectors:
+  erp:
+    type: file
+    path: ./erp
+    outbox: ./erp_outbox
+    direction: {erp_direction}
+    entities:
+      customer: {{mapping: customer.yaml, batch_size: 2{customer_opts}}}
+      order: {{mapping: order.yaml, batch_size: 2{order_opts}}}
+  crm:
+    type: file
+    path: ./crm
+    outbox: ./crm_outbox
+    direction: both
+    propagate_deletes: true
+    entities:
+      customer: {{mapping: customer.yaml}}
+"""
+ON = ", deleted_when_missing: true"
+CUSTOMER_MAPPING = """\
+source: customers*.csv
+key: code
+updated_at: updated_at
+timezone: UTC
+fields:
+  code: code
+  name: name
+  credit_limit: {from: credit_limit, type: decimal}
+"""
+ORDER_MAPPING = """\
+source: orders.csv
+key: order_no
+fields:
+  order_no: order_no
+  customer_id: {from: customer_no, ref: customer}
+  total_amount: {from: total_amount, type: decimal}
+"""
+
+
+def configure(project: Path, customer_opts: str = ON, order_opts: str = "", erp_direction: str = "in") -> None:
+    (project / "triad.yaml").write_text(CONFIG.format(customer_opts=customer_opts, order_opts=order_opts,
+                                                      erp_direction=erp_direction), encoding="utf-8")
+
+
+def export(project: Path, codes: list[str], bad: tuple[str, ...] = (), name: str = "customers.csv") -> None:
+    lines = ["code,name,credit_limit,updated_at"]
+    lines += [f"{c},Customer {c},{'not a number' if c in bad else '100.00'},2024-01-01T00:00:00Z" for c in codes]
+    (project / "erp" / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def project(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TRIAD_DATABASE_URL", store_url)
+    for var in ("TRIAD_CONFIG", "TRIAD_USER"):
+        monkeypatch.delenv(var, raising=False)
+    p = tmp_path / "p"
+    for folder in ("erp", "crm"):
+        (p / folder).mkdir(parents=True)
+    (p / "customer.yaml").write_text(CUSTOMER_MAPPING, encoding="utf-8")
+    (p / "order.yaml").write_text(ORDER_MAPPING, encoding="utf-8")
+    configure(p)
+    monkeypatch.chdir(p)
+    assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+    return p
+
+
+def sync(*args: str, code: int = 0, entity: str = "customer") -> dict:
+    r = CliRunner().invoke(main, ["--json", "sync", "run", "-c", "erp", "-e", entity, *args])
+    assert r.exit_code == code, r.output
+    (run,) = json.loads(r.stdout)["runs"]
+    return run
+
+
+def xrefs(store_url: str, entity: str = "customer") -> dict[str, str]:
+    engine = make_engine(store_url)
+    xt = Xref.__table__
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(select(xt.c.source_id, xt.c.status).where(
+                xt.c.system == "erp", xt.c.entity == entity)).all())
+    finally:
+        engine.dispose()
+
+
+def deleted_in(code: str) -> list[str] | None:
+    r = CliRunner().invoke(main, ["--json", "records", "list", "customer", "--limit", "500"])
+    (rec,) = [x for x in json.loads(r.stdout)["records"] if x["fields"]["code"] == code]
+    return rec.get("deleted_in")
+
+
+def deletes_queued(store_url: str) -> int:
+    engine = make_engine(store_url)
+    ot = Outbox.__table__
+    try:
+        with engine.connect() as conn:
+            return len(conn.execute(select(ot.c.id).where(ot.c.connector == "crm",
+                                                           ot.c.operation == "delete")).all())
+    finally:
+        engine.dispose()
+
+
+CODES = ["C1", "C2", "C3", "C4", "C5"]
+
+
+def test_a_full_read_flags_exactly_the_rows_gone_from_the_export(project: Path, store_url: str):
+    export(project, CODES)
+    first = sync()
+    assert (first["status"], first["created"], first["deleted"]) == ("ok", 5, 0)   # a first run: nothing to flag
+    export(project, ["C1", "C2", "C3"])
+    run = sync("--full")
+    assert (run["status"], run["deleted"], run["error"]) == ("ok", 2, None)
+    assert run["unchanged"] == 3                     # the rows still there were skipped unmapped, not flagged
+    assert xrefs(store_url) == {"C1": "active", "C2": "active", "C3": "active", "C4": "deleted", "C5": "deleted"}
+    assert deleted_in("C4") == ["erp"] and deleted_in("C5") == ["erp"] and deleted_in("C1") is None
+    assert deletes_queued(store_url) == 2            # crm sets propagate_deletes
+    again = sync("--full")                           # already flagged: nothing more
+    assert (again["status"], again["deleted"]) == ("ok", 0)
+    export(project, ["C1", "C2", "C3", "C4"])        # back in the export: active again
+    back = sync("--full")
+    assert back["deleted"] == 0 and xrefs(store_url)["C4"] == "active" and deleted_in("C4") is None
+
+
+def test_a_row_present_but_failing_its_mapping_is_not_flagged(project: Path, store_url: str):
+    export(project, CODES)
+    sync()
+    export(project, ["C1", "C2", "C3", "C5"], bad=("C3",))
+    run = sync("--full")
+    assert (run["status"], run["quarantined"], run["deleted"]) == ("ok", 1, 1)
+    assert xrefs(store_url) == {"C1": "active", "C2": "active", "C3": "active", "C4": "deleted", "C5": "active"}
+    again = sync("--full")                           # parked already: read again, still present
+    assert (again["status"], again["deleted"]) == ("ok", 0)
+    assert xrefs(store_url)["C3"] == "active"
+
+
+def test_a_row_parked_for_an_unknown_reference_is_not_flagged(project: Path, store_url: str):
+    configure(project, order_opts=ON)
+    export(project, CODES)
+    sync()
+    orders = project / "erp" / "orders.csv"
+    orders.write_text("order_no,customer_no,total_amount\nO1,C1,10\nO2,C2,20\nO3,C3,30\n", encoding="utf-8")
+    assert sync(entity="order")["created"] == 3
+    orders.write_text("order_no,customer_no,total_amount\nO1,C1,10\nO2,C9,20\n", encoding="utf-8")
+    run = sync("--full", entity="order")
+    assert (run["status"], run["quarantined"], run["deleted"]) == ("ok", 1, 1)
+    assert xrefs(store_url, "order") == {"O1": "active", "O2": "active", "O3": "deleted"}
+
+
+def test_an_incremental_read_flags_nothing(project: Path, store_url: str):
+    export(project, CODES)
+    sync()
+    export(project, ["C1", "C2", "C3"])
+    run = sync()                                     # from the cursor: not a complete read
+    assert (run["status"], run["deleted"]) == ("ok", 0)
+    assert set(xrefs(store_url).values()) == {"active"}
+
+
+def test_a_read_that_fails_flags_nothing(project: Path, store_url: str):
+    export(project, CODES)
+    sync()
+    export(project, ["C1", "C2", "C3"])
+    (project / "erp" / "customers_z.csv").write_text("no_code,name\nx,y\n", encoding="utf-8")   # no key column
+    run = sync("--full", code=1)
+    assert (run["status"], run["deleted"]) == ("error", 0)
+    assert set(xrefs(store_url).values()) == {"active"}
+
+
+def test_a_row_without_a_key_stops_the_flagging(project: Path, store_url: str):
+    export(project, CODES)
+    sync()
+    export(project, ["C1", "C2", "C3", ""])          # a row that may be any record
+    run = sync("--full")
+    assert (run["status"], run["deleted"]) == ("ok", 0)
+    assert "no readable key" in run["error"]
+    assert set(xrefs(store_url).values()) == {"active"}
+
+
+def test_a_dry_run_counts_what_it_would_flag_and_writes_nothing(project: Path, store_url: str):
+    export(project, CODES)
+    sync()
+    export(project, ["C1", "C2", "C3"])
+    dry = sync("--full", "--dry-run")
+    assert (dry["status"], dry["deleted"]) == ("ok", 2)
+    assert set(xrefs(store_url).values()) == {"active"} and deletes_queued(store_url) == 0
+
+
+def test_the_safety_limit_flags_nothing_when_too_many_are_missing(project: Path, store_url: str):
+    codes = [f"C{n:03}" for n in range(60)]
+    export(project, codes)
+    assert sync()["created"] == 60
+    export(project, codes[:9])                       # 51 gone: more than max(50, 10% of 60)
+    run = sync("--full")
+    assert (run["status"], run["deleted"]) == ("ok", 0)
+    assert "51 of 60" in run["error"] and "deleted_when_missing_limit" in run["error"]
+    assert set(xrefs(store_url).values()) == {"active"}
+    configure(project, customer_opts=ON + ", deleted_when_missing_limit: 60")   # the admin says they are gone
+    run = sync("--full")
+    assert (run["status"], run["deleted"], run["error"]) == ("ok", 51, None)
+
+
+def test_without_the_option_nothing_is_flagged(project: Path, store_url: str):
+    configure(project, customer_opts="")
+    export(project, CODES)
+    sync()
+    export(project, ["C1", "C2", "C3"])
+    run = sync("--full")
+    assert (run["status"], run["deleted"]) == ("ok", 0)
+    assert set(xrefs(store_url).values()) == {"active"}
+
+
+def test_the_option_is_checked(project: Path):
+    configure(project, customer_opts=", deleted_when_missing_limit: 5")
+    r = CliRunner().invoke(main, ["config", "validate"])
+    assert r.exit_code == 2 and "deleted_when_missing_limit: set without deleted_when_missing" in r.output
+    configure(project, customer_opts=", deleted_when_mising: true")
+    r = CliRunner().invoke(main, ["config", "validate"])
+    assert r.exit_code == 2 and "did you mean 'deleted_when_missing'" in r.output
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_record_the_hub_created_there_and_never_read_back_is_not_flagged(project: Path, store_url: str, when: str):
+    """Pushed before the read (a file outbox the ERP has not imported yet) or while it runs."""
+    from hub.config import load_config
+    from hub.push import push
+    from hub.streams import Parts
+    from hub.sync import run_stream
+    configure(project, erp_direction="both")
+    export(project, CODES)
+    sync()
+    (project / "crm" / "customers.csv").write_text("code,name,credit_limit,updated_at\n"
+                                                   "X1,Customer X1,5.00,2024-01-01T00:00:00Z\n", encoding="utf-8")
+    r = CliRunner().invoke(main, ["--json", "sync", "run", "-c", "crm", "-e", "customer"])
+    assert r.exit_code == 0, r.output
+    engine, parts = make_engine(store_url), Parts(load_config(str(project / "triad.yaml")))
+    pushed = push(engine, parts, ("erp",)) if when == "before" else []
+
+    def push_meanwhile(name: str, entity: str, counts: dict) -> None:
+        if not pushed:   # between two batches of the read: X1 is created in erp and linked
+            pushed.extend(push(engine, parts, ("erp",)))
+
+    try:
+        run = run_stream(engine, parts, "erp", "customer", full=True, progress=push_meanwhile)
+    finally:
+        parts.close()
+        engine.dispose()
+    assert sum(p.counts["created"] for p in pushed if p.entity == "customer") == 1, [p.as_dict() for p in pushed]
+    assert (run.status, run.counts["deleted"]) == ("ok", 0)
+    assert xrefs(store_url)["X1"] == "active"
+
+
+def test_a_table_without_a_change_stamp_is_read_in_full_every_run(project: Path, store_url: str):
+    """The sql connector keeps no cursor for such a table: every run is complete, and finds deleted rows."""
+    import sqlite3
+    (project / "sql_customer.yaml").write_text("source: customers\nkey: code\nfields:\n  code: code\n  name: name\n",
+                                               encoding="utf-8")
+    (project / "triad.yaml").write_text(
+        'store: {url: "sqlite:///unused.db"}\nconnectors:\n'
+        '  erp: {type: sql, url: "sqlite:///source.db", direction: in,\n'
+        '        entities: {customer: {mapping: sql_customer.yaml, deleted_when_missing: true}}}\n', encoding="utf-8")
+    with sqlite3.connect(project / "source.db") as db:
+        db.execute("CREATE TABLE customers (code TEXT PRIMARY KEY, name TEXT)")
+        db.executemany("INSERT INTO customers VALUES (?, ?)", [(c, f"Customer {c}") for c in CODES])
+    first = sync()
+    assert (first["status"], first["created"], first["cursor"]) == ("ok", 5, None)
+    with sqlite3.connect(project / "source.db") as db:
+        db.execute("DELETE FROM customers WHERE code IN ('C2', 'C4')")
+    run = sync()
+    assert (run["status"], run["deleted"], run["unchanged"]) == ("ok", 2, 3)
+    assert xrefs(store_url) == {"C1": "active", "C2": "deleted", "C3": "active", "C4": "deleted", "C5": "active"}
