@@ -50,6 +50,7 @@ from hub.values import decode_record
 log = logging.getLogger(__name__)
 CLAIM = timedelta(minutes=5)
 NOT_READ_YET = "has not been read yet"
+SYSTEM_USER = "triad"     # who merges the read-back echo of a create (audit log, merge log)
 CLAIM_LOCK = 7370003      # advisory lock namespace; hub.audit uses 7370001, hub.changefeed 7370002
 
 
@@ -365,7 +366,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             ok.append((ch, res))
         else:
             failed += [(r, res.error or "write failed", res.retriable, res.retry_after) for r in change_rows[ch.change_id]]
-    _settle_success(engine, name, entity, ok, change_rows, report, written, connector.writes_visible)
+    _settle_success(engine, parts, name, entity, ok, change_rows, report, written, connector.writes_visible)
     if failed:
         _settle_failures(engine, failed, parts, report)
 
@@ -432,7 +433,7 @@ def _mark_done(engine: Engine, ids: list[str]) -> None:
                                                                 claimed_until=None))
 
 
-def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_rows: dict,
+def _settle_success(engine: Engine, parts: Parts, name: str, entity: str, ok: list, change_rows: dict,
                     report: PushReport, written: dict[str, dict[str, Any]], visible: bool) -> None:
     if not ok:
         return
@@ -448,6 +449,7 @@ def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_row
                       "record_id": ch.record_id, "status": "active", "created_at": now, "updated_at": now}
                      for ch, res in ok if ch.source_id is None and res.source_id and not ch.delete]
         if new_links:
+            _fold_read_backs(conn, parts, name, entity, new_links)
             upsert(conn, xt, new_links, ["entity", "system", "source_id"], ["record_id", "status", "updated_at"])
             _wake_waiting_for(conn, name, entity, [x["record_id"] for x in new_links], now)
         gone = [{"_sid": ch.source_id} for ch, _ in ok if ch.delete and ch.source_id]
@@ -461,6 +463,35 @@ def _settle_success(engine: Engine, name: str, entity: str, ok: list, change_row
             _record_bases(conn, name, entity, ok, written, now)
         else:
             _record_written(conn, name, entity, ok, written, now)
+
+
+def _fold_read_backs(conn: Connection, parts: Parts, name: str, entity: str, new_links: list[dict[str, Any]]) -> None:
+    """A system record the hub just created may have been read before this link was recorded (a read
+    between the write and now, or before a retried create after a lost answer): that read made another
+    golden record of it. That record is the echo of this create: it is merged into the created one
+    (undoable, `triad matches unmerge`) instead of being left behind without its link."""
+    xt, t = Xref.__table__, golden.table_of(entity)
+    target = {x["source_id"]: x["record_id"] for x in new_links}
+    echoes: dict[str, str] = {}     # golden record read back -> the record the hub created
+    created = set(target.values())
+    for part in chunks(sorted(target)):
+        for sid, rid in conn.execute(select(xt.c.source_id, xt.c.record_id).where(
+                xt.c.entity == entity, xt.c.system == name, xt.c.source_id.in_(part))):
+            if rid != target[sid]:
+                echoes.setdefault(rid, target[sid])
+    if not echoes:
+        return
+    merged: set[str] = set()
+    for part in chunks(sorted({*echoes, *echoes.values()})):
+        merged |= set(conn.scalars(select(t.c.id).where(t.c.id.in_(part), t.c.merged_into.is_not(None))))
+    from hub.matching_merge import merge
+    for loser, winner in sorted(echoes.items()):
+        if loser in merged or winner in merged or loser in created:
+            continue    # merged away already (or itself a record just created here): linked as before
+        merge(conn, entity, winner, loser, user=SYSTEM_USER, rules=parts.rules(entity),
+              out_systems=parts.out_systems(entity),
+              note=f"{entity} {loser} was read from {name} before the hub recorded its own create there")
+        log.info("merged %s %s into %s: read back from %s before its create was linked", entity, loser, winner, name)
 
 
 def _open_candidates(conn: Connection, entity: str, record_ids: list[str]) -> dict[str, str]:
