@@ -129,7 +129,7 @@ def db_upgrade(ctx: Context, revision: str) -> None:
     """
     from hub import render
     from hub.store import current_revision, upgrade
-    engine = ctx.engine(check_schema=False)
+    engine = ctx.engine(check_schema=False, create=True)
     before = current_revision(engine)
     upgrade(engine, revision)
     after = current_revision(engine)
@@ -471,6 +471,8 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     def human() -> None:
         cols = ["connector", "entity", "status", "read", "created", "updated", "unchanged", "linked",
                 "quarantined", "conflicts", "queued"]
+        if any(r.counts["deleted"] for r in reports):    # flagged deleted in their source (a dry run: would be)
+            cols.insert(cols.index("quarantined"), "deleted")
         render.table("dry run (nothing written)" if dry_run else "sync", cols,
                      [[r.as_dict()[c] for c in cols] for r in reports])
         for r in reports:
@@ -935,7 +937,7 @@ def quarantine_show(ctx: Context, item_id: str) -> None:
     finally:
         parts.close()
     emit(ctx, item, lambda: (render.kv(f"quarantine {item_id}", [(k, item[k]) for k in ("connector", "entity", "source_id", "kind", "status", "attempts", "created_at")]),
-                             render.table("reasons", ["reason", "field", "detail"], [(x.get("reason"), x.get("field") or x.get("column"), x.get("message") or f"{x.get('expectation')}: {x.get('value')}") for x in item["reasons"]]),
+                             render.table("reasons", ["reason", "field", "detail"], [(x.get("reason"), x.get("field") or x.get("column"), x.get("message") or f"{x.get('expectation')}: {x.get('value')}") for x in item["reasons"]], width=1000),
                              render.table("raw payload", ["field", "value"], item["raw"].items()),
                              render.hint(f"denied to your roles, so hidden: {', '.join(item['hidden_fields'])} and the "
                                          "payload fields mapped to it") if item.get("hidden_fields") else None))

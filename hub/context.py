@@ -45,8 +45,9 @@ class Context:
             install_redaction(self._config)
         return self._config
 
-    def engine(self, *, check_schema: bool = True) -> Engine:
-        """The hub store; by default refuses a database that is not migrated to head."""
+    def engine(self, *, check_schema: bool = True, create: bool = False) -> Engine:
+        """The hub store; by default refuses a database that is not migrated to head. Only ``create``
+        (`triad db upgrade`) makes a SQLite file (and its folder) that does not exist yet."""
         if self._engine is None:
             from sqlalchemy.exc import OperationalError
             from hub.errors import TriadError
@@ -57,7 +58,7 @@ class Context:
                 # no config and no store named: making ./triad.db here would be a store nobody asked for
                 self.config(required=True)     # raises: no such config file (create one with `triad init` ...)
             url = cfg.store.url
-            if check_schema:
+            if not create:
                 _refuse_missing_sqlite_file(url)
             self._engine = make_engine(url)
             try:
@@ -78,17 +79,19 @@ class Context:
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:
-    """A command that needs a migrated store does not create an empty SQLite file on its way to saying the
-    store is not migrated (a mistyped path would leave stray databases behind)."""
+    """Only `triad db upgrade` creates a store: any other command on a SQLite file that does not exist
+    says so instead of leaving an empty database (and its folders) behind, a mistyped path's stray."""
     from sqlalchemy.engine import make_url
     from hub.errors import TriadError
     parsed = make_url(url)
     database = parsed.database or ""
     if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:") \
-            or parsed.query.get("uri"):
+            or parsed.query.get("uri") or os.path.exists(database):
         return
     folder = os.path.dirname(os.path.abspath(database))
-    if os.path.isdir(folder) and not os.path.exists(database):   # else opening it says what is wrong
+    while not os.path.exists(folder):       # the nearest folder that exists, where it would be made
+        folder = os.path.dirname(folder)
+    if os.path.isdir(folder):               # under a file, opening it says what is wrong (a config error)
         raise TriadError(f"no store at {database}: run `triad db upgrade` to create it")
 
 

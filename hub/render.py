@@ -48,7 +48,9 @@ def cell(v: Any, width: int = 60) -> str:
     return escape(s)      # data is shown as it is, never read as markup
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], width: int = 60) -> None:
+    """``width``: characters a cell shows before it is cut (a list keeps its rows short; a detail view
+    whose text is the point, a quarantine reason, passes more)."""
     from rich.markup import escape
     from rich.table import Table
     t = Table(title=escape(title) if title else None, show_lines=False, header_style="bold")
@@ -56,7 +58,7 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         t.add_column(c, overflow="fold")
     n = 0
     for r in rows:
-        t.add_row(*[cell(v) for v in r])
+        t.add_row(*[cell(v, width) for v in r])
         n += 1
     if n == 0:
         from rich.markup import escape as esc

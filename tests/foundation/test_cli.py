@@ -84,6 +84,18 @@ def test_command_on_a_store_not_yet_created_leaves_no_empty_database(tmp_path):
     assert triad("records", "list", "customer", cwd=tmp_path).returncode == 0
 
 
+def test_no_command_but_db_upgrade_makes_a_store_or_its_folder(tmp_path):
+    """Read-only commands on a store path whose folder does not exist (or on a missing file) make neither."""
+    (tmp_path / "triad.yaml").write_text("store: {url: 'sqlite:///data/hub.db'}\n")
+    for args in (("status",), ("db", "current"), ("db", "check")):
+        r = triad(*args, cwd=tmp_path)
+        assert r.returncode == 1, (args, r.stderr)
+        assert "no store at " in r.stderr and "run `triad db upgrade`" in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "data").exists()
+    assert triad("db", "upgrade", cwd=tmp_path).returncode == 0
+    assert triad("db", "check", cwd=tmp_path).returncode == 0
+
+
 def test_help_loads_no_heavy_modules():
     """`triad --help` stays fast because pandas, great-expectations and rich are imported only when used."""
     code = ("import sys, cli\n"

@@ -99,3 +99,18 @@ def test_an_amount_sqlite_cannot_keep_exactly_is_parked_there_and_kept_on_postgr
         assert parked["B"]["message"] == ("credit_limit: 99999999999999.99 has 16 significant digits; "
                                           "this SQLite store keeps 15 exactly (PostgreSQL keeps them all)")
         assert set(parked) == {"B", "C"}
+
+
+def test_quarantine_show_gives_a_reason_in_full(project: Path, store_url: str):
+    """A detail view shows the whole reason (list views cut cells at 60 characters)."""
+    (project / "customer.yaml").write_text(MAPPING + "  credit_limit: {from: credit_limit, type: decimal}\n",
+                                           encoding="utf-8")
+    (project / "exports" / "customers.csv").write_text(
+        "customer_no,name,city,credit_limit,updated_at\n"
+        f"L1,{'长' * 300},上海,1,2026-11-01 09:00:00\nB1,Big,X,99999999999999999.99,2026-11-01 09:00:00\n",
+        encoding="utf-8")
+    triad("sync", "run")
+    items = {i["source_id"]: i["id"] for i in triad("quarantine", "list")["items"]}
+    r = CliRunner().invoke(main, ["quarantine", "show", items["B1"]], env={"COLUMNS": "400"}, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "the store keeps at most 16 digits before the decimal point (largest 9999999999999999.99)" in r.output
