@@ -1,0 +1,59 @@
+"""The delete path: rows flagged deleted in the batch, and source ids reported deleted."""
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from hub import golden
+from hub.models import Xref
+from hub.outbox import OutboxQueue
+from hub.pipeline_merge import _dt
+from hub.pipeline_types import BatchStats, StreamContext, _Item
+from hub.pipeline_writes import _Writes
+from hub.sqlutil import chunks
+
+
+def _delete_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow], w: _Writes,
+                outbox: OutboxQueue, stats: BatchStats) -> None:
+    w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
+                                "record_id": item.record_id, "values": item.base or item.values,
+                                "row_hash": item.hash, "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts),
+                                "seen_at": ctx.now, "run_id": ctx.run_id, "written": item.written}
+    if item.record_id is None:
+        w.states.pop(item.source_id)   # never seen alive: nothing to flag
+        stats.add("unchanged")
+        return
+    _flag_deleted(ctx, item.source_id, item.record_id, item.xref_status, rows, w, outbox, stats)
+
+
+def _delete_by_id(conn: Connection, ctx: StreamContext, source_ids: list[str], w: _Writes,
+                  outbox: OutboxQueue, stats: BatchStats) -> None:
+    if not source_ids:
+        return
+    xt = Xref.__table__
+    found = []
+    for part in chunks(source_ids):
+        found += list(conn.execute(select(xt.c.source_id, xt.c.record_id, xt.c.status).where(
+            xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part))))
+    rows = golden.load(conn, ctx.entity, [r.record_id for r in found], lock=True)
+    for r in found:
+        _flag_deleted(ctx, r.source_id, r.record_id, r.status, rows, w, outbox, stats)
+
+
+def _flag_deleted(ctx: StreamContext, source_id: str, rid: str, xref_status: str | None,
+                  rows: dict[str, golden.GoldenRow], w: _Writes, outbox: OutboxQueue, stats: BatchStats) -> None:
+    if xref_status == "deleted":
+        return
+    w.xref_status.append({"_sid": source_id, "status": "deleted"})
+    row = rows.get(rid)
+    if row is None:
+        return
+    before = list(row.deleted_in or [])
+    row.deleted_in = sorted(set(before) | {ctx.system})
+    w.deleted_in[rid] = row.deleted_in
+    w.history.append({"entity": ctx.entity, "record_id": rid, "field": "deleted_in", "old": before or None,
+                      "new": row.deleted_in, "system": ctx.system, "user": None, "run_id": ctx.run_id,
+                      "reason": "deleted", "at": ctx.now})
+    stats.add("deleted")
+    for target in ctx.delete_targets:
+        if target != ctx.system:
+            outbox.queue(target, rid, {}, operation="delete")

@@ -1,0 +1,104 @@
+"""A batch's writes, collected in memory and flushed set-based at the end of :mod:`hub.pipeline`."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from hub import golden
+from hub.bulk import execute_many
+from hub.changefeed import lock_history
+from hub.models import Conflict, SourceState, Xref
+from hub.pipeline_types import StreamContext
+from hub.sqlutil import chunks, upsert
+
+
+class _Writes:
+    """Everything a batch writes, collected in memory and flushed set-based at the end."""
+
+    def __init__(self) -> None:
+        self.new_golden: dict[str, tuple[dict[str, Any], dict[str, list]]] = {}
+        self.changed_golden: dict[str, golden.GoldenRow] = {}
+        self.changed_fields: dict[str, set[str]] = {}    # only these columns are rewritten
+        self.xrefs: dict[str, dict[str, Any]] = {}
+        self.xref_status: list[dict[str, Any]] = []
+        self.states: dict[str, dict[str, Any]] = {}
+        self.history: list[dict[str, Any]] = []
+        self.conflicts: list[dict[str, Any]] = []
+        self.open_conflicts: dict[tuple[str, str], dict[str, Any]] = {}   # (record, field) -> its open row
+        self.deleted_in: dict[str, list[str] | None] = {}
+        self.candidates: list[dict[str, Any]] = []
+
+    def add_conflict(self, row: dict[str, Any]) -> None:
+        """Keep one open conflict per (record, field): a later value for it updates that system's entry."""
+        if row["status"] == "open":
+            pending = self.open_conflicts.get((row["record_id"], row["field"]))
+            if pending is not None:
+                pending["values"] = {**pending["values"], **row["values"]}
+                pending["timestamps"] = {**pending["timestamps"], **row["timestamps"]}
+                return
+            self.open_conflicts[(row["record_id"], row["field"])] = row
+        self.conflicts.append(row)
+
+    def _update_open_conflicts(self, conn: Connection, entity: str) -> None:
+        """Open conflicts of this batch whose (record, field) has one open already update the stored
+        one (the system's value there) instead of opening a second; the rest are inserted."""
+        if not self.open_conflicts:
+            return
+        ct = Conflict.__table__
+        updates, stored = [], set()
+        for part in chunks(sorted({rid for rid, _ in self.open_conflicts})):
+            for r in conn.execute(select(ct.c.id, ct.c.record_id, ct.c.field, ct.c["values"], ct.c.timestamps)
+                                  .where(ct.c.entity == entity, ct.c.status == "open", ct.c.record_id.in_(part))
+                                  ).mappings():
+                new = self.open_conflicts.get((r["record_id"], r["field"]))
+                if new is None:
+                    continue
+                stored.add(new["id"])
+                updates.append({"_id": r["id"], "_values": {**(r["values"] or {}), **new["values"]},
+                                "_ts": {**(r["timestamps"] or {}), **new["timestamps"]}})
+        if updates:
+            conn.execute(update(ct).where(ct.c.id == bindparam("_id"))
+                         .values({"values": bindparam("_values"), "timestamps": bindparam("_ts")}), updates)
+            self.conflicts = [c for c in self.conflicts if c["id"] not in stored]
+
+    def flush_history(self, conn: Connection) -> None:
+        from sqlalchemy import insert
+        from hub.models import FieldHistory
+        if self.history:
+            lock_history(conn)   # the change feed hands out history numbers in commit order
+            execute_many(conn, insert(FieldHistory.__table__), self.history, "history-insert")
+
+    def flush(self, conn: Connection, ctx: StreamContext) -> None:
+        from sqlalchemy import bindparam, insert
+        from hub.models import GOLDEN_MODELS
+        now = ctx.now
+        golden.insert_new(conn, ctx.entity, [(rid, v, p) for rid, (v, p) in self.new_golden.items()], now)
+        golden.update_changed(conn, ctx.entity, [(row, row.provenance) for row in self.changed_golden.values()], now,
+                              self.changed_fields)
+        if self.deleted_in:
+            t = GOLDEN_MODELS[ctx.entity].__table__
+            conn.execute(update(t).where(t.c.id == bindparam("_id")).values(
+                deleted_in=bindparam("deleted_in"), updated_at=now),
+                [{"_id": rid, "deleted_in": v} for rid, v in self.deleted_in.items()])
+        execute_many(conn, insert(Xref.__table__), list(self.xrefs.values()), "xref-insert")
+        if self.xref_status:
+            xt = Xref.__table__
+            conn.execute(update(xt).where(xt.c.entity == ctx.entity, xt.c.system == ctx.system,
+                                          xt.c.source_id == bindparam("_sid"))
+                         .values(status=bindparam("status"), updated_at=now), self.xref_status)
+            gone = [{"_sid": x["_sid"]} for x in self.xref_status if x["status"] == "deleted"]
+            if gone:   # the record's next appearance is a change, whatever its raw form
+                st = SourceState.__table__
+                conn.execute(update(st).where(st.c.entity == ctx.entity, st.c.system == ctx.system,
+                                              st.c.source_id == bindparam("_sid")).values(raw_hash=None), gone)
+        upsert(conn, SourceState.__table__, list(self.states.values()), ["entity", "system", "source_id"])
+        self._update_open_conflicts(conn, ctx.entity)
+        execute_many(conn, insert(Conflict.__table__), self.conflicts, "conflict-insert")
+        if self.candidates:
+            from hub.models import MatchCandidate
+            execute_many(conn, insert(MatchCandidate.__table__), self.candidates, "candidate-insert")
+        if ctx.matcher is not None:   # keep blocking keys in step with golden values
+            touched = [(rid, v) for rid, (v, _) in self.new_golden.items()]
+            touched += [(rid, row.values) for rid, row in self.changed_golden.items()]
+            ctx.matcher.index(conn, touched)
