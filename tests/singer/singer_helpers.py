@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 FAKE_TAP = HERE / "fake_tap.py"
@@ -38,3 +40,31 @@ def find_tap_postgres() -> str | None:
                   str(Path(sys.prefix) / "taps" / "tap-postgres" / "bin" / "tap-postgres"),
                   str(Path(sys.executable).parent / "tap-postgres")]
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+def sync_here(root: Path) -> Any:
+    """`triad sync run` of the project in ``root`` in this process (the same hub.sync code), its one report."""
+    from connectors.singer.connector import SingerConnector
+    from hub.config import load_config
+    from hub.store import make_engine, upgrade
+    from hub.streams import Parts
+    from hub.sync import run_sync
+    cfg = load_config(str(root / "triad.yaml"))
+    engine = make_engine(cfg.store.url)
+    upgrade(engine)
+    parts = Parts(cfg, registry={"singer": SingerConnector})
+    try:
+        (report,) = run_sync(engine, parts)
+    finally:
+        parts.close()
+        engine.dispose()
+    return report
+
+
+def query(root: Path, sql: str) -> list[tuple]:
+    """Rows of ``sql`` on the project's SQLite store (``root``/hub.db)."""
+    db = sqlite3.connect(root / "hub.db")
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()

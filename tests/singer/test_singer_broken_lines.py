@@ -4,19 +4,13 @@ a last line the output ends inside (no STATE can follow it, so the cursor never 
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-from singer_helpers import CUSTOMER_MAPPING
+from singer_helpers import CUSTOMER_MAPPING, query, sync_here
 
-from connectors.singer.connector import SingerConnector
 from connectors.singer.messages import Reading, batches
-from hub.config import load_config
-from hub.store import make_engine, upgrade
-from hub.streams import Parts
-from hub.sync import run_sync
 
 # prints its config's `output` file as it is (broken lines included), then exits with `exit`
 SCRIPTED_TAP = """
@@ -82,24 +76,7 @@ def sync(root: Path, output: str, exit_code: int = 0) -> Any:
                                   "streams": {"customers": "customer"},
                                   "entities": {"customer": {"mapping": "legacy_customer.yaml"}}}}}),
         encoding="utf-8")
-    cfg = load_config(str(root / "triad.yaml"))
-    engine = make_engine(cfg.store.url)
-    upgrade(engine)
-    parts = Parts(cfg, registry={"singer": SingerConnector})
-    try:
-        (report,) = run_sync(engine, parts)
-    finally:
-        parts.close()
-        engine.dispose()
-    return report
-
-
-def query(root: Path, sql: str) -> list[tuple]:
-    db = sqlite3.connect(root / "hub.db")
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
+    return sync_here(root)
 
 
 def test_a_cut_record_line_is_quarantined_and_the_state_after_it_is_saved(tmp_path: Path) -> None:

@@ -21,11 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "connectors"))   # 
 from contract import ConnectorContract  # noqa: E402
 
 from connectors.singer.connector import SingerConnector  # noqa: E402
-from hub.config import load_config  # noqa: E402
 from hub.connector import StreamSpec, WriteChange  # noqa: E402
-from hub.store import make_engine, upgrade  # noqa: E402
-from hub.streams import Parts  # noqa: E402
-from hub.sync import run_sync  # noqa: E402
+from singer_helpers import sync_here  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
@@ -141,20 +138,6 @@ def project(root: Path, tap: str, db: dict[str, Any]) -> Path:
                                                  "connectors": {"legacy": options}}), encoding="utf-8")
     (root / "customer.yaml").write_text(MAPPING, encoding="utf-8")
     return root
-
-
-def sync_here(root: Path) -> Any:
-    """`triad sync run` in this process (the same hub.sync code; the killed run below is a real subprocess)."""
-    cfg = load_config(str(root / "triad.yaml"))
-    engine = make_engine(cfg.store.url)
-    upgrade(engine)
-    parts = Parts(cfg, registry={"singer": SingerConnector})
-    try:
-        (report,) = run_sync(engine, parts)
-    finally:
-        parts.close()
-        engine.dispose()
-    return report
 
 
 def customers(root: Path) -> int:

@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from singer_helpers import CUSTOMER_MAPPING, FAKE_TAP, write_customers
+from singer_helpers import CUSTOMER_MAPPING, FAKE_TAP, query, sync_here, write_customers
 
-from connectors.singer.connector import SingerConnector
-from hub.config import load_config
-from hub.store import make_engine, upgrade
-from hub.streams import Parts
-from hub.sync import run_sync
 
 MAPPING = CUSTOMER_MAPPING
 TAP_STREAM_ID = "crm-public-customers"       # what `connectors check` lists; RECORDs say "customers"
@@ -33,24 +27,7 @@ def sync(root: Path, tap: dict[str, Any], **legacy: Any) -> Any:
                                   "command": [sys.executable, str(FAKE_TAP)], "config": tap,
                                   "entities": {"customer": {"mapping": "legacy_customer.yaml"}}, **legacy}}}),
         encoding="utf-8")
-    cfg = load_config(str(root / "triad.yaml"))
-    engine = make_engine(cfg.store.url)
-    upgrade(engine)
-    parts = Parts(cfg, registry={"singer": SingerConnector})
-    try:
-        (report,) = run_sync(engine, parts)
-    finally:
-        parts.close()
-        engine.dispose()
-    return report
-
-
-def query(root: Path, sql: str) -> list[tuple]:
-    db = sqlite3.connect(root / "hub.db")
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
+    return sync_here(root)
 
 
 def saved_cursor(root: Path) -> Any:
