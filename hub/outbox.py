@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Collection
 
-from sqlalchemy import Connection, Engine, Select, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, case, func, insert, or_, select, update
 
 from hub.errors import NotFound, UsageError
 from hub.models import Outbox
+from hub.sqlutil import chunks
 from hub.types import new_id, utcnow
 
 
@@ -45,13 +46,76 @@ class OutboxQueue:
         return n
 
 
-# a pending write held for a referenced record whose own write here is dead says so in its last_error
+# a pending write held for a referenced record whose own latest write here is dead or dropped says so in its
+# last_error: no push sends that record by itself, so what waits for it would otherwise wait silently
 BLOCKED_MARK = "its write here failed for good"
+DROPPED_MARK = "its write here was dropped"
+BLOCKED_MARKS = (BLOCKED_MARK, DROPPED_MARK)
 
 
-def blocked_note(item_id: str) -> str:
-    """The part of a held write's ``last_error`` naming the dead write it waits for."""
+def waiting_for(entity: str, record_id: str) -> str:
+    """A held write's ``last_error`` while the record it references has not reached the system yet."""
+    return f"waiting for {entity} {record_id} to reach this system first"
+
+
+def blocked_note(item_id: str, status: str = "dead") -> str:
+    """The part of a held write's ``last_error`` naming the dead or dropped write it waits for."""
+    if status == "dropped":
+        return f"{DROPPED_MARK} (outbox item {item_id} was dropped)"
     return f"{BLOCKED_MARK} (outbox item {item_id} is dead)"
+
+
+def held_note(entity: str, record_id: str, item_id: str, status: str) -> str:
+    """Why a write held for ``entity record_id`` waits for ever, and what helps."""
+    if status == "dropped":
+        return (f"{blocked_note(item_id, status)}: {entity} {record_id} reaches this system only when a later "
+                f"change to it queues a write here again, or drop this item")
+    return (f"{blocked_note(item_id, status)}: `triad outbox retry {item_id}` once its cause is fixed "
+            f"(see `triad outbox list --status dead`), or drop this item")
+
+
+def is_blocked(column: Any) -> Any:
+    """SQL: a ``last_error`` that names a dead or dropped write it waits for."""
+    return or_(*(column.like(f"%{m}%") for m in BLOCKED_MARKS))
+
+
+def blocking_writes(conn: Connection, connector: str, refs: Collection[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """(entity, id) -> its latest write to ``connector`` (id, status) when that is dead or dropped and none of
+    its writes there is still pending: the record will not reach the system by itself."""
+    ot = Outbox.__table__
+    latest: dict[tuple[str, str], Any] = {}
+    pending: set[tuple[str, str]] = set()
+    by_entity: dict[str, list[str]] = {}
+    for e, rid in refs:
+        by_entity.setdefault(e, []).append(rid)
+    for e, ids in sorted(by_entity.items()):
+        for part in chunks(sorted(set(ids))):
+            for r in conn.execute(select(ot.c.id, ot.c.record_id, ot.c.status).where(
+                    ot.c.connector == connector, ot.c.entity == e, ot.c.record_id.in_(part))
+                    .order_by(ot.c.created_at, ot.c.id)):
+                latest[(e, r.record_id)] = r
+                if r.status == "pending":
+                    pending.add((e, r.record_id))
+    return {ref: r for ref, r in latest.items() if r.status in ("dead", "dropped") and ref not in pending}
+
+
+def _reconsider_held(conn: Connection, item: dict[str, Any], **values: Any) -> None:
+    """Writes held for the item's record there show at once what they wait for now that the item was retried
+    or dropped: blocked on its latest dead or dropped write, or plainly waiting (and ``values``)."""
+    ot = Outbox.__table__
+    entity, rid = item["entity"], item["record_id"]
+    r = blocking_writes(conn, item["connector"], [(entity, rid)]).get((entity, rid))
+    text = waiting_for(entity, rid)
+    if r is not None:
+        text += f", but {held_note(entity, rid, r.id, r.status)}"
+    conn.execute(update(ot).where(ot.c.connector == item["connector"], ot.c.status == "pending",
+                                  ot.c.last_error.like(_escaped(waiting_for(entity, rid)) + "%", escape="\\"))
+                 .values(last_error=text, **values))
+
+
+def _escaped(text: str) -> str:
+    """``text`` matched literally by LIKE (record ids may hold % or _)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # dead items wait for a decision and pending ones show what is stuck; delivered and dropped rows are history
@@ -111,9 +175,7 @@ def retry(conn: Connection, item_id: str) -> dict[str, Any]:
     before = _checked(conn, item_id, RETRYABLE, "retried")
     now = utcnow()
     _move(conn, before, status="pending", attempts=0, next_attempt_at=now, claimed_by=None, claimed_until=None)
-    ot = Outbox.__table__   # writes held for this one are due with it, not after their long wait
-    conn.execute(update(ot).where(ot.c.status == "pending", ot.c.last_error.like(f"%{blocked_note(item_id)}%"))
-                 .values(next_attempt_at=now))
+    _reconsider_held(conn, before, next_attempt_at=now)   # due with it, not after their long wait
     return before
 
 
@@ -121,6 +183,7 @@ def drop(conn: Connection, item_id: str) -> dict[str, Any]:
     """Give up on an item: it stays in the table as ``dropped`` (nothing is deleted)."""
     before = _checked(conn, item_id, DROPPABLE, "dropped")
     _move(conn, before, status="dropped")
+    _reconsider_held(conn, before)
     return before
 
 

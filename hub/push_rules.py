@@ -12,8 +12,8 @@ from sqlalchemy import Connection, or_, select
 
 from hub import golden
 from hub.canonical import ENTITIES
-from hub.models import Outbox, SourceState, Xref
-from hub.outbox import blocked_note
+from hub.models import SourceState, Xref
+from hub.outbox import blocking_writes, held_note, waiting_for
 from hub.sqlutil import chunks
 from hub.streams import Parts
 
@@ -158,23 +158,10 @@ def _unread_changes(conn: Connection, connector: Any, spec: Any, mapping: Any, n
 
 
 def _dead_writes(conn: Connection, name: str, refs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """(entity, id) -> why it will not reach ``name`` by itself: its latest write there is dead. Without
-    this, what waits for it would wait silently for ever."""
-    ot = Outbox.__table__
-    latest: dict[tuple[str, str], Any] = {}
-    by_entity: dict[str, list[str]] = {}
-    for e, rid in refs:
-        by_entity.setdefault(e, []).append(rid)
-    for e, ids in sorted(by_entity.items()):
-        for part in chunks(sorted(ids)):
-            for r in conn.execute(select(ot.c.id, ot.c.record_id, ot.c.status).where(
-                    ot.c.connector == name, ot.c.entity == e, ot.c.record_id.in_(part))
-                    .order_by(ot.c.created_at, ot.c.id)):
-                latest[(e, r.record_id)] = r
-    return {ref: f"{blocked_note(r.id)}: `triad outbox retry {r.id}` once its cause is fixed "
-                 f"(see `triad outbox list --status dead`), or drop this item"
-            for ref, r in latest.items() if r.status == "dead"}
+    """(entity, id) -> why it will not reach ``name`` by itself: its latest write there is dead or dropped.
+    Without this, what waits for it would wait silently for ever."""
+    return {ref: held_note(*ref, r.id, r.status) for ref, r in blocking_writes(conn, name, refs).items()}
 
 
 def _waiting_for(ref_entity: str, rid: str) -> str:
-    return f"waiting for {ref_entity} {rid} to reach this system first"
+    return waiting_for(ref_entity, rid)

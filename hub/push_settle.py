@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from hub import golden
 from hub.echoes import WRITTEN, add_written
 from hub.models import Outbox, SourceState, Xref
-from hub.outbox import BLOCKED_MARK
+from hub.outbox import BLOCKED_MARKS, is_blocked
 from hub.push_rules import NOT_READ_YET, _waiting_for
 from hub.sqlutil import chunks, upsert
 from hub.streams import Parts
@@ -157,12 +157,24 @@ def _record_written(conn: Connection, name: str, entity: str, ok: list, written:
 
 def _wake_waiting_for(conn: Connection, name: str, entity: str, record_ids: list[str], now: datetime) -> None:
     """Writes to ``name`` held until these records reached it (an order waiting for its customer) are due
-    now, not after their retry delay: another worker may have been creating the customer meanwhile."""
+    now, not after their retry delay: another worker may have been creating the customer meanwhile.
+
+    One still marked as held by a dead or dropped write of the record (a later write of it went) is no
+    longer blocked: it gets the plain waiting text, so `triad status` stops counting it."""
     ot = Outbox.__table__
     for part in chunks(record_ids):
         conn.execute(update(ot).where(ot.c.connector == name, ot.c.status == "pending",
                                       ot.c.last_error.in_([_waiting_for(entity, rid) for rid in part]))
                      .values(next_attempt_at=now))
+    texts = {_waiting_for(entity, rid) for rid in record_ids}
+    marked = [{"_id": r.id, "err": r.last_error.split(", but ", 1)[0]} for r in conn.execute(
+        select(ot.c.id, ot.c.last_error).where(ot.c.connector == name, ot.c.status == "pending",
+                                               ot.c.last_error.like(f"waiting for {entity} %"),
+                                               is_blocked(ot.c.last_error)))
+        if r.last_error.split(", but ", 1)[0] in texts]
+    if marked:
+        conn.execute(update(ot).where(ot.c.id == bindparam("_id")).values(
+            last_error=bindparam("err"), next_attempt_at=now), marked)
 
 
 def _backoff(parts: Parts, attempts: int, retry_after: float | None) -> timedelta:
@@ -212,8 +224,8 @@ def _retry_delay(why: str) -> timedelta:
     due at once (hub.sync); the delay is for reads that come another way (a webhook)."""
     if NOT_READ_YET in why:
         return timedelta(minutes=1)      # nothing else will change before that first read
-    if BLOCKED_MARK in why:
-        return timedelta(minutes=5)      # `triad outbox retry` of the dead write makes it due at once
+    if any(m in why for m in BLOCKED_MARKS):
+        return timedelta(minutes=5)      # the record reaching the system (or a retry) wakes it
     return timedelta(seconds=1 if "waiting for a read" in why else 30)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func, select
 from hub.config import TriadConfig
 from hub.conflicts import merged_away
 from hub.models import GOLDEN_MODELS, Conflict, MatchCandidate, Outbox, Quarantine, StreamState, SyncRun
-from hub.outbox import BLOCKED_MARK
+from hub.outbox import DROPPED_MARK, is_blocked
 
 
 def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
@@ -52,8 +52,10 @@ def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
         out["quarantine"] = {"parked": count(qt, qt.c.status == "parked")}
         out["outbox"] = {"pending": count(ot, ot.c.status == "pending"), "dead": count(ot, ot.c.status == "dead"),
                          "done": count(ot, ot.c.status == "done"),
-                         # pending, but held for a record whose own write failed for good: no push helps
-                         "blocked": count(ot, ot.c.status == "pending", ot.c.last_error.like(f"%{BLOCKED_MARK}%"))}
+                         # pending, but held for a record whose own write failed for good or was dropped:
+                         # no push helps
+                         "blocked": count(ot, ot.c.status == "pending", is_blocked(ot.c.last_error))}
+        held_by_dropped = count(ot, ot.c.status == "pending", ot.c.last_error.like(f"%{DROPPED_MARK}%"))
         out["matches"] = {"open": count(mt, mt.c.status == "open")}
     if out["conflicts"]["open"]:
         out["hints"].append(f"{out['conflicts']['open']} open conflicts: triad conflicts list")
@@ -64,9 +66,13 @@ def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
     waiting = out["outbox"]["pending"] - out["outbox"]["blocked"]
     if waiting:
         out["hints"].append(f"{waiting} changes waiting to be written: triad sync push")
-    if out["outbox"]["blocked"]:
-        out["hints"].append(f"{out['outbox']['blocked']} change(s) held for a write that failed for good: "
-                            "triad outbox list --status dead, fix the cause, then triad outbox retry ID")
+    if out["outbox"]["blocked"] - held_by_dropped:
+        out["hints"].append(f"{out['outbox']['blocked'] - held_by_dropped} change(s) held for a write that failed "
+                            "for good: triad outbox list --status dead, fix the cause, then triad outbox retry ID")
+    if held_by_dropped:     # a dropped write cannot be retried: the record goes again with its next change
+        out["hints"].append(f"{held_by_dropped} change(s) held for a record whose write was dropped: "
+                            "triad outbox list --status pending; they go once a later change to that record "
+                            "is written, or drop them")
     if out["outbox"]["dead"]:
         out["hints"].append(f"{out['outbox']['dead']} writes failed for good: triad outbox list --status dead")
     if not out["streams"]:

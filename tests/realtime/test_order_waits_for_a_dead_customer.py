@@ -7,13 +7,16 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from cli import main
 from hub.config import load_config
+from hub.models import Outbox
 from hub.push import push
 from hub.store import make_engine
 from hub.streams import Parts
 from hub.sync import run_stream
+from hub.types import utcnow
 
 from .helpers import write_project
 
@@ -83,6 +86,58 @@ def test_an_order_waiting_for_a_dead_customer_write_is_shown_blocked(tmp_path: P
     triad(cfg_path, "outbox", "retry", dead[0]["id"])
     parts.close()
     parts = Parts(load_config(str(cfg_path)))
+    reports = {r.entity: r for r in push(engine, parts) if r.connector == "crm"}
+    assert reports["customer"].counts["created"] == 1 and reports["order"].counts["written"] == 1
+    assert triad(cfg_path, "outbox", "list", "--status", "pending")["items"] == []
+    assert triad(cfg_path, "status")["outbox"]["blocked"] == 0
+    parts.close()
+    engine.dispose()
+
+
+def test_a_retried_dead_write_no_longer_counts_what_waits_for_it_as_blocked(tmp_path: Path, store_url: str):
+    root, crm_mapping, cfg_path, engine, parts = make_hub(tmp_path, store_url)
+    push(engine, parts)
+    dead = triad(cfg_path, "outbox", "list", "--status", "dead")["items"][0]
+    crm_mapping.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
+    triad(cfg_path, "outbox", "retry", dead["id"])
+    # before any push: the order waits for a write that may go now, it is no longer held by a dead one
+    [order] = [i for i in triad(cfg_path, "outbox", "list", "--status", "pending")["items"] if i["entity"] == "order"]
+    assert order["last_error"] == f"waiting for customer {dead['record_id']} to reach this system first"
+    status = triad(cfg_path, "status")
+    assert status["outbox"]["blocked"] == 0 and status["outbox"]["pending"] == 2
+    assert not any("outbox retry" in h for h in status["hints"])
+    assert any("2 changes waiting to be written: triad sync push" in h for h in status["hints"])
+    parts.close()
+    engine.dispose()
+
+
+def test_an_order_waiting_for_a_dropped_customer_write_says_so(tmp_path: Path, store_url: str):
+    root, crm_mapping, cfg_path, engine, parts = make_hub(tmp_path, store_url)
+    push(engine, parts)
+    dead = triad(cfg_path, "outbox", "list", "--status", "dead")["items"][0]
+    triad(cfg_path, "outbox", "drop", dead["id"])
+    # at once, not only after the next push: the order names the dropped write and what would help
+    order = triad(cfg_path, "outbox", "list", "--status", "pending")["items"][0]
+    error = order["last_error"]
+    assert dead["id"] in error and "dropped" in error and "later change" in error and "outbox retry" not in error
+    status = triad(cfg_path, "status")
+    assert status["outbox"]["pending"] == 1 and status["outbox"]["blocked"] == 1
+    assert not any("sync push" in h or "outbox retry" in h for h in status["hints"])
+    assert any("1 change" in h and "dropped" in h for h in status["hints"])
+
+    push(engine, parts)                 # a push finds the same (its note and the one the drop wrote agree)
+    assert triad(cfg_path, "outbox", "list", "--status", "pending")["items"][0]["last_error"] == error
+    assert triad(cfg_path, "status")["outbox"]["blocked"] == 1
+    with engine.begin() as conn:        # even when due: the row is deferred again with the same note
+        conn.execute(update(Outbox.__table__).where(Outbox.__table__.c.id == order["id"])
+                     .values(next_attempt_at=utcnow()))
+    push(engine, parts)
+    assert triad(cfg_path, "outbox", "list", "--status", "pending")["items"][0]["last_error"] == error
+
+    # a later change to the customer queues its write again: the customer is created, its order goes with it
+    (root / "exports" / "erp" / "customers.csv").write_text(
+        CUSTOMERS.replace("blocked,2026-11-01 08:00:00", "active,2026-11-02 08:00:00"), encoding="utf-8")
+    assert run_stream(engine, parts, "erp", "customer").status == "ok"
     reports = {r.entity: r for r in push(engine, parts) if r.connector == "crm"}
     assert reports["customer"].counts["created"] == 1 and reports["order"].counts["written"] == 1
     assert triad(cfg_path, "outbox", "list", "--status", "pending")["items"] == []
