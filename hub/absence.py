@@ -13,7 +13,8 @@ batch's transaction), so rows skipped as unchanged, parked for a mapping or
 validation error or for an unresolved reference all count as present. A link
 whose ``source_state`` no read ever wrote (a record the hub created there and
 has not read back: ``run_id`` is null, as after a push) is never flagged: its
-absence may only mean the system has not taken it in yet (a file outbox).
+absence may only mean the system has not taken it in yet (a file outbox). A read
+that returned no rows at all flags nothing: a renamed export reads as an empty system.
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ from hub.sqlutil import chunks
 
 log = logging.getLogger(__name__)
 
-FLOOR, SHARE = 50, 10    # flag at most max(50, 10% of the stream's active links) unless a limit is set
+# flag at most max(50, 10%) of the stream's active links, and never more than half of them, unless a limit
+# is set: a renamed export, a changed filter or a lost permission returns far fewer rows, not a few less
+FLOOR, SHARE, HALF = 50, 10, 50
 
 
 class Absence:
@@ -37,11 +40,13 @@ class Absence:
     def __init__(self, system: str, entity: str, mapping: Any, limit: int | None) -> None:
         self.system, self.entity, self.mapping, self.limit = system, entity, mapping, limit
         self.unkeyed = 0    # rows without a key: they may be any record, so none is flagged
+        self.rows = 0       # rows the read returned, in any form
 
     def seen(self, conn: Connection, raws: Sequence[Any], now: datetime) -> None:
         """Stamp the records of a batch as present (call in the batch's transaction, after it is written)."""
         source_id_of = self.mapping.source_id_of
         sids: set[str] = set()
+        self.rows += len(raws)
         for raw in raws:
             sid = source_id_of(raw) if isinstance(raw, dict) and "__error__" not in raw else None
             if sid is None:
@@ -70,7 +75,14 @@ class Absence:
         if not n:
             return [], None
         linked = conn.scalar(select(func.count()).select_from(xt).where(active)) or 0
-        limit = self.limit if self.limit is not None else max(FLOOR, linked * SHARE // 100)
+        if not self.rows:
+            why = (f"this complete read returned no rows at all: none of the {n} linked {self.entity} record(s) "
+                   f"flagged deleted (a missing or renamed export, a wrong path or an empty "
+                   f"answer look the same)")
+            log.warning("%s/%s: %s", self.system, self.entity, why)
+            return [], why
+        limit = self.limit if self.limit is not None else min(max(FLOOR, linked * SHARE // 100),
+                                                              linked * HALF // 100)
         if n > limit:
             why = (f"{n} of {linked} linked {self.entity} record(s) were not in this complete read, more than "
                    f"the {limit} it may flag at once: none flagged deleted (a changed filter or a lost permission "

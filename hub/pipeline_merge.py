@@ -64,14 +64,8 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
                 stats.add("unchanged")
         if item.xref_status == "deleted":
             w.xref_status.append({"_sid": item.source_id, "status": "active"})
-            row = rows.get(rid)
-            if row is not None and row.deleted_in and ctx.system in row.deleted_in:
-                before = list(row.deleted_in)
-                row.deleted_in = [s for s in row.deleted_in if s != ctx.system] or None
-                w.deleted_in[rid] = row.deleted_in
-                w.history.append({"entity": ctx.entity, "record_id": rid, "field": "deleted_in", "old": before,
-                                  "new": row.deleted_in, "system": ctx.system, "user": None, "run_id": ctx.run_id,
-                                  "reason": "undeleted", "at": ctx.now})   # the counterpart of _flag_deleted's
+        if item.xref_status != "active":   # read there again, or another record there linked to it
+            _back_in(ctx, rid, rows, w)
     if item.xref_status is None:   # first time this source record is seen: link it
         w.xrefs[item.source_id] = {"id": new_id(), "entity": ctx.entity, "system": ctx.system,
                                    "source_id": item.source_id, "record_id": rid, "status": "active",
@@ -86,6 +80,22 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
                                 "record_id": rid, "values": item.values, "row_hash": item.hash,
                                 "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now,
                                 "run_id": ctx.run_id, "written": still_pending(item.written, item.values)}
+
+
+def _back_in(ctx: StreamContext, rid: str, rows: dict[str, golden.GoldenRow], w: _Writes) -> None:
+    """The record is in ctx.system again: no longer deleted there (the counterpart of _mark_deleted_in);
+    deleted nowhere any more, the deletes queued for it are dropped when the batch is written."""
+    row = rows.get(rid)
+    if row is None or not row.deleted_in or ctx.system not in row.deleted_in:
+        return
+    before = list(row.deleted_in)
+    row.deleted_in = [s for s in row.deleted_in if s != ctx.system] or None
+    w.deleted_in[rid] = row.deleted_in
+    w.history.append({"entity": ctx.entity, "record_id": rid, "field": "deleted_in", "old": before,
+                      "new": row.deleted_in, "system": ctx.system, "user": None, "run_id": ctx.run_id,
+                      "reason": "undeleted", "at": ctx.now})
+    if row.deleted_in is None:
+        w.back.add(rid)
 
 
 def _row_from_new(w: _Writes, rid: str) -> golden.GoldenRow | None:

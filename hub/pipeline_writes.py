@@ -8,7 +8,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from hub import golden
 from hub.bulk import execute_many
 from hub.changefeed import lock_history
-from hub.models import Conflict, SourceState, Xref
+from hub.models import Conflict, Outbox, SourceState, Xref
 from hub.pipeline_types import StreamContext
 from hub.sqlutil import chunks, upsert
 
@@ -27,6 +27,9 @@ class _Writes:
         self.conflicts: list[dict[str, Any]] = []
         self.open_conflicts: dict[tuple[str, str], dict[str, Any]] = {}   # (record, field) -> its open row
         self.deleted_in: dict[str, list[str] | None] = {}
+        self.gone: dict[str, set[str]] = {}     # record -> its source ids of this system flagged deleted here
+        self.gone_rows: dict[str, golden.GoldenRow] = {}
+        self.back: set[str] = set()             # records deleted nowhere any more: their queued deletes go
         self.candidates: list[dict[str, Any]] = []
 
     def add_conflict(self, row: dict[str, Any]) -> None:
@@ -62,6 +65,18 @@ class _Writes:
                          .values({"values": bindparam("_values"), "timestamps": bindparam("_ts")}), updates)
             self.conflicts = [c for c in self.conflicts if c["id"] not in stored]
 
+    def _drop_queued_deletes(self, conn: Connection, ctx: StreamContext) -> None:
+        """A record that came back is deleted nowhere: the deletes queued for it must not reach any system.
+        A write already being sent may still land (a push settles it as it went)."""
+        if not self.back:
+            return
+        ot = Outbox.__table__
+        why = f"not sent: the record came back in {ctx.system} (read or linked there again), so it is deleted nowhere"
+        for part in chunks(sorted(self.back)):
+            conn.execute(update(ot).where(ot.c.entity == ctx.entity, ot.c.record_id.in_(part),
+                                          ot.c.operation == "delete", ot.c.status == "pending")
+                         .values(status="dropped", last_error=why, updated_at=ctx.now))
+
     def flush_history(self, conn: Connection) -> None:
         from sqlalchemy import insert
         from hub.models import FieldHistory
@@ -81,6 +96,7 @@ class _Writes:
             conn.execute(update(t).where(t.c.id == bindparam("_id")).values(
                 deleted_in=bindparam("deleted_in"), updated_at=now),
                 [{"_id": rid, "deleted_in": v} for rid, v in self.deleted_in.items()])
+        self._drop_queued_deletes(conn, ctx)
         execute_many(conn, insert(Xref.__table__), list(self.xrefs.values()), "xref-insert")
         if self.xref_status:
             xt = Xref.__table__

@@ -34,7 +34,7 @@ connectors:
     propagate_deletes: true
     entities:
       customer: {{mapping: customer.yaml}}
-"""
+{matching}"""
 ON = ", deleted_when_missing: true"
 CUSTOMER_MAPPING = """\
 source: customers*.csv
@@ -56,9 +56,11 @@ fields:
 """
 
 
-def configure(project: Path, customer_opts: str = ON, order_opts: str = "", erp_direction: str = "in") -> None:
+def configure(project: Path, customer_opts: str = ON, order_opts: str = "", erp_direction: str = "in",
+              matching: str = "") -> None:
     (project / "triad.yaml").write_text(CONFIG.format(customer_opts=customer_opts, order_opts=order_opts,
-                                                      erp_direction=erp_direction), encoding="utf-8")
+                                                      erp_direction=erp_direction, matching=matching),
+                                        encoding="utf-8")
 
 
 def export(project: Path, codes: list[str], bad: tuple[str, ...] = (), name: str = "customers.csv") -> None:
@@ -285,3 +287,110 @@ def test_a_table_without_a_change_stamp_is_read_in_full_every_run(project: Path,
     run = sync()
     assert (run["status"], run["deleted"], run["unchanged"]) == ("ok", 2, 3)
     assert xrefs(store_url) == {"C1": "active", "C2": "deleted", "C3": "active", "C4": "deleted", "C5": "active"}
+
+
+def test_a_read_that_returns_no_rows_at_all_flags_nothing(project: Path, store_url: str):
+    """A missing or renamed export reads as an empty system: no record is flagged, whatever the limit."""
+    export(project, CODES)
+    sync()
+    (project / "erp" / "customers.csv").rename(project / "customers.csv.tmp")
+    run = sync("--full")
+    assert (run["status"], run["deleted"]) == ("ok", 0)
+    assert "no rows at all" in run["error"]
+    assert set(xrefs(store_url).values()) == {"active"} and deletes_queued(store_url) == 0
+    configure(project, customer_opts=ON + ", deleted_when_missing_limit: 5")
+    assert sync("--full")["deleted"] == 0
+
+
+def test_the_default_limit_never_flags_more_than_half_of_the_links(project: Path, store_url: str):
+    export(project, CODES)
+    sync()
+    export(project, ["C1", "C2"])                    # 3 of 5 gone: within max(50, 10%), but more than half
+    run = sync("--full")
+    assert (run["status"], run["deleted"]) == ("ok", 0)
+    assert "3 of 5" in run["error"] and "deleted_when_missing_limit" in run["error"]
+    assert set(xrefs(store_url).values()) == {"active"} and deletes_queued(store_url) == 0
+    configure(project, customer_opts=ON + ", deleted_when_missing_limit: 5")   # the admin says they are gone
+    run = sync("--full")
+    assert (run["status"], run["deleted"], run["error"]) == ("ok", 3, None)
+
+
+def crm_ops(project: Path) -> list[tuple[str, str]]:
+    """(operation, key) of every change written to crm's outbox folder."""
+    ops = []
+    for f in sorted((project / "crm_outbox").glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            ops.append((row["__op__"], row.get("code")))
+    return ops
+
+
+def push_crm() -> None:
+    r = CliRunner().invoke(main, ["--json", "sync", "push", "-c", "crm"])
+    assert r.exit_code == 0, r.output
+
+
+def test_a_record_back_in_its_system_sends_none_of_the_deletes_queued_for_it(project: Path, store_url: str):
+    export(project, CODES)
+    sync()
+    r = CliRunner().invoke(main, ["--json", "sync", "run", "-c", "crm", "-e", "customer"])
+    assert r.exit_code == 0, r.output                # crm read once: the hub creates records there
+    push_crm()
+    assert sorted(op for op, _ in crm_ops(project)) == ["create"] * 5
+    export(project, ["C1", "C2", "C3"])
+    assert sync("--full")["deleted"] == 2 and deletes_queued(store_url) == 2
+    export(project, CODES)                           # back before the deletes went out
+    back = sync("--full")
+    assert back["status"] == "ok" and deleted_in("C4") is None and deleted_in("C5") is None
+    push_crm()
+    assert [op for op, _ in crm_ops(project) if op == "delete"] == []
+    engine = make_engine(store_url)
+    ot = Outbox.__table__
+    try:
+        with engine.connect() as conn:
+            dropped = conn.execute(select(ot.c.status, ot.c.last_error).where(ot.c.operation == "delete")).all()
+    finally:
+        engine.dispose()
+    assert [s for s, _ in dropped] == ["dropped", "dropped"]
+    assert all("came back in erp" in (e or "") for _, e in dropped)
+
+
+TAX_MAPPING = CUSTOMER_MAPPING + "  tax_id: tax_id\n"
+
+
+def tax_export(project: Path, rows: list[tuple[str, str]]) -> None:
+    lines = ["code,name,credit_limit,tax_id,updated_at"]
+    lines += [f"{c},Customer {c},100.00,{t},2024-01-01T00:00:00Z" for c, t in rows]
+    (project / "erp" / "customers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def deleted_in_by_tax(tax_id: str) -> list[str] | None:
+    r = CliRunner().invoke(main, ["--json", "records", "list", "customer", "--limit", "500"])
+    (rec,) = [x for x in json.loads(r.stdout)["records"] if x["fields"].get("tax_id") == tax_id]
+    return rec.get("deleted_in")
+
+
+def test_a_record_still_held_by_another_row_of_the_system_is_not_deleted_there(project: Path, store_url: str):
+    """Two erp rows with one tax id hold one golden record: it is deleted in erp when both are gone."""
+    configure(project, matching="matching: {customer: {exact: [tax_id]}}\n")
+    (project / "customer.yaml").write_text(TAX_MAPPING, encoding="utf-8")
+    others = [(c, f"T{c}") for c in ["C2", "C3", "C4", "C5"]]
+    tax_export(project, [("E1", "TE"), ("F1", "TF"), ("G1", "TG")] + others)
+    assert sync()["created"] == 7
+    tax_export(project, [("E1", "TE"), ("E2", "TE"), ("F1", "TF"), ("F2", "TF"), ("G1", "TG"), ("G2", "TG")]
+               + others)
+    assert sync("--full")["status"] == "ok"
+    assert set(xrefs(store_url).values()) == {"active"} and len(xrefs(store_url)) == 10
+    tax_export(project, [("E2", "TE"), ("F1", "TF"), ("F2", "TF"), ("G1", "TG"), ("G2", "TG")] + others)
+    run = sync("--full")
+    assert (run["status"], run["deleted"]) == ("ok", 1)
+    assert xrefs(store_url)["E1"] == "deleted" and xrefs(store_url)["E2"] == "active"
+    assert deleted_in_by_tax("TE") is None and deletes_queued(store_url) == 0
+    tax_export(project, [("F1", "TF")] + others)    # E2 gone (the last); F2 gone, F1 still there; G1+G2 gone
+    run = sync("--full")
+    assert (run["status"], run["deleted"]) == ("ok", 4)
+    assert deleted_in_by_tax("TE") == ["erp"] and deleted_in_by_tax("TG") == ["erp"]
+    assert deleted_in_by_tax("TF") is None and deletes_queued(store_url) == 2
+    tax_export(project, [("E3", "TE"), ("F1", "TF")] + others)   # a new row linked to it: back in erp
+    assert sync("--full")["status"] == "ok"
+    assert xrefs(store_url)["E3"] == "active" and deleted_in_by_tax("TE") is None
