@@ -76,7 +76,7 @@ def _process_batch(conn: Connection, ctx: StreamContext, raws: Sequence[dict[str
         if item.quarantine_id:
             stats.resolved_quarantine.append(item.quarantine_id)
     for item in deletes:
-        _delete_one(ctx, item, rows, writes, outbox, stats)
+        _delete_one(ctx, item, rows, writes, stats)
     deleted_only = [sid for sid in deleted_ids if sid not in items]
     _delete_by_id(conn, ctx, deleted_only, writes, outbox, stats)
     writes.flush(conn, ctx)

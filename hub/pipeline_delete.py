@@ -17,7 +17,7 @@ from hub.sqlutil import chunks
 
 
 def _delete_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow], w: _Writes,
-                outbox: OutboxQueue, stats: BatchStats) -> None:
+                stats: BatchStats) -> None:
     w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
                                 "record_id": item.record_id, "values": item.base or item.values,
                                 "row_hash": item.hash, "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts),

@@ -22,7 +22,7 @@ from contract import ConnectorContract  # noqa: E402
 
 from connectors.singer.connector import SingerConnector  # noqa: E402
 from hub.connector import StreamSpec, WriteChange  # noqa: E402
-from singer_helpers import sync_here  # noqa: E402
+from singer_helpers import CUSTOMER_MAPPING, sync_here  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
@@ -117,17 +117,9 @@ class TestTapPostgresContract(ConnectorContract):
         assert records[0]["credit_limit"] == 100.5 and records[0]["updated_at"].startswith("2026-01-01T00:01:00")
 
 
-MAPPING = """
-source: public-customers
-key: id
-updated_at: updated_at
-fields:
-  code: id
-  name: name
-  email: {from: email, transform: email}
-  city: city
-  credit_limit: {from: credit_limit, type: decimal}
-"""
+# the shared customer mapping, on the tap's stream of public.customers, with its amount
+MAPPING = CUSTOMER_MAPPING.replace("source: customers\n", "source: public-customers\n") + \
+    "  credit_limit: {from: credit_limit, type: decimal}\n"
 
 
 def project(root: Path, tap: str, db: dict[str, Any]) -> Path:
