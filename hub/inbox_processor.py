@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from hub import planner_stats
 from hub.inbox import call_hook, unpack
 from hub.models import Inbox, Outbox, SourceState, SyncRun
 from hub.pipeline import StreamContext, process_batch
@@ -100,6 +101,8 @@ class InboxProcessor:
                 del g.rows[row_id]
             if g.rows:
                 failed |= self._run_group(g, finals, received, report)
+        if groups:
+            planner_stats.refresh(self.engine)   # a burst of events grows tables as a load does
         return report
 
     def _pending(self) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
+from hub import planner_stats
 from hub.absence import Absence
 from hub.errors import FatalError, LimitExceeded, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
@@ -167,6 +168,8 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
         spec = parts.stream_spec(name, entity, started)
         connector = parts.connector(name)
         absence = _absence(parts, name, entity, ctx) if cursor is None else None
+        if not dry_run:   # tables loaded earlier (or by another worker) may not have been analyzed yet
+            planner_stats.refresh(store.engine)
         for batch in connector.read(spec, cursor):
             ctx.now = utcnow()
             with store.tx() as conn:    # the batch, its cursor and the run's figures, or none of them
@@ -181,6 +184,9 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
                 report.absorb(stats)
                 report.cursor = batch.cursor if batch.cursor is not None else report.cursor
                 _save_run(conn, report)
+                planner_stats.count_now(conn)
+            if not dry_run:   # a load's later batches look their keys up in what the earlier ones wrote
+                planner_stats.refresh(store.engine)
             if progress:
                 progress(name, entity, report.counts)
             if cancel is not None and cancel.is_set():
