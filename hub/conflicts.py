@@ -15,6 +15,7 @@ from hub.errors import NotFound, UsageError
 from hub.models import Conflict, FieldHistory, SourceState
 from hub.outbox import OutboxQueue
 from hub.sqlutil import chunks
+from hub.column_fit import SQLITE_EXACT_DIGITS
 from hub.steward_values import prepare as prepare_checks, steward_value
 from hub.types import utcnow
 from hub.values import encode
@@ -173,13 +174,15 @@ def without_denied(c: dict[str, Any], denied: frozenset[str]) -> dict[str, Any]:
 
 
 def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: bool, *,
-                 record: dict[str, Any] | None = None, suite_override: str | None = None) -> Any:
+                 record: dict[str, Any] | None = None, suite_override: str | None = None,
+                 exact_digits: int | None = None) -> Any:
     """The encoded value a resolution makes golden.
 
     ``--take S`` takes S's current value (``c["current_values"]``, see :func:`current_source_values`)
     when S has sent another one since the conflict opened, else the value the conflict holds.
     A typed-in ``value`` is parsed, normalized and checked by the entity's expectations like a
-    source value (:mod:`hub.steward_values`); ``record`` is the golden record it lands in.
+    source value (:mod:`hub.steward_values`); ``record`` is the golden record it lands in, and
+    ``exact_digits`` the significant digits its store keeps of a decimal (None: all).
     """
     given = [x for x in (take is not None, value is not None, keep) if x]
     if len(given) != 1:
@@ -191,7 +194,7 @@ def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: b
         return (c.get("current_values") or {}).get(take, values[take])
     if keep:
         return c.get("current_golden", c["golden"])
-    return steward_value(c["entity"], c["field"], value, record or {}, suite_override)
+    return steward_value(c["entity"], c["field"], value, record or {}, suite_override, exact_digits)
 
 
 def current_source_values(conn: Connection, entity: str, record_id: str, field: str) -> dict[str, Any]:
@@ -244,7 +247,8 @@ def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple
     c["golden"] = c["current_golden"] = row.values.get(f)
     if take is not None:
         c["current_values"] = current_source_values(conn, entity, rid, f)
-    chosen = choose_value(c, take, value, keep, record=row.values, suite_override=suite_override)
+    chosen = choose_value(c, take, value, keep, record=row.values, suite_override=suite_override,
+                          exact_digits=SQLITE_EXACT_DIGITS if conn.dialect.name == "sqlite" else None)
     now = utcnow()
     old = row.values.get(f)
     who = f"user:{user}"

@@ -44,7 +44,7 @@ def prepare(entity: str, field: str, suite_override: str | None = None) -> None:
 
 
 def steward_value(entity: str, field: str, text: str, record: dict[str, Any],
-                  suite_override: str | None = None) -> Any:
+                  suite_override: str | None = None, exact_digits: int | None = None) -> Any:
     """The encoded value ``text`` makes golden for ``field``; an empty text clears the field.
 
     Args:
@@ -54,6 +54,8 @@ def steward_value(entity: str, field: str, text: str, record: dict[str, Any],
         record: the golden record's encoded values (the country a phone number is read in,
             the other column of a multi-column expectation).
         suite_override: the deployment's suite file for the entity (config ``validation``), else the shipped one.
+        exact_digits: the significant digits the store keeps of a decimal exactly (SQLite's float: 15;
+            None where decimals are exact), as a source value is checked (:mod:`hub.column_fit`).
 
     Raises:
         UsageError: one line naming the field, the value and what it failed.
@@ -71,7 +73,7 @@ def steward_value(entity: str, field: str, text: str, record: dict[str, Any],
         raise UsageError(f"{field}: {text!r} {_reason(field, failure, record)} ({failure['expectation']})")
     if refusal is not None:   # the suite let it through, the canonical form did not
         raise UsageError(refusal)
-    _check_column(entity, field, text, typed)
+    _check_column(entity, field, text, typed, exact_digits)
     return encode(typed)
 
 
@@ -163,17 +165,17 @@ def _range(kwargs: dict[str, Any]) -> str:
     return f"is not below {high}" if kwargs.get("strict_max") else f"is above {high}"
 
 
-def _check_column(entity: str, field: str, text: str, typed: Any) -> None:
+def _check_column(entity: str, field: str, text: str, typed: Any, exact_digits: int | None) -> None:
     """Refuse what the store column cannot hold (a database error later) or would round (golden and
     the systems would then disagree with the store)."""
-    problem = column_problem(entity, field, typed)
+    problem = column_problem(entity, field, typed, exact_digits)
     if problem is not None:
         raise UsageError(f"{field}: {text!r} {problem}")
 
 
-def column_problem(entity: str, field: str, typed: Any) -> str | None:
+def column_problem(entity: str, field: str, typed: Any, exact_digits: int | None = None) -> str | None:
     """Why the store column of ``field`` cannot hold ``typed`` as it is ('has more than 2 decimal
-    places'), or None when it fits."""
+    places'), or None when it fits. ``exact_digits``: see :func:`steward_value`."""
     from hub.golden import table_of
     col_type = table_of(entity).c[field].type
     length = getattr(col_type, "length", None)
@@ -186,6 +188,9 @@ def column_problem(entity: str, field: str, typed: Any) -> str | None:
             return f"has more than {scale} decimal places"
         if len(figures) + exponent > digits:
             return f"has more than {digits} digits before the decimal point"
+        if exact_digits is not None and len(figures) > exact_digits:
+            return (f"has {len(figures)} significant digits; this SQLite store keeps {exact_digits} exactly "
+                    "(PostgreSQL keeps them all)")
     if isinstance(typed, int) and not isinstance(typed, bool):
         low, high = _int_range(col_type)
         if not low <= typed <= high:

@@ -109,6 +109,9 @@ def test_a_bad_decimal_names_the_field_and_the_value(project, engine):
     below = refused(engine, cid, "-5", rid, "credit_limit")
     assert "credit_limit: '-5' is below 0 (expect_column_values_to_be_between)" in below
     assert "more than 2 decimal places" in refused(engine, cid, "1.239", rid, "credit_limit")
+    # SQLite keeps an amount as an 8-byte float: 16 significant digits would come back changed
+    assert ("credit_limit: '99999999999999.99' has 16 significant digits; this SQLite store keeps 15 exactly"
+            in refused(engine, cid, "99999999999999.99", rid, "credit_limit"))
     # a number as a system would send it is read like one
     done = json.loads(triad("conflicts", "resolve", cid, "--value", "1,234.50").stdout)["resolved"][0]
     assert done["new"] == "1234.5" and golden_value(engine, rid, "credit_limit") == "1234.5"
@@ -222,3 +225,12 @@ def test_list_loads_golden_values_once_per_entity(project, engine):
     by_record = {r["record_id"]: r for r in rows if r["field"] in ("tier", "city")}
     for rid, r in by_record.items():
         assert r["golden"] == golden_value(engine, rid, r["field"])
+
+
+def test_all_digits_of_an_amount_fit_where_decimals_are_exact():
+    from decimal import Decimal
+    from hub.steward_values import column_problem
+    amount = Decimal("99999999999999.99")
+    assert column_problem("customer", "credit_limit", amount) is None          # PostgreSQL: exact numeric
+    assert "16 significant digits" in column_problem("customer", "credit_limit", amount, exact_digits=15)
+    assert column_problem("customer", "credit_limit", Decimal("1000000000000000"), exact_digits=15) is None
