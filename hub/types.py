@@ -1,7 +1,7 @@
 """Column types shared by the store: aware UTC timestamps, JSON that works on every dialect."""
 from __future__ import annotations
 
-import os
+import random
 import time
 from datetime import datetime, timezone
 
@@ -48,7 +48,11 @@ _time_part: tuple[int, str] = (-1, "")
 
 def new_id() -> str:
     """A ULID (48-bit millisecond time + 80 random bits, Crockford base32): sortable by creation
-    time, minted by any node without coordination. Built inline: ids are minted per record in bulk."""
+    time, minted by any node without coordination. Built inline: ids are minted per record in bulk.
+
+    The bits come from ``random`` (seeded from the system's entropy, and again in a forked child), not
+    from a system call per id: that call let go of the GIL, and a load's checkpoint thread took it
+    each time (6% of an initial load). An id needs to be unique, not secret (tokens use ``secrets``)."""
     global _time_part
     ms = time.time_ns() // 1_000_000
     if _time_part[0] != ms:       # the 10 time characters change once per millisecond
@@ -57,7 +61,7 @@ def new_id() -> str:
             chars.append(_CROCKFORD[value & 31])
             value >>= 5
         _time_part = (ms, "".join(reversed(chars)))
-    r = int.from_bytes(os.urandom(10), "big")
+    r = random.getrandbits(80)
     p = _PAIRS
     return (_time_part[1] + p[r >> 70] + p[(r >> 60) & 1023] + p[(r >> 50) & 1023] + p[(r >> 40) & 1023]
             + p[(r >> 30) & 1023] + p[(r >> 20) & 1023] + p[(r >> 10) & 1023] + p[r & 1023])
