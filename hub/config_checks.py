@@ -148,7 +148,17 @@ def _absence_problems(cfg: TriadConfig) -> list[str]:
                            "only a read can find a record missing")
             if b.deleted_when_missing_limit is not None and not b.deleted_when_missing:
                 out.append(f"{where}.deleted_when_missing_limit: set without deleted_when_missing: true")
+            narrowing = [k for k in NARROWING_OPTIONS if b.options.get(k) or (c.model_extra or {}).get(k)]
+            if b.deleted_when_missing and narrowing:
+                out.append(f"{where}.deleted_when_missing: a read narrowed by {' and '.join(narrowing)} does not return "
+                           "the records outside it, and each would be flagged deleted (a record whose type or "
+                           "date moves it out, every record when the option changes); drop one of the two")
     return out
+
+
+# options with which even a complete read returns part of the system only (SAP and Kingdee `filter`,
+# Yonyou `start_date`): absence from such a read says nothing about deletion
+NARROWING_OPTIONS = ("filter", "start_date")
 
 
 def _sync_problem(cfg: TriadConfig, name: str, entity: str) -> str:

@@ -67,3 +67,27 @@ def test_an_order_deleted_in_sap_is_flagged_by_a_complete_read(tmp_path: Path):
             status = dict(conn.execute(select(xt.c.source_id, xt.c.status).where(xt.c.entity == "order")).all())
         assert status == {sid: ("deleted" if sid == gone else "active") for sid in linked}
         engine.dispose()
+
+
+def test_a_filtered_read_cannot_find_deletions(tmp_path: Path):
+    """A filtered read does not return the orders outside the filter: all of them would be flagged."""
+    from click.testing import CliRunner
+
+    from cli import main
+    cfg = tmp_path / "triad.yaml"
+    cfg.write_text(f"""store: {{url: 'sqlite:///{tmp_path / "hub.db"}'}}
+connectors:
+  erp:
+    type: sap
+    base_url: http://127.0.0.1:9
+    auth: {{user: {USER}, password: {PASSWORD}}}
+    entities: {{customer: {{}}, order: {{deleted_when_missing: true, filter: "SalesOrderType eq 'OR'"}}}}
+""", encoding="utf-8")
+    r = CliRunner().invoke(main, ["--config", str(cfg), "config", "validate"])
+    assert r.exit_code == 2, r.output
+    assert ("connectors.erp.entities.order.deleted_when_missing: a read narrowed by filter does not return the "
+            "records outside it") in r.output
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(", filter: \"SalesOrderType eq 'OR'\"", ""),
+                   encoding="utf-8")
+    r = CliRunner().invoke(main, ["--config", str(cfg), "config", "validate"])
+    assert r.exit_code == 0, r.output
