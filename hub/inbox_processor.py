@@ -206,6 +206,7 @@ class InboxProcessor:
                     ot = Outbox.__table__
                     created = list(conn.scalars(select(ot.c.id).where(
                         ot.c.run_id == ctx.run_id, ot.c.created_at >= ctx.now, ot.c.status == "pending")))
+                    planner_stats.count_now(conn)
                 except BaseException:
                     tx.rollback()
                     raise

@@ -77,3 +77,24 @@ def test_a_load_leaves_the_planner_statistics_of_what_it_wrote(project: Path, pg
 
 def test_nothing_to_do_on_sqlite(tmp_path: Path):
     assert planner_stats.refresh(make_engine(f"sqlite:///{tmp_path / 'x.db'}")) == []
+
+
+def test_a_burst_of_webhook_events_leaves_statistics_too(tmp_path: Path, pg_url: str):
+    from hub.config import load_config
+    from hub.inbox import store
+    from hub.inbox_processor import InboxProcessor
+    from hub.streams import Parts
+    from realtime.helpers import SECRET, customer_row, write_project
+    cfg = load_config(str(write_project(tmp_path / "p", f"""
+connectors:
+  erp: {{type: file, path: ./exports, direction: in, webhook_secret: {SECRET}, entities: [customer]}}
+""", pg_url)))
+    engine, parts = make_engine(cfg.store.url), Parts(cfg)
+    try:
+        body = json.dumps({"entity": "customer", "records": [customer_row(i, f"Company {i}") for i in range(N)]})
+        store(engine, "erp", {"content-type": "application/json"}, body.encode())
+        assert InboxProcessor(engine, parts, worker="t").run_once().done == 1
+        assert all(rows >= 1000 for rows in statistics(pg_url).values()), statistics(pg_url)
+    finally:
+        parts.close()
+        engine.dispose()
