@@ -3,19 +3,20 @@ is written to history and the audit log, and is queued to every system that take
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from hub import audit, durations, golden, subscriptions
-from hub.changefeed import lock_history
 from hub.canonical import ENTITIES
+from hub.changefeed import lock_history
+from hub.column_fit import SQLITE_EXACT_DIGITS
 from hub.echoes import known_held
 from hub.errors import NotFound, UsageError
 from hub.models import Conflict, FieldHistory, SourceState
 from hub.outbox import OutboxQueue
 from hub.sqlutil import chunks
-from hub.column_fit import SQLITE_EXACT_DIGITS
 from hub.steward_values import prepare as prepare_checks, steward_value
 from hub.types import utcnow
 from hub.values import encode
@@ -136,10 +137,13 @@ def list_conflicts(engine: Engine, *, status: str | None = None, entity: str | N
         ct = Conflict.__table__
         q = q.where(or_(ct.c.created_at > after[0], and_(ct.c.created_at == after[0], ct.c.id > after[1])))
     with engine.connect() as conn:
-        rows = [_row(c) for c in conn.execute(q)]
-        if system:   # JSON key filtering is dialect-specific; the page is small, filter here
-            rows = [r for r in rows if system in (r["values"] or {})]
-        return _with_current_golden(conn, rows[offset:offset + limit])
+        if not system:   # the page only: auto conflicts pile up for good, a page must not read them all
+            rows = [_row(c) for c in conn.execute(q.limit(limit).offset(offset))]
+        else:            # a JSON key test is dialect-specific: rows stream in order until the page is full
+            with conn.execution_options(stream_results=True, yield_per=1000).execute(q) as result:
+                rows = list(islice((r for r in map(_row, result) if system in (r["values"] or {})),
+                                   offset, offset + limit))
+        return _with_current_golden(conn, rows)
 
 
 def get_conflict(conn: Connection, conflict_id: str) -> dict[str, Any]:

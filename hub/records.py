@@ -11,15 +11,17 @@ from hub.errors import NotFound, UsageError
 from hub.golden import load_lines, scalar_fields, table_of
 from hub.merge import CREATED, provenance_of
 from hub.models import Conflict, FieldHistory, Quarantine, SourceState, Xref
+from hub.sqlutil import chunks
 from hub.values import decode, encode
 
 
 def _xrefs(conn, entity: str, ids: list[str]) -> dict[str, dict[str, list[str]]]:  # noqa: ANN001
     xt = Xref.__table__
     out: dict[str, dict[str, list[str]]] = {}
-    for r in conn.execute(select(xt.c.record_id, xt.c.system, xt.c.source_id).where(
-            xt.c.entity == entity, xt.c.record_id.in_(ids), xt.c.status != "merged").order_by(xt.c.system)):
-        out.setdefault(r.record_id, {}).setdefault(r.system, []).append(r.source_id)
+    for part in chunks(ids):    # a page of 100,000 records has more ids than PostgreSQL takes parameters
+        for r in conn.execute(select(xt.c.record_id, xt.c.system, xt.c.source_id).where(
+                xt.c.entity == entity, xt.c.record_id.in_(part), xt.c.status != "merged").order_by(xt.c.system)):
+            out.setdefault(r.record_id, {}).setdefault(r.system, []).append(r.source_id)
     return out
 
 
