@@ -236,4 +236,23 @@ def option_problems(cfg: TriadConfig) -> list[str]:
             known = set(declared["entity_option_keys"]) | binding_common
             out += [f"connectors.{name}.entities.{e}.{k}: not an option of a {c.type} connector's entity"
                     + expected_among(k, known) for e, b in c.entities.items() for k in b.options if k not in known]
+        if "auth_keys" in declared and c.options.get("auth") is not None:
+            out += _auth_problems(name, c.type, c.options["auth"], declared["auth_keys"],
+                                  declared.get("auth_values", {}))
+    return out
+
+
+def _auth_problems(name: str, type_name: str, auth: Any, known: Iterable[str],
+                   values: dict[str, Iterable[str]]) -> list[str]:
+    """Keys of an `auth:` block its connector type does not read, and values it does not know."""
+    where = f"connectors.{name}.auth"
+    if not isinstance(auth, dict):
+        return [f"{where}: expected a map of {', '.join(sorted(known))}"]
+    out = [f"{where}.{k}: not an auth setting of a {type_name} connector" + expected_among(k, known)
+           for k in auth if k not in known]
+    from hub.secrets import reveal
+    for key, allowed in values.items():
+        v = reveal(auth.get(key))     # a value given as ${VAR} is wrapped as a secret
+        if v is not None and v not in allowed:
+            out.append(f"{where}.{key}: unknown {key} '{v}'" + expected_among(str(v), allowed))
     return out

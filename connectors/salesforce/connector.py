@@ -22,7 +22,7 @@ from hub.connector import Batch, CheckResult, Connector, StreamSpec, WebhookEven
 from hub.errors import ConfigError, RetriableError, TriadError
 from hub.http import RetryPolicy
 
-from connectors.salesforce.client import TRANSIENT_CODES, SalesforceClient, error_of
+from connectors.salesforce.client import GRANTS, TRANSIENT_CODES, SalesforceClient, error_of
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,10 @@ class SalesforceConnector(Connector):
     option_keys = frozenset({"base_url", "api_version", "auth", "verify", "external_id_field", "retry",
                              "webhook_token", "organization_id", "webhook_records", "webhook_objects"})
     entity_option_keys = frozenset({"children"})
+    # keys of the `auth:` block (hub.config_checks: a typo there is refused before a login fails on it)
+    auth_keys = frozenset({"grant", "client_id", "client_secret", "username", "password", "security_token",
+                           "refresh_token"})
+    auth_values = {"grant": GRANTS}
     entities = ("customer", "opportunity", "order", "contract", "payment")
     supports_deletes = True
 

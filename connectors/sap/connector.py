@@ -84,6 +84,7 @@ class SapConnector(Connector):
                              "services"})
     entity_option_keys = frozenset({"service", "expand", "first", "filter", "select", "overlap_seconds", "page_size",
                                     "create_ref"})
+    auth_keys = frozenset({"user", "password", "token"})   # the `auth:` block: basic (user, password) or bearer
     entities = ("customer", "order")
     directions = ("in", "out", "both")
 

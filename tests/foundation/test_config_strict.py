@@ -214,3 +214,19 @@ def test_serve_settings_are_typed_and_an_oidc_typo_fails_validate(tmp_path: Path
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, ["config", "validate"])
     assert r.exit_code == 2 and "serve.oidc.audince: unknown key" in r.output, r.output
+
+
+@pytest.mark.parametrize("connector, message", [
+    ("{type: sap, base_url: 'http://127.0.0.1:9', auth: {usr: a, password: b}}",
+     "connectors.x.auth.usr: not an auth setting of a sap connector; did you mean 'user'?"),
+    ("{type: salesforce, base_url: 'http://127.0.0.1:9', auth: {client_id: a, client_secrt: b}}",
+     "connectors.x.auth.client_secrt: not an auth setting of a salesforce connector; did you mean 'client_secret'?"),
+    ("{type: salesforce, base_url: 'http://127.0.0.1:9', auth: {grant: pasword, client_id: a, client_secret: b}}",
+     "connectors.x.auth.grant: unknown grant 'pasword'; did you mean 'password'?"),
+    ("{type: sap, base_url: 'http://127.0.0.1:9', auth: basic}", "connectors.x.auth: expected a map of"),
+])
+def test_a_typo_in_an_auth_block_is_refused(tmp_path, connector, message):
+    cfg = tmp_path / "triad.yaml"
+    cfg.write_text(f"store: {{url: 'sqlite:///{tmp_path / 'h.db'}'}}\nconnectors:\n  x: {connector}\n", encoding="utf-8")
+    r = CliRunner().invoke(main, ["--config", str(cfg), "config", "validate"])
+    assert r.exit_code == 2 and message in r.output, r.output
