@@ -21,11 +21,15 @@ class TriadGroup(click.Group):
     """Turns hub errors into one clear line and the right exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from hub import render
+        render.start_command()
         try:
             return super().invoke(ctx)
         except TriadError as exc:
-            from hub import render
             render.error(str(exc))
+            obj = ctx.find_object(Context)
+            if obj is not None and obj.as_json:
+                render.json_failure(str(exc), exc.exit_code)
             sys.exit(exc.exit_code)
 
 
@@ -476,8 +480,8 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
         render.table("dry run (nothing written)" if dry_run else "sync", cols,
                      [[r.as_dict()[c] for c in cols] for r in reports])
         for r in reports:
-            if r.error:
-                render.error(f"{r.connector}/{r.entity}: {r.error}")
+            if r.error:   # an ok run's text says what to know, not what failed
+                (render.note if r.status == "ok" else render.error)(f"{r.connector}/{r.entity}: {r.error}")
         tot = {k: sum(r.counts[k] for r in reports) for k in ("conflicts", "quarantined", "queued", "older")}
         if tot["older"]:
             render.hint(f"{tot['older']} row(s) not taken: older than the version taken in (a superseded export "
@@ -706,6 +710,20 @@ def conflicts() -> None:
     """Concurrent changes the rules settled (auto) or left for a steward (open)."""
 
 
+def _check_conflict_filters(ctx: Context, entity: str | None, field: str | None, system: str | None) -> None:
+    """A misspelt --field or --system is bad usage, not an empty answer."""
+    from hub.canonical import ENTITIES
+    from hub.config_checks import expected_among
+    if field:
+        fields = set(ENTITIES[entity].fields) if entity else {f for e in ENTITIES.values() for f in e.fields}
+        if field not in fields:
+            raise UsageError(f"--field {field}: not a field of {entity or 'any entity'}{expected_among(field, fields)}")
+    if system:
+        names = set(ctx.config().connectors)
+        if system not in names:
+            raise UsageError(f"--system {system}: no connector of that name{expected_among(system, names)}")
+
+
 @conflicts.command("list")
 @click.option("--status", type=click.Choice(["open", "resolved", "auto"]), help="Only this status.")
 @click.option("--entity", help="Only this entity.")
@@ -738,6 +756,7 @@ def conflicts_list(ctx: Context, status: str | None, entity: str | None, field_n
     from hub.rbac import require
     if entity:
         entity_def(entity)
+    _check_conflict_filters(ctx, entity, field_name, system)
     engine = ctx.engine()
     who = _who(ctx)
     require(engine, who, "read", entity)
@@ -813,7 +832,9 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
     resolution would re-create the merged-away record in every system; the
     surviving record holds the decision. --all leaves such conflicts out (and
     names them), and is refused when they are all it matches. --all selects only
-    conflicts your roles let you see and resolve (not those on denied fields).
+    conflicts your roles let you see and resolve (not those on denied fields);
+    with --take SYSTEM, only those SYSTEM has a value for. Of several conflicts,
+    one that cannot be resolved is named and the others go on (exit 1).
 
     \b
     Examples:
@@ -833,7 +854,9 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
     if all_open:
         if entity:
             entity_def(entity)
-        targets, left_out = select_all(engine, who, entity=entity, field=field_name, system=system)
+        _check_conflict_filters(ctx, entity, field_name, system)
+        # --take S settles only what S has a value for: the others stay open, not fail half-way
+        targets, left_out = select_all(engine, who, entity=entity, field=field_name, system=system or take)
         if not targets:
             emit(ctx, {"resolved": [], "left_out": left_out}, lambda: render.say("no open conflicts match"))
             return
@@ -847,19 +870,29 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
     else:
         ids = list(conflict_ids)
     parts = Parts(ctx.config())
-    done = []
-    for cid in ids:
-        with engine.connect() as conn:
-            c = get_conflict(conn, cid)
-        require(engine, who, "resolve", c["entity"], c["field"], target=f"conflict:{cid}")
-        with engine.begin() as conn:
-            done.append(resolve(conn, cid, user=who.name, out_systems=parts.out_systems(c["entity"]), take=take,
-                                value=value, keep=keep, note=note, suite_override=parts.suite_override(c["entity"])))
-    emit(ctx, {"resolved": done, **({"left_out": left_out} if all_open else {})}, lambda: (
+    done, failed = [], []
+    for cid in ids:   # each conflict is its own decision, committed alone
+        try:
+            with engine.connect() as conn:
+                c = get_conflict(conn, cid)
+            require(engine, who, "resolve", c["entity"], c["field"], target=f"conflict:{cid}")
+            with engine.begin() as conn:
+                done.append(resolve(conn, cid, user=who.name, out_systems=parts.out_systems(c["entity"]), take=take,
+                                    value=value, keep=keep, note=note,
+                                    suite_override=parts.suite_override(c["entity"])))
+        except TriadError as exc:
+            if len(ids) == 1:
+                raise
+            failed.append({"id": cid, "error": str(exc)})   # those done stay done: say which, go on
+    data = {"resolved": done, **({"left_out": left_out} if all_open else {}), **({"failed": failed} if failed else {})}
+    emit(ctx, data, lambda: (
         render.table("resolved", ["id", "entity", "field", "old", "new", "queued"],
                      [(d["id"], d["entity"], d["field"], d["old"], d["new"], d["queued"]) for d in done]),
         render.hint(left_out_note(left_out)) if left_out else None,
-        render.hint("send the decisions to the systems: triad sync push")))
+        [render.error(f"conflict {f['id']}: {f['error']}") for f in failed],
+        render.hint("send the decisions to the systems: triad sync push") if done else None))
+    if failed:
+        sys.exit(1)
 
 
 # --- quarantine ------------------------------------------------------------------------------------

@@ -46,12 +46,15 @@ class Batch:
 
     ``cursor`` is committed in the same transaction as the batch's data, so a
     crash re-reads at most this batch. ``deleted`` lists source ids the system
-    reports as deleted (or deactivated) since the previous cursor.
+    reports as deleted (or deactivated) since the previous cursor; ``notes``
+    what the run reports beside its figures.
     """
 
     records: list[dict[str, Any]]
     cursor: Any = None
     deleted: list[str] = field(default_factory=list)
+    # what the run should say although nothing failed ("no file matches 'x.csv'"): shown with its summary
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

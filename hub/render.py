@@ -25,8 +25,25 @@ def dumps(data: Any) -> str:
     return json.dumps(data, default=_default, ensure_ascii=False, indent=2)
 
 
+_json_printed = False   # a command prints one JSON document: a failure after it adds none
+
+
 def print_json(data: Any) -> None:
+    global _json_printed
+    _json_printed = True
     sys.stdout.write(dumps(data) + "\n")
+
+
+def start_command() -> None:
+    global _json_printed
+    _json_printed = False
+
+
+def json_failure(message: str, exit_code: int) -> None:
+    """Under --json, a command that failed before it printed its document prints this one instead, so a
+    script reading stdout always gets one (the message also goes to stderr)."""
+    if not _json_printed:
+        print_json({"ok": False, "error": message, "exit_code": exit_code})
 
 
 def console():  # noqa: ANN201 - rich imported lazily to keep `triad --help` fast
@@ -81,3 +98,8 @@ def hint(text: str) -> None:
 
 def error(text: str) -> None:
     sys.stderr.write(f"error: {text}\n")
+
+
+def note(text: str) -> None:
+    """Something to know about a command that did not fail (on stderr, like errors)."""
+    sys.stderr.write(f"note: {text}\n")

@@ -56,6 +56,11 @@ class RunReport:
         for k, v in stats.counts.items():
             self.counts[k] += v
 
+    def note(self, *notes: str) -> None:
+        """Say something beside the figures of a run that did not fail (kept in its ``error`` text)."""
+        for text in notes:
+            self.error = f"{self.error}; {text}" if self.error else text
+
 
 class _Store:
     """Where a run's transactions go: the engine, each one committed; or, in a dry run, one
@@ -182,6 +187,7 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
                 if not dry_run:
                     _renew_lease(conn, name, entity, owner)
                 report.absorb(stats)
+                report.note(*batch.notes)
                 report.cursor = batch.cursor if batch.cursor is not None else report.cursor
                 _save_run(conn, report)
                 planner_stats.count_now(conn)
@@ -228,7 +234,7 @@ def _flag_missing(store: _Store, ctx: StreamContext, report: RunReport, absence:
     with store.tx() as conn:
         gone, why = absence.missing(conn, started)
     if why:
-        report.error = why    # the run is ok; the summary shows why nothing was flagged
+        report.note(why)    # the run is ok; the summary shows why nothing was flagged
     for part in chunks(gone, size):
         ctx.now = utcnow()
         with store.tx() as conn:

@@ -101,8 +101,11 @@ class FileConnector(Connector):
         if not folder.is_dir():
             raise ConfigError(f"connectors.{self.name}.path: folder {folder} does not exist", entity=stream.entity)
         files = matching_files(folder, stream.source, connector=self.name)
-        if not files:
-            log.warning("%s/%s: no file matches '%s' in %s", self.name, stream.entity, stream.source, folder)
+        if not files:   # a misspelt source or a renamed export: say so in the run, not only in the log
+            note = f"no file matches '{stream.source}' in {folder}: nothing was read"
+            log.warning("%s/%s: %s", self.name, stream.entity, note)
+            yield Batch([], None, notes=[note])
+            return
         last = FileCursor.parse(cursor)
         since = last.since
         newest: datetime | None = None

@@ -303,7 +303,9 @@ def test_a_file_replaced_by_one_of_the_same_size_and_time_is_read_again(folder: 
 
 
 def test_missing_file_reads_nothing_and_bad_cursor_is_a_config_error(folder: Path) -> None:
-    assert read(connector(folder), stream()) == ([], [])
+    records, (batch,) = read(connector(folder), stream())     # one empty batch that says why
+    assert records == [] and batch.cursor is None
+    assert batch.notes == [f"no file matches 'customers.csv' in {folder}: nothing was read"]
     write_customers(folder, [("C1", "2024-01-01")])
     with pytest.raises(ConfigError, match="not an ISO timestamp"):
         read(connector(folder), stream(), {"page": 3})

@@ -79,8 +79,10 @@ def refused(engine, cid: str, value: str, record_id: str, field: str) -> str:
     assert r.exit_code == 2, r.output
     assert footprint(engine, cid) == before and before[0] == "open"
     assert golden_value(engine, record_id, field) == golden_before
-    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, r.output
+    # under --json, stdout carries the failure as one document too
+    assert json.loads(r.stdout) == {"ok": False, "error": lines[0].removeprefix("error: "), "exit_code": 2}
     return lines[0]
 
 
@@ -234,3 +236,24 @@ def test_all_digits_of_an_amount_fit_where_decimals_are_exact():
     assert column_problem("customer", "credit_limit", amount) is None          # PostgreSQL: exact numeric
     assert "16 significant digits" in column_problem("customer", "credit_limit", amount, exact_digits=15)
     assert column_problem("customer", "credit_limit", Decimal("1000000000000000"), exact_digits=15) is None
+
+
+def test_resolve_all_taking_a_system_leaves_the_conflicts_it_has_no_value_in(project, engine):
+    both = [open_conflict(engine, customer_id(engine, code), "address", {"erp": f"{code} Road 1", "crm": "x"})
+            for code in ("C0001", "C0002")]
+    crm_only = open_conflict(engine, customer_id(engine, "C0003"), "address", {"crm": "C0003 Road 9"})
+    r = triad("conflicts", "resolve", "--all", "--field", "address", "--take", "erp", "--yes")
+    assert r.exit_code == 0, r.output
+    assert sorted(d["id"] for d in json.loads(r.stdout)["resolved"]) == sorted(both)
+    assert footprint(engine, crm_only)[0] == "open"
+
+
+def test_of_several_conflicts_one_that_fails_is_named_and_the_others_go_on(project, engine):
+    good = open_conflict(engine, customer_id(engine, "C0001"), "postal_code", {"erp": "200001", "crm": "200002"})
+    lacking = open_conflict(engine, customer_id(engine, "C0002"), "postal_code", {"crm": "200003"})
+    r = triad("conflicts", "resolve", lacking, good, "--take", "erp")
+    assert r.exit_code == 1, r.output
+    out = json.loads(r.stdout)
+    assert [d["id"] for d in out["resolved"]] == [good]
+    assert out["failed"] == [{"id": lacking, "error": f"conflict {lacking} has no value from 'erp'; it has: crm"}]
+    assert footprint(engine, good)[0] == "resolved" and footprint(engine, lacking)[0] == "open"

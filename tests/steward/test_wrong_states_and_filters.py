@@ -156,3 +156,16 @@ def test_where_values_of_the_right_type_still_filter(project):
         (hit,) = ok("alice", "records", "list", "customer", "--where", f"credit_limit={text}")["records"]
         assert hit["fields"]["credit_limit"] == "1200000"
     assert ok("alice", "records", "list", "order", "--where", "order_date=2026-11-10")["records"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["conflicts", "list", "--field", "emial"], "--field emial: not a field of any entity; did you mean 'email'?"),
+    (["conflicts", "list", "--entity", "customer", "--field", "total"], "--field total: not a field of customer"),
+    (["conflicts", "list", "--system", "crmm"], "--system crmm: no connector of that name; did you mean 'crm'?"),
+    (["conflicts", "resolve", "--all", "--field", "emial", "--take", "erp", "--yes"], "did you mean 'email'?"),
+])
+def test_a_misspelt_conflict_filter_is_bad_usage_not_an_empty_list(project, args, message):
+    r = run("alice", *args)
+    assert r.exit_code == 2, r.output
+    assert message in r.stderr
+    assert ok("alice", "conflicts", "list", "--field", "email", "--system", "crm")["conflicts"]
