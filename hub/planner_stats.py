@@ -32,10 +32,20 @@ _STALE = text("""
 """)
 
 
+_can_flush: dict[str, bool] = {}   # store URL -> may this role call pg_stat_force_next_flush (asked once)
+
+
 def count_now(conn: Connection) -> None:
     """Inside a batch's transaction: have its row counts published when it commits, not up to 10 s later
-    (PostgreSQL 15+ batches them per backend), so the check after the batch sees them."""
-    if conn.dialect.name == "postgresql" and (conn.dialect.server_version_info or (0,)) >= (15,):
+    (PostgreSQL 15+ batches them per backend), so the check after the batch sees them. Where the role may
+    not call the function (an error would abort the batch) the counts come later, and so does the analysis."""
+    if conn.dialect.name != "postgresql" or (conn.dialect.server_version_info or (0,)) < (15,):
+        return
+    url = str(conn.engine.url)
+    if url not in _can_flush:
+        _can_flush[url] = bool(conn.scalar(text(
+            "SELECT has_function_privilege('pg_catalog.pg_stat_force_next_flush()', 'EXECUTE')")))
+    if _can_flush[url]:
         conn.execute(text("SELECT pg_stat_force_next_flush()"))
 
 
