@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Date, ForeignKey, Index, Integer, MetaData, Numeric, String,
-                        Text, UniqueConstraint)
+                        Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.types import JsonType, UTCDateTime
@@ -350,7 +350,18 @@ class SyncRun(Base):
 class Outbox(Base):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_claim", "status", "connector", "entity", "next_attempt_at"),
-                      Index("ix_outbox_record", "entity", "record_id"))
+                      Index("ix_outbox_record", "entity", "record_id"),
+                      # pending rows only, so a claim, its in-flight check and a wake-up read a batch's worth
+                      # of index, not the whole backlog (queries name status = 'pending' as a literal: see
+                      # hub.push_claim.PENDING)
+                      Index("ix_outbox_pending", "connector", "entity", "created_at", "id",
+                            postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+                      Index("ix_outbox_in_flight", "connector", "entity", "claimed_until",
+                            postgresql_where=text("status = 'pending' AND claimed_until IS NOT NULL"),
+                            sqlite_where=text("status = 'pending' AND claimed_until IS NOT NULL")),
+                      Index("ix_outbox_waiting", "connector", "last_error",
+                            postgresql_where=text("status = 'pending' AND last_error IS NOT NULL"),
+                            sqlite_where=text("status = 'pending' AND last_error IS NOT NULL")))
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     connector: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(16))

@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from hub import planner_stats
 from hub.errors import LimitExceeded, RetriableError, TriadError
 from hub.liveness import worker_id
 from hub.push_claim import CLAIM, _claim, _claim_ids, _release, _serialize_claims
@@ -54,6 +55,7 @@ def push(engine: Engine, parts: Parts, connectors: tuple[str, ...] = (), *, work
     batch in progress (claimed rows are always settled).
     """
     worker = worker or worker_id()
+    planner_stats.refresh_outbox(engine)    # claims read the pending rows through their index
     reports = []
     for name, c in parts.cfg.connectors.items():
         if connectors and name not in connectors:

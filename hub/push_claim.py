@@ -9,7 +9,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, literal_column, or_, select, update
 
 from hub.liveness import dead_here
 from hub.models import Outbox
@@ -17,6 +17,10 @@ from hub.sqlutil import chunks
 from hub.types import utcnow
 
 CLAIM = timedelta(minutes=5)
+# status = 'pending' written out, not bound: only then do PostgreSQL and SQLite use the outbox's partial
+# indexes over pending rows (a claim then reads its batch, not the whole backlog: pushing 200,000 queued
+# writes was quadratic, 535 s on PostgreSQL)
+PENDING = Outbox.__table__.c.status == literal_column("'pending'")
 CLAIM_LOCK = 7370003      # advisory lock namespace; hub.audit uses 7370001, hub.changefeed 7370002
 
 
@@ -30,11 +34,11 @@ def _claimable(conn: Connection, where: ColumnElement[bool], now: datetime, limi
     holding one change of a record the system does not know yet would both create it.
     """
     ot = Outbox.__table__
-    in_flight = and_(ot.c.status == "pending", ot.c.claimed_until >= now)
+    in_flight = and_(PENDING, ot.c.claimed_until.is_not(None), ot.c.claimed_until >= now)
     holders = conn.scalars(select(ot.c.claimed_by).where(where, in_flight).distinct())
     dead = sorted(h for h in holders if h and dead_here(h))
     free = or_(ot.c.claimed_until.is_(None), ot.c.claimed_until < now, ot.c.claimed_by.in_(dead))
-    q = select(ot).where(where, ot.c.status == "pending", ot.c.next_attempt_at <= now, free)
+    q = select(ot).where(where, PENDING, ot.c.next_attempt_at <= now, free)
     q = q.order_by(ot.c.created_at, ot.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)

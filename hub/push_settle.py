@@ -17,6 +17,7 @@ from hub import golden
 from hub.echoes import WRITTEN, add_written
 from hub.models import Outbox, SourceState, Xref
 from hub.outbox import BLOCKED_MARKS, is_blocked
+from hub.push_claim import PENDING
 from hub.push_rules import NOT_READ_YET, _waiting_for
 from hub.sqlutil import chunks, upsert
 from hub.streams import Parts
@@ -163,12 +164,12 @@ def _wake_waiting_for(conn: Connection, name: str, entity: str, record_ids: list
     longer blocked: it gets the plain waiting text, so `triad status` stops counting it."""
     ot = Outbox.__table__
     for part in chunks(record_ids):
-        conn.execute(update(ot).where(ot.c.connector == name, ot.c.status == "pending",
+        conn.execute(update(ot).where(ot.c.connector == name, PENDING, ot.c.last_error.is_not(None),
                                       ot.c.last_error.in_([_waiting_for(entity, rid) for rid in part]))
                      .values(next_attempt_at=now))
     texts = {_waiting_for(entity, rid) for rid in record_ids}
     marked = [{"_id": r.id, "err": r.last_error.split(", but ", 1)[0]} for r in conn.execute(
-        select(ot.c.id, ot.c.last_error).where(ot.c.connector == name, ot.c.status == "pending",
+        select(ot.c.id, ot.c.last_error).where(ot.c.connector == name, PENDING, ot.c.last_error.is_not(None),
                                                ot.c.last_error.like(f"waiting for {entity} %"),
                                                is_blocked(ot.c.last_error)))
         if r.last_error.split(", but ", 1)[0] in texts]
