@@ -42,9 +42,9 @@ fields:
 """
 
 
-def make_project(root: Path) -> Path:
+def make_project(root: Path, batch_size: int = 100) -> Path:
     (root / "exports").mkdir(parents=True)
-    (root / "triad.yaml").write_text(CONFIG, encoding="utf-8")
+    (root / "triad.yaml").write_text(CONFIG.replace("batch_size: 100", f"batch_size: {batch_size}"), encoding="utf-8")
     (root / "customer.yaml").write_text(MAPPING, encoding="utf-8")
     lines = ["customer_no,name,email,city,credit_limit,status,updated_at"]
     for i in range(N):
@@ -128,7 +128,9 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
 def test_ctrl_c_mid_run_records_the_run_as_stopped_and_says_so(tmp_path: Path):
     """SIGINT (Ctrl-C) between batches: one line saying how to resume, exit 130, and the run row ends as
     stopped (it stayed "running" for good); the next run completes the load."""
-    root = make_project(tmp_path / "p")
+    # small batches: a run of many short steps, so that the signal (sent after the first 300 records, from a
+    # test process that may be slow to get the CPU beside others) still finds it running, not exiting
+    root = make_project(tmp_path / "p", batch_size=20)
     run_ok(root, "db", "upgrade")
     p = triad(root, "sync", "run")
     deadline = time.time() + 120
@@ -136,8 +138,8 @@ def test_ctrl_c_mid_run_records_the_run_as_stopped_and_says_so(tmp_path: Path):
         time.sleep(0.02)
     assert p.poll() is None, "the run finished before it could be interrupted; raise N"
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
-    assert p.returncode == 130, err
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, (err, out[-1000:], count(root))
     assert "interrupted: the run is recorded as stopped" in err and "Traceback" not in err
     with sqlite3.connect(root / "hub.db") as db:
         (status, error, finished), = db.execute("SELECT status, error, finished_at FROM sync_run").fetchall()
