@@ -55,8 +55,7 @@ def check_fits(entity: str, source_id: str, key_field: str | None, values: dict[
             # encoded decimals are plain text ("-1234.5"): only a long one can have too many digits
             if exact_digits is not None and isinstance(value, str) and len(value) > exact_digits \
                     and _significant_digits(value) > exact_digits:
-                raise MappingError(f"{name}: {value} has {_significant_digits(value)} significant digits; this "
-                                   f"SQLite store keeps {exact_digits} exactly (PostgreSQL keeps them all)",
+                raise MappingError(f"{name}: {value} {inexact(_significant_digits(value), exact_digits)}",
                                    field=name)
         elif isinstance(limit, int):
             if isinstance(value, str) and len(value) > limit:
@@ -64,6 +63,12 @@ def check_fits(entity: str, source_id: str, key_field: str | None, values: dict[
         elif isinstance(value, int) and not isinstance(value, bool) and not limit[0] <= value <= limit[1]:
             raise MappingError(f"{name}: {value} is out of range (a whole number from {limit[0]} to {limit[1]})",
                                field=name)
+
+
+def inexact(digits: int, exact_digits: int) -> str:
+    """Why a decimal of ``digits`` significant digits is refused by a store that keeps ``exact_digits``."""
+    return (f"has {digits} significant digits; this SQLite store keeps {exact_digits} exactly "
+            "(PostgreSQL keeps them all)")
 
 
 def _significant_digits(text: str) -> int:

@@ -1,4 +1,4 @@
-"""Fresh planner statistics on PostgreSQL after the hub wrote many rows.
+"""Fresh planner statistics after the hub wrote many rows.
 
 PostgreSQL plans a query from statistics that only ANALYZE (or autovacuum, a minute or more later, and
 not at all where it is turned off) gathers. Right after a load, a table of 20,000 xref rows still looks
@@ -6,8 +6,8 @@ empty to the planner, and the pipeline's batched key lookup (``source_id IN (...
 ``(entity, system, source_id)`` index) is planned as a scan of every row of the system per key: a
 re-sync of those 20,000 rows took 56 s instead of 2. So after a committed batch the hub analyzes the
 tables that changed by more than half (plus a thousand rows) since their last analysis: a growing
-table is analyzed a logarithmic number of times, a steady one rarely. SQLite plans by its indexes and
-needs none of this.
+table is analyzed a logarithmic number of times, a steady one rarely. SQLite needs statistics for one
+choice only: which index claims a batch of the outbox (:func:`refresh_outbox`).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 MIN_CHANGED = 1000        # rows changed since the last analysis before a table is looked at again
 CHANGED_SHARE = 0.5       # ... and this share of the rows it had then
+SQLITE_SAMPLE = 1000      # rows of each index SQLite's ANALYZE looks at (SQLite's own advice: 100-1000)
 
 _STALE = text("""
     SELECT s.relname
@@ -60,11 +61,10 @@ def refresh(engine: Engine) -> list[str]:
         with engine.connect() as conn:
             stale = list(conn.scalars(_STALE, {"tables": sorted(Base.metadata.tables), "least": MIN_CHANGED,
                                                "share": CHANGED_SHARE}))
+            conn.rollback()      # ANALYZE runs outside a transaction: it holds no lock of a batch's
             if not stale:
-                conn.rollback()
                 return []
             started = time.monotonic()
-            conn.rollback()
             auto = conn.execution_options(isolation_level="AUTOCOMMIT")
             for table in stale:
                 auto.execute(text(f'ANALYZE "{table}"'))
@@ -91,7 +91,4 @@ def refresh_outbox(engine: Engine) -> None:
             conn.exec_driver_sql("ANALYZE outbox")
     except Exception as exc:  # noqa: BLE001 - see refresh
         log.warning("could not refresh the outbox's planner statistics: %s", exc)
-
-
-SQLITE_SAMPLE = 1000   # rows of each index ANALYZE looks at (SQLite's own advice: 100-1000)
 

@@ -189,8 +189,8 @@ def column_problem(entity: str, field: str, typed: Any, exact_digits: int | None
         if len(figures) + exponent > digits:
             return f"has more than {digits} digits before the decimal point"
         if exact_digits is not None and len(figures) > exact_digits:
-            return (f"has {len(figures)} significant digits; this SQLite store keeps {exact_digits} exactly "
-                    "(PostgreSQL keeps them all)")
+            from hub.column_fit import inexact
+            return inexact(len(figures), exact_digits)
     if isinstance(typed, int) and not isinstance(typed, bool):
         low, high = _int_range(col_type)
         if not low <= typed <= high:

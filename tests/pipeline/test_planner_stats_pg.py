@@ -72,7 +72,11 @@ def test_a_load_leaves_the_planner_statistics_of_what_it_wrote(project: Path, pg
     assert all(rows >= 1000 for rows in after.values()), after
     # an unchanged re-read writes nothing, so nothing is analyzed again
     assert sync(project, "--full")["unchanged"] == N
-    assert planner_stats.refresh(make_engine(pg_url)) == []
+    engine = make_engine(pg_url)
+    try:
+        assert planner_stats.refresh(engine) == []
+    finally:
+        engine.dispose()
 
 
 def test_nothing_to_do_on_sqlite(tmp_path: Path):

@@ -4,7 +4,11 @@ and `triad outbox retry` of the customer write lets both go (SPEC §5 outbound).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
 
 from click.testing import CliRunner
 from sqlalchemy import update
@@ -37,8 +41,20 @@ def triad(cfg_path: Path, *args: str, code: int = 0) -> dict:
     return json.loads(r.stdout)
 
 
-def make_hub(tmp_path: Path, url: str):
-    """erp (in) holds customers and orders; crm (out) cannot write the status `blocked` (no value for it)."""
+@dataclass
+class Hub:
+    root: Path
+    crm_mapping: Path
+    cfg_path: Path
+    engine: Any
+    parts: Parts
+    dead: list[dict] = field(default_factory=list)   # the dead writes after the first push
+
+
+@pytest.fixture
+def hub(tmp_path: Path, store_url: str) -> Iterator[Hub]:
+    """erp (in) holds customers and orders; crm (out) cannot write the status `blocked` (no value for it):
+    after one push, Acme's customer write is dead and its order SO-1 waits."""
     root = tmp_path / "p"
     for s in ("erp", "crm"):
         (root / "exports" / s).mkdir(parents=True)
@@ -54,19 +70,22 @@ def make_hub(tmp_path: Path, url: str):
   crm: {type: file, path: ./exports/crm, direction: out,
         entities: {customer: {mapping: mappings/crm_customer.yaml}, order: {}}}
 matching: {customer: {exact: [tax_id]}}
-""", url)
+""", store_url)
     cfg = load_config(str(cfg_path))
-    engine = make_engine(cfg.store.url)
-    parts = Parts(cfg)
-    for entity in ("customer", "order"):
-        assert run_stream(engine, parts, "erp", entity).status == "ok"
-    return root, crm_mapping, cfg_path, engine, parts
+    h = Hub(root, crm_mapping, cfg_path, make_engine(cfg.store.url), Parts(cfg))
+    try:
+        for entity in ("customer", "order"):
+            assert run_stream(h.engine, h.parts, "erp", entity).status == "ok"
+        push(h.engine, h.parts)
+        h.dead = triad(cfg_path, "outbox", "list", "--status", "dead")["items"]
+        yield h
+    finally:
+        h.parts.close()
+        h.engine.dispose()
 
 
-def test_an_order_waiting_for_a_dead_customer_write_is_shown_blocked(tmp_path: Path, store_url: str):
-    root, crm_mapping, cfg_path, engine, parts = make_hub(tmp_path, store_url)
-    push(engine, parts)
-    dead = triad(cfg_path, "outbox", "list", "--status", "dead")["items"]
+def test_an_order_waiting_for_a_dead_customer_write_is_shown_blocked(hub: Hub):
+    cfg_path, engine, parts, dead = hub.cfg_path, hub.engine, hub.parts, hub.dead
     assert [(d["entity"], "blocked" in d["last_error"]) for d in dead] == [("customer", True)]   # cannot map
     pending = triad(cfg_path, "outbox", "list", "--status", "pending")["items"]
     assert [i["entity"] for i in pending] == ["order"]                # SO-2 went; SO-1 waits for Acme
@@ -82,23 +101,19 @@ def test_an_order_waiting_for_a_dead_customer_write_is_shown_blocked(tmp_path: P
     assert any("1 change" in h and "outbox list --status dead" in h for h in status["hints"])
 
     # the cause fixed and the dead write retried: the customer is created, then its order goes at once
-    crm_mapping.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
+    hub.crm_mapping.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
     triad(cfg_path, "outbox", "retry", dead[0]["id"])
     parts.close()
-    parts = Parts(load_config(str(cfg_path)))
+    hub.parts = parts = Parts(load_config(str(cfg_path)))
     reports = {r.entity: r for r in push(engine, parts) if r.connector == "crm"}
     assert reports["customer"].counts["created"] == 1 and reports["order"].counts["written"] == 1
     assert triad(cfg_path, "outbox", "list", "--status", "pending")["items"] == []
     assert triad(cfg_path, "status")["outbox"]["blocked"] == 0
-    parts.close()
-    engine.dispose()
 
 
-def test_a_retried_dead_write_no_longer_counts_what_waits_for_it_as_blocked(tmp_path: Path, store_url: str):
-    root, crm_mapping, cfg_path, engine, parts = make_hub(tmp_path, store_url)
-    push(engine, parts)
-    dead = triad(cfg_path, "outbox", "list", "--status", "dead")["items"][0]
-    crm_mapping.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
+def test_a_retried_dead_write_no_longer_counts_what_waits_for_it_as_blocked(hub: Hub):
+    cfg_path, [dead] = hub.cfg_path, hub.dead
+    hub.crm_mapping.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
     triad(cfg_path, "outbox", "retry", dead["id"])
     # before any push: the order waits for a write that may go now, it is no longer held by a dead one
     [order] = [i for i in triad(cfg_path, "outbox", "list", "--status", "pending")["items"] if i["entity"] == "order"]
@@ -107,14 +122,10 @@ def test_a_retried_dead_write_no_longer_counts_what_waits_for_it_as_blocked(tmp_
     assert status["outbox"]["blocked"] == 0 and status["outbox"]["pending"] == 2
     assert not any("outbox retry" in h for h in status["hints"])
     assert any("2 changes waiting to be written: triad sync push" in h for h in status["hints"])
-    parts.close()
-    engine.dispose()
 
 
-def test_an_order_waiting_for_a_dropped_customer_write_says_so(tmp_path: Path, store_url: str):
-    root, crm_mapping, cfg_path, engine, parts = make_hub(tmp_path, store_url)
-    push(engine, parts)
-    dead = triad(cfg_path, "outbox", "list", "--status", "dead")["items"][0]
+def test_an_order_waiting_for_a_dropped_customer_write_says_so(hub: Hub):
+    cfg_path, engine, parts, [dead] = hub.cfg_path, hub.engine, hub.parts, hub.dead
     triad(cfg_path, "outbox", "drop", dead["id"])
     # at once, not only after the next push: the order names the dropped write and what would help
     order = triad(cfg_path, "outbox", "list", "--status", "pending")["items"][0]
@@ -135,12 +146,10 @@ def test_an_order_waiting_for_a_dropped_customer_write_says_so(tmp_path: Path, s
     assert triad(cfg_path, "outbox", "list", "--status", "pending")["items"][0]["last_error"] == error
 
     # a later change to the customer queues its write again: the customer is created, its order goes with it
-    (root / "exports" / "erp" / "customers.csv").write_text(
+    (hub.root / "exports" / "erp" / "customers.csv").write_text(
         CUSTOMERS.replace("blocked,2026-11-01 08:00:00", "active,2026-11-02 08:00:00"), encoding="utf-8")
     assert run_stream(engine, parts, "erp", "customer").status == "ok"
     reports = {r.entity: r for r in push(engine, parts) if r.connector == "crm"}
     assert reports["customer"].counts["created"] == 1 and reports["order"].counts["written"] == 1
     assert triad(cfg_path, "outbox", "list", "--status", "pending")["items"] == []
     assert triad(cfg_path, "status")["outbox"]["blocked"] == 0
-    parts.close()
-    engine.dispose()
