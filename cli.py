@@ -14,7 +14,7 @@ import click
 from hub.context import Context
 from hub.errors import TriadError, UsageError
 
-from hub.clikit import emit, pass_ctx, reporting  # noqa: E402 - shared with command modules
+from hub.clikit import count_bar, emit, pass_ctx, reporting  # noqa: E402 - shared with command modules
 
 
 class TriadGroup(click.Group):
@@ -843,6 +843,7 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
     """
     from hub import render
     from hub.canonical import entity as entity_def
+    from hub.conflict_resolution import Decision, resolve_many
     from hub.conflicts import get_conflict, left_out_note, resolve, select_all
     from hub.rbac import require
     from hub.streams import Parts
@@ -850,6 +851,8 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
     who = _who(ctx)
     if all_open == bool(conflict_ids):
         raise UsageError("give conflict ids, or --all with filters")
+    decision = Decision(who.name, take, value, keep, note)
+    decision.check()
     left_out: list[dict] = []
     if all_open:
         if entity:
@@ -870,24 +873,25 @@ def conflicts_resolve(ctx: Context, conflict_ids: tuple[str, ...], take: str | N
     else:
         ids = list(conflict_ids)
     parts = Parts(ctx.config())
-    done, failed = [], []
-    for cid in ids:   # each conflict is its own decision, committed alone
-        try:
-            with engine.connect() as conn:
-                c = get_conflict(conn, cid)
-            require(engine, who, "resolve", c["entity"], c["field"], target=f"conflict:{cid}")
-            with engine.begin() as conn:
-                done.append(resolve(conn, cid, user=who.name, out_systems=parts.out_systems(c["entity"]), take=take,
-                                    value=value, keep=keep, note=note,
-                                    suite_override=parts.suite_override(c["entity"])))
-        except TriadError as exc:
-            if len(ids) == 1:
-                raise
-            failed.append({"id": cid, "error": str(exc)})   # those done stay done: say which, go on
+    if len(ids) == 1:   # its failure is the command's
+        with engine.connect() as conn:
+            c = get_conflict(conn, ids[0])
+        require(engine, who, "resolve", c["entity"], c["field"], target=f"conflict:{ids[0]}")
+        with engine.begin() as conn:
+            done = [resolve(conn, ids[0], user=who.name, out_systems=parts.out_systems(c["entity"]), take=take,
+                            value=value, keep=keep, note=note, suite_override=parts.suite_override(c["entity"]))]
+        failed: list[dict] = []
+    else:   # chunk by chunk; those done stay done: the others that fail are named
+        with count_bar(ctx, "resolving", len(ids)) as progress:
+            done, failed = resolve_many(engine, ids, decision, who, out_systems=parts.out_systems,
+                                        suite_override=parts.suite_override, progress=progress)
     data = {"resolved": done, **({"left_out": left_out} if all_open else {}), **({"failed": failed} if failed else {})}
+    shown = 50   # a terminal shows the first ones; --json lists them all
     emit(ctx, data, lambda: (
         render.table("resolved", ["id", "entity", "field", "old", "new", "queued"],
-                     [(d["id"], d["entity"], d["field"], d["old"], d["new"], d["queued"]) for d in done]),
+                     [(d["id"], d["entity"], d["field"], d["old"], d["new"], d["queued"]) for d in done[:shown]]),
+        render.say(f"... and {len(done) - shown} more ({len(done)} resolved; --json lists them all)")
+        if len(done) > shown else None,
         render.hint(left_out_note(left_out)) if left_out else None,
         [render.error(f"conflict {f['id']}: {f['error']}") for f in failed],
         render.hint("send the decisions to the systems: triad sync push") if done else None))
@@ -1170,6 +1174,70 @@ def outbox_drop(ctx: Context, item_id: str, note: str | None) -> None:
         audit.record(conn, who.name, "outbox.drop", f"outbox:{item_id}", before={"status": before["status"]},
                      after={"status": "dropped"}, note=note)
     emit(ctx, {"dropped": item_id}, lambda: render.say(f"{item_id} dropped"))
+
+
+@outbox.command("purge")
+@click.option("--older-than", required=True, metavar="AGE",
+              help="Delete delivered and dropped items last changed longer ago than this (12h, 30d, 2w).")
+@click.option("--connector", help="Only this connector's items.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@reporting
+@pass_ctx
+def outbox_purge(ctx: Context, older_than: str, connector: str | None, dry_run: bool, yes: bool) -> None:
+    """Delete old delivered (done) and dropped items so the outbox does not grow for ever.
+
+    Pending and dead items are never deleted, nor the newest item of a record
+    for a system, whatever its status: it tells whether the record is still
+    blocked there. Deletes in chunks, one transaction each. One audit entry
+    records the count and the cutoff.
+
+    \b
+    Examples:
+      triad outbox purge --older-than 30d --dry-run
+      triad outbox purge --older-than 30d --connector crm --yes
+    """
+    from hub import render
+    from hub.conflicts import parse_age
+    from hub.outbox_purge import count, purge
+    from hub.rbac import require
+    from hub.types import utcnow
+    engine = ctx.engine()
+    who = _who(ctx)
+    require(engine, who, "admin", target="outbox purge")
+    cutoff = utcnow() - parse_age(older_than)
+    scope = f" of {connector}" if connector else ""
+
+    def done(n: int) -> None:
+        verb = "would purge" if dry_run else "purged"
+        emit(ctx, {"purged": n, "dry_run": dry_run, "cutoff": cutoff.isoformat()}, lambda: render.say(
+            f"{verb} {n} delivered/dropped write{'' if n == 1 else 's'}{scope} older than {older_than} "
+            f"(last changed before {cutoff:%Y-%m-%d %H:%M:%S} UTC)"))
+
+    if dry_run or not yes:
+        n = count(engine, cutoff, connector=connector)
+        if dry_run or n == 0:
+            done(n)
+            return
+        if ctx.as_json or not sys.stdin.isatty():
+            raise UsageError(f"{n} outbox item{'' if n == 1 else 's'} match; add --yes to purge them")
+        click.confirm(f"Delete {n} delivered/dropped outbox item{'' if n == 1 else 's'}?", abort=True)
+    progress = bar = None
+    if not ctx.as_json and sys.stderr.isatty():
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True)
+        task = bar.add_task("purging")
+        bar.start()
+
+        def show(purged: int) -> None:
+            bar.update(task, description=f"{purged} purged")
+        progress = show
+    try:
+        n = purge(engine, cutoff, user=who.name, connector=connector, progress=progress)
+    finally:
+        if bar:
+            bar.stop()
+    done(n)
 
 
 # --- audit -----------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from hub.models import AuditLog, StreamState
 from hub.sqlutil import upsert
@@ -31,6 +31,14 @@ def _digest(prev: str, at: datetime, user: str, action: str, target: str | None,
 def record(conn: Connection, user: str, action: str, target: str | None = None, *, before: Any = None,
            after: Any = None, note: str | None = None, outcome: str = "ok") -> None:
     """Append one entry in the caller's transaction (the action, its audit entry and the head commit together)."""
+    record_many(conn, user, [{"action": action, "target": target, "before": before, "after": after, "note": note}],
+                outcome)
+
+
+def record_many(conn: Connection, user: str, entries: Sequence[dict[str, Any]], outcome: str = "ok") -> None:
+    """Append entries (each: action, target, before, after, note) in order, in one statement."""
+    if not entries:
+        return
     tbl = AuditLog.__table__
     if conn.dialect.name == "postgresql":   # one writer at a time extends the chain
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7370001)")
@@ -38,12 +46,20 @@ def record(conn: Connection, user: str, action: str, target: str | None = None, 
     # after the head, not after the newest row: entries deleted from the end stay a visible gap
     prev = head["hash"] if head else conn.scalar(select(tbl.c.hash).order_by(tbl.c.seq.desc()).limit(1)) or GENESIS
     at = utcnow()
-    before, after = _plain(before), _plain(after)
-    digest = _digest(prev, at, user, action, target, before, after, note, outcome)
-    res = conn.execute(insert(tbl).values(at=at, user=user, action=action, target=target, before=before, after=after,
-                                          note=note, outcome=outcome, prev_hash=prev, hash=digest))
+    rows = []
+    for e in entries:
+        before, after = _plain(e.get("before")), _plain(e.get("after"))
+        digest = _digest(prev, at, user, e["action"], e.get("target"), before, after, e.get("note"), outcome)
+        rows.append({"at": at, "user": user, "action": e["action"], "target": e.get("target"), "before": before,
+                     "after": after, "note": e.get("note"), "outcome": outcome, "prev_hash": prev, "hash": digest})
+        prev = digest
+    if len(rows) == 1:
+        seq = conn.execute(insert(tbl).values(rows[0])).inserted_primary_key[0]
+    else:   # the chain's lock (or SQLite's one writer) is held: the newest seq is this statement's last row
+        conn.execute(insert(tbl), rows)
+        seq = conn.scalar(select(func.max(tbl.c.seq)))
     upsert(conn, StreamState.__table__, [{"connector": HEAD_KEY[0], "entity": HEAD_KEY[1], "updated_at": at,
-                                          "cursor": {"seq": res.inserted_primary_key[0], "hash": digest}}],
+                                          "cursor": {"seq": seq, "hash": prev}}],
            ["connector", "entity"], ["cursor", "updated_at"])
 
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -29,3 +31,17 @@ def emit(ctx: Context, data: Any, human: Callable[[], None]) -> None:
         render.print_json(data)
     else:
         human()
+
+
+@contextmanager
+def count_bar(ctx: Context, label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on a terminal for long work of ``total`` items: yields a callback taking the
+    number done so far (None without a terminal or under --json: nothing is drawn)."""
+    if ctx.as_json or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.update(task, completed=n)

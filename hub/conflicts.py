@@ -1,23 +1,19 @@
-"""Conflict review: list, show, and resolve (one or in bulk) — a resolution becomes golden,
-is written to history and the audit log, and is queued to every system that takes the entity."""
+"""Conflict review: list, show, and the value a resolution makes golden (resolving one or many
+conflicts is :mod:`hub.conflict_resolution`)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select
 
-from hub import audit, durations, golden, subscriptions
+from hub import durations, golden
 from hub.canonical import ENTITIES
-from hub.changefeed import lock_history
-from hub.column_fit import SQLITE_EXACT_DIGITS
-from hub.echoes import known_held
 from hub.errors import NotFound, UsageError
-from hub.models import Conflict, FieldHistory, SourceState
-from hub.outbox import OutboxQueue
+from hub.models import Conflict, FieldHistory
 from hub.sqlutil import chunks
-from hub.steward_values import prepare as prepare_checks, steward_value
+from hub.steward_values import steward_value
 from hub.types import utcnow
 from hub.values import encode
 
@@ -150,7 +146,7 @@ def get_conflict(conn: Connection, conflict_id: str) -> dict[str, Any]:
     ct = Conflict.__table__
     c = conn.execute(select(ct).where(ct.c.id == conflict_id)).first()
     if c is None:
-        raise NotFound(f"no conflict {conflict_id} (see `triad conflicts list`)")
+        raise no_conflict(conflict_id)
     return _with_current_golden(conn, [_row(c)])[0]
 
 
@@ -201,33 +197,6 @@ def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: b
     return steward_value(c["entity"], c["field"], value, record or {}, suite_override, exact_digits)
 
 
-def current_source_values(conn: Connection, entity: str, record_id: str, field: str) -> dict[str, Any]:
-    """system -> the value it last sent for ``field`` of the record (its merge base in source_state;
-    of several source records of one system, the latest seen that has the field)."""
-    out: dict[str, Any] = {}
-    for r in _source_states(conn, entity, record_id):
-        values = r["values"] or {}
-        if field in values:
-            out.setdefault(r["system"], values[field])
-    return out
-
-
-def _source_states(conn: Connection, entity: str, record_id: str) -> list[Any]:
-    st = SourceState.__table__
-    return list(conn.execute(select(st.c.system, st.c["values"], st.c.written).where(
-        st.c.entity == entity, st.c.record_id == record_id).order_by(st.c.seen_at.desc())).mappings())
-
-
-def holding(conn: Connection, entity: str, record_id: str, field: str, value: Any) -> set[str]:
-    """Systems each of whose records of ``record_id`` surely holds ``value`` in ``field`` already
-    (:func:`hub.echoes.known_held`): a decision for that value need not be written to them."""
-    agree: dict[str, bool] = {}
-    for r in _source_states(conn, entity, record_id):
-        held = known_held(r["values"], r["written"])
-        agree[r["system"]] = agree.get(r["system"], True) and field in held and held[field] == value
-    return {s for s, ok in agree.items() if ok}
-
-
 def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple[str, ...], take: str | None = None,
             value: str | None = None, keep: bool = False, note: str | None = None,
             suite_override: str | None = None) -> dict[str, Any]:
@@ -236,51 +205,27 @@ def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple
     ``suite_override`` is the deployment's expectation suite file for the entity (config
     ``validation``), which a typed-in ``value`` must pass; else the shipped suite.
     """
+    from hub.conflict_resolution import Decision, resolve_set
     c = get_conflict(conn, conflict_id)
-    if c["status"] == "resolved":
-        raise UsageError(f"conflict {conflict_id} was resolved already by {c['resolved_by']} at {c['resolved_at']}")
-    entity, rid, f = c["entity"], c["record_id"], c["field"]
-    if value is not None and take is None and not keep:
-        prepare_checks(entity, f, suite_override)   # build the checks before the row lock, not under it
-    rows = golden.load(conn, entity, [rid], lock=True)
-    row = rows.get(rid)
-    if row is None:
-        raise NotFound(f"the {entity} {rid} of conflict {conflict_id} no longer exists")
-    if row.merged_into:   # its writes would re-create the merged-away record in every system
-        raise UsageError(f"conflict {conflict_id} cannot be resolved: {merged_note(conn, entity, rid)}")
-    c["golden"] = c["current_golden"] = row.values.get(f)
-    if take is not None:
-        c["current_values"] = current_source_values(conn, entity, rid, f)
-    chosen = choose_value(c, take, value, keep, record=row.values, suite_override=suite_override,
-                          exact_digits=SQLITE_EXACT_DIGITS if conn.dialect.name == "sqlite" else None)
-    now = utcnow()
-    old = row.values.get(f)
-    who = f"user:{user}"
-    if chosen != old:
-        row.values[f] = chosen
-        row.provenance = dict(row.provenance, **{f: [who, now.isoformat()]})
-        golden.update_changed(conn, entity, [(row, row.provenance)], now)
-        from sqlalchemy import insert
-        history = [{"entity": entity, "record_id": rid, "field": f, "old": old, "new": chosen, "system": None,
-                    "user": user, "run_id": None, "reason": "resolve", "at": now}]
-        lock_history(conn)
-        conn.execute(insert(FieldHistory.__table__), history)
-        subscriptions.queue_changes(conn, entity, history, None, now)
-    queue = OutboxQueue(entity, None, now)
-    has_it = holding(conn, entity, rid, f, chosen)
-    for target in out_systems:   # every system takes the decision, also the one whose value lost,
-        if target not in has_it:  # but the one whose value was taken holds it already
-            queue.queue(target, rid, {f: chosen})
-    queued = queue.flush(conn)
+    done, failed = resolve_set(conn, [c], Decision(user, take, value, keep, note),
+                               out_systems=lambda _: out_systems, suite_override=lambda _: suite_override)
+    if failed:
+        raise failed[0][1]
+    return done[0]
+
+
+def get_conflicts(conn: Connection, conflict_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """id -> conflict row (without the current golden value) for those of ``conflict_ids`` that exist."""
     ct = Conflict.__table__
-    conn.execute(update(ct).where(ct.c.entity == entity, ct.c.record_id == rid, ct.c.field == f,
-                                  ct.c.status.in_(["open"]) | (ct.c.id == conflict_id))
-                 .values(status="resolved", resolved_at=now, resolved_by=user, note=note,
-                         winner=take or ("golden" if keep else who)))
-    audit.record(conn, user, "conflict.resolve", f"conflict:{conflict_id}",
-                 before={"field": f, "golden": old, "values": c["values"]}, after={"golden": chosen}, note=note)
-    return {"id": conflict_id, "entity": entity, "record_id": rid, "field": f, "old": old, "new": chosen,
-            "queued": queued}
+    out: dict[str, dict[str, Any]] = {}
+    for part in chunks(sorted(set(conflict_ids))):
+        for c in conn.execute(select(ct).where(ct.c.id.in_(part))):
+            out[c.id] = _row(c)
+    return out
+
+
+def no_conflict(conflict_id: str) -> NotFound:
+    return NotFound(f"no conflict {conflict_id} (see `triad conflicts list`)")
 
 
 def merged_note(conn: Connection, entity: str, record_id: str) -> str:
