@@ -22,7 +22,7 @@ from hub.errors import NotFound, TriadError, UsageError
 from hub.models import Conflict, FieldHistory, SourceState
 from hub.outbox import OutboxQueue
 from hub.sqlutil import chunks
-from hub.steward_values import prepare as prepare_checks
+from hub.steward_values import prepare as prepare_checks, steward_values
 from hub.types import utcnow
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ def _resolve_entity(conn: Connection, entity: str, items: list[dict[str, Any]], 
     rows = golden.load(conn, entity, [c["record_id"] for c in items], lock=True)
     states = _source_states(conn, entity, list(rows))
     exact_digits = SQLITE_EXACT_DIGITS if conn.dialect.name == "sqlite" else None
+    typed_in = _typed_in(entity, items, rows, decision.value, suite, exact_digits) if decision.value is not None else {}
     who = f"user:{decision.user}"
     done: list[dict[str, Any]] = []
     failed: Failed = []
@@ -153,8 +154,13 @@ def _resolve_entity(conn: Connection, entity: str, items: list[dict[str, Any]], 
             c = dict(c, golden=row.values.get(f), current_golden=row.values.get(f))
             if decision.take is not None:
                 c["current_values"] = _sent(states.get(rid, []), f)
-            chosen = choose_value(c, decision.take, decision.value, decision.keep, record=row.values,
-                                  suite_override=suite, exact_digits=exact_digits)
+            if decision.value is not None:
+                chosen = typed_in[cid]
+                if isinstance(chosen, TriadError):
+                    raise chosen
+            else:
+                chosen = choose_value(c, decision.take, decision.value, decision.keep, record=row.values,
+                                      suite_override=suite, exact_digits=exact_digits)
         except TriadError as exc:
             failed.append((cid, exc))
             continue
@@ -195,6 +201,25 @@ def _resolve_entity(conn: Connection, entity: str, items: list[dict[str, Any]], 
                              winner=decision.winner), closing)
         audit.record_many(conn, decision.user, entries)
     return done, failed
+
+
+def _typed_in(entity: str, items: list[dict[str, Any]], rows: dict[str, golden.GoldenRow], text: str,
+              suite: str | None, exact_digits: int | None) -> dict[str, Any]:
+    """conflict id -> the typed-in value checked on its record (encoded) or the error refusing it there:
+    the records of one field are checked in one expectation run (:func:`hub.steward_values.steward_values`)."""
+    by_field: dict[str, list[dict[str, Any]]] = {}
+    for c in items:
+        row = rows.get(c["record_id"])
+        if row is not None and not row.merged_into:
+            by_field.setdefault(c["field"], []).append(c)
+    out: dict[str, Any] = {}
+    for f, cs in by_field.items():
+        try:
+            values = steward_values(entity, f, text, [rows[c["record_id"]].values for c in cs], suite, exact_digits)
+        except UsageError as exc:   # the field cannot be typed in: each of its conflicts says so
+            values = [exc] * len(cs)
+        out.update((c["id"], v) for c, v in zip(cs, values))
+    return out
 
 
 def _source_states(conn: Connection, entity: str, record_ids: list[str]) -> dict[str, list[Any]]:

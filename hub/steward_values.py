@@ -61,20 +61,49 @@ def steward_value(entity: str, field: str, text: str, record: dict[str, Any],
         UsageError: one line naming the field, the value and what it failed.
         ConfigError: the suite file is bad.
     """
+    out = steward_values(entity, field, text, [record], suite_override, exact_digits)[0]
+    if isinstance(out, UsageError):
+        raise out
+    return out
+
+
+def steward_values(entity: str, field: str, text: str, records: list[dict[str, Any]],
+                   suite_override: str | None = None, exact_digits: int | None = None) -> list[Any]:
+    """:func:`steward_value` of one typed-in value for several records, their expectations checked in
+    one run (a bulk resolution): per record, the encoded value or the UsageError refusing it there.
+
+    Raises:
+        UsageError: the field cannot be typed in at all.
+        ConfigError: the suite file is bad.
+    """
     ftype = ENTITIES[entity].fields.get(field)
     if ftype is None:
         raise UsageError(f"{field}: not a field of {entity}; --value cannot set it")
     if ftype == "list":
         raise UsageError(f"{field}: order lines cannot be typed in with --value; use --take SYSTEM or --keep")
-    value, refusal = _normalize(field, ftype, text, record)
-    typed = _parse(field, ftype, value)
-    failure = _failed_expectation(entity, field, typed, record, suite_override)
-    if failure is not None:
-        raise UsageError(f"{field}: {text!r} {_reason(field, failure, record)} ({failure['expectation']})")
-    if refusal is not None:   # the suite let it through, the canonical form did not
-        raise UsageError(refusal)
-    _check_column(entity, field, text, typed, exact_digits)
-    return encode(typed)
+    out: list[Any] = []
+    checked: list[tuple[int, Any, dict[str, Any]]] = []   # (position, typed value, record)
+    refusals: dict[int, str | None] = {}
+    for i, record in enumerate(records):
+        value, refusals[i] = _normalize(field, ftype, text, record)
+        try:
+            typed = _parse(field, ftype, value)
+        except UsageError as exc:
+            out.append(exc)
+            continue
+        out.append(typed)
+        checked.append((i, typed, record))
+    failures = _failed_expectations(entity, field, [(typed, record) for _, typed, record in checked], suite_override)
+    for n, (i, typed, record) in enumerate(checked):
+        failure = failures.get(n)
+        if failure is not None:
+            out[i] = UsageError(f"{field}: {text!r} {_reason(field, failure, record)} ({failure['expectation']})")
+        elif refusals[i] is not None:   # the suite let it through, the canonical form did not
+            out[i] = UsageError(refusals[i])
+        else:
+            problem = column_problem(entity, field, typed, exact_digits)   # what the column would refuse or round
+            out[i] = UsageError(f"{field}: {text!r} {problem}") if problem is not None else encode(typed)
+    return out
 
 
 def _normalize(field: str, ftype: str, text: str, record: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -120,18 +149,28 @@ def _validator(entity: str, field: str, suite_override: str | None) -> Any:
     return Validator(replace(suite, expectations=mine)) if mine else None
 
 
-def _failed_expectation(entity: str, field: str, typed: Any, record: dict[str, Any],
-                        suite_override: str | None) -> dict[str, Any] | None:
+def _failed_expectations(entity: str, field: str, values: list[tuple[Any, dict[str, Any]]],
+                         suite_override: str | None) -> dict[int, dict[str, Any]]:
+    """Position -> the first expectation the (typed value, record) there fails, all in one run."""
     validator = _validator(entity, field, suite_override)
-    if validator is None:
-        return None
-    row = {**decode_record(entity, record), field: typed}
-    result = validator.validate([row])
-    for failure in result.table_failures:   # as in a sync: aggregate or raising checks do not refuse a row
-        log.warning("expectation %s on %s.%s did not judge the steward's value: %s",
-                    failure["expectation"], entity, field, failure["error"] or failure["observed_value"])
-    failures = result.row_failures.get(0)
-    return failures[0] if failures else None
+    if validator is None or not values:
+        return {}
+    rows = [{**decode_record(entity, record), field: typed} for typed, record in values]
+    # a check across rows (a uniqueness) would judge the records against each other: one run per record
+    alone = any(_across_rows(e.name) for e in validator.suite.expectations)
+    runs = [(i, [row]) for i, row in enumerate(rows)] if alone else [(0, rows)]
+    out: dict[int, dict[str, Any]] = {}
+    for start, run in runs:
+        result = validator.validate(run)
+        for failure in result.table_failures:   # as in a sync: aggregate or raising checks do not refuse a row
+            log.warning("expectation %s on %s.%s did not judge the steward's value: %s",
+                        failure["expectation"], entity, field, failure["error"] or failure["observed_value"])
+        out.update({start + i: failures[0] for i, failures in result.row_failures.items() if failures})
+    return out
+
+
+def _across_rows(name: str) -> bool:
+    return "unique" in name and not name.endswith("_within_record")
 
 
 def _reason(field: str, failure: dict[str, Any], record: dict[str, Any]) -> str:
@@ -163,14 +202,6 @@ def _range(kwargs: dict[str, Any]) -> str:
     if low is not None:
         return f"is not above {low}" if kwargs.get("strict_min") else f"is below {low}"
     return f"is not below {high}" if kwargs.get("strict_max") else f"is above {high}"
-
-
-def _check_column(entity: str, field: str, text: str, typed: Any, exact_digits: int | None) -> None:
-    """Refuse what the store column cannot hold (a database error later) or would round (golden and
-    the systems would then disagree with the store)."""
-    problem = column_problem(entity, field, typed, exact_digits)
-    if problem is not None:
-        raise UsageError(f"{field}: {text!r} {problem}")
 
 
 def column_problem(entity: str, field: str, typed: Any, exact_digits: int | None = None) -> str | None:

@@ -161,3 +161,30 @@ def test_resolving_with_no_decision_is_refused_before_anything_is_resolved(engin
     assert r.exit_code == 2, r.output
     assert "give exactly one of --take SYSTEM, --value VALUE, --keep" in r.output
     assert len(_open(engine)) == 2 * N
+
+
+def test_a_typed_in_value_for_many_records_is_checked_in_one_expectation_run(engine, monkeypatch):
+    from hub.validation import Validator
+    runs = []
+    real = Validator.validate
+    monkeypatch.setattr(Validator, "validate", lambda self, rows: runs.append(len(rows)) or real(self, rows))
+    data = ok("root", "conflicts", "resolve", "--all", "--field", "email", "--value", "Shared@X.cn", "--yes")
+    assert len(data["resolved"]) == N and {d["new"] for d in data["resolved"]} == {"shared@x.cn"}
+    assert runs == [N]          # one by one this was N runs of one row
+    r = triad("root", "conflicts", "resolve", "--all", "--field", "phone", "--value", "not a phone", "--yes")
+    assert r.exit_code == 1, r.output
+    failed = json.loads(r.stdout)["failed"]
+    assert len(failed) == N and all("phone: 'not a phone' does not match" in f["error"] for f in failed)
+    assert len(_open(engine)) == N   # the phone conflicts stay open
+
+
+def test_a_uniqueness_expectation_judges_each_record_alone(engine, tmp_path, monkeypatch):
+    """The same value typed in for many records must not fail a deployment's uniqueness check
+    against the other records of the resolution (each record is checked as a lone value is)."""
+    suite = Path("suites/customer.yaml")
+    suite.parent.mkdir()
+    suite.write_text("- {expectation: expect_column_values_to_be_unique, column: email}\n", encoding="utf-8")
+    cfg = Path("triad.yaml")
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "validation: {customer: suites/customer.yaml}\n", encoding="utf-8")
+    data = ok("root", "conflicts", "resolve", "--all", "--field", "email", "--value", "shared@x.cn", "--yes")
+    assert len(data["resolved"]) == N
