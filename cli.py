@@ -20,6 +20,19 @@ from hub.clikit import count_bar, emit, pass_ctx, reporting  # noqa: E402 - shar
 class TriadGroup(click.Group):
     """Turns hub errors into one clear line and the right exit code."""
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        from hub import render
+        render.start_command()
+        raw = list(args)
+        try:
+            ctx = super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:    # a bad global option: Click prints the usage and exits
+            _json_usage_failure(exc, raw, None)
+            raise
+        ctx.meta["triad.raw_args"] = raw
+        return ctx
+
     def invoke(self, ctx: click.Context) -> Any:
         from hub import render
         render.start_command()
@@ -31,6 +44,20 @@ class TriadGroup(click.Group):
             if obj is not None and obj.as_json:
                 render.json_failure(str(exc), exc.exit_code)
             sys.exit(exc.exit_code)
+        except click.ClickException as exc:    # unknown command, bad option or value: Click prints the usage
+            _json_usage_failure(exc, ctx.meta.get("triad.raw_args", []), ctx.find_object(Context))
+            raise
+
+
+def _json_usage_failure(exc: click.ClickException, raw_args: list[str], obj: Context | None) -> None:
+    """Under --json, Click's own errors get the failure document too. A command's --json may not be parsed
+    yet when Click fails, so the raw arguments (before a ``--``) count as well."""
+    from hub import render
+    before = raw_args[:raw_args.index("--")] if "--" in raw_args else raw_args
+    if (obj is not None and obj.as_json) or "--json" in before:
+        no_command = getattr(click.exceptions, "NoArgsIsHelpError", ())    # its message is the whole help text
+        message = "Missing command." if isinstance(exc, no_command) else exc.format_message()
+        render.json_failure(message, exc.exit_code)
 
 
 @click.group(cls=TriadGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -131,12 +158,18 @@ def db_upgrade(ctx: Context, revision: str) -> None:
     Example:
       TRIAD_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/triad triad db upgrade
     """
-    from hub import render
+    from hub import audit, render
+    from hub.rbac import principal, require
     from hub.store import current_revision, upgrade
     engine = ctx.engine(check_schema=False, create=True)
     before = current_revision(engine)
+    # an empty store has no users of its own yet: the config's decide
+    who = principal(engine if before is not None else None, ctx.config(required=False), ctx.user)
+    require(engine if before is not None else None, who, "admin", target="db upgrade")
     upgrade(engine, revision)
     after = current_revision(engine)
+    if after != before:
+        audit.record_command(engine, ctx.user, "db.upgrade", after={"from": before, "to": after})
     emit(ctx, {"from": before, "to": after}, lambda: render.say(f"database at revision {after} (was {before or 'empty'})"))
 
 
@@ -430,12 +463,14 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     """
     from hub import render
     from hub.rbac import require
-    from hub.streams import inbound_streams
+    from hub.streams import check_selection, inbound_streams
     from hub.sync import run_sync
     engine = ctx.engine()
     require(engine, _who(ctx), "admin", target="sync run")
     parts = _parts(ctx)
-    _build_connectors(parts, {name for name, _ in inbound_streams(parts.cfg, connector_names, entity_names)})
+    streams = inbound_streams(parts.cfg, connector_names, entity_names)
+    check_selection(parts.cfg, connector_names, entity_names, streams)
+    _build_connectors(parts, {name for name, _ in streams})
     progress = bar = None
     if not ctx.as_json and sys.stderr.isatty():
         from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -457,6 +492,11 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
         if parts.cfg.flows and not dry_run:
             from hub.flows import run_flows
             flow_report = run_flows(engine, parts).as_dict()
+        if not dry_run:   # a dry run changes nothing: nothing to account for
+            from hub import audit
+            audit.record_command(engine, ctx.user, "sync.run", ",".join(connector_names) or "all", after={
+                "runs": [{"id": r.id, "connector": r.connector, "entity": r.entity, "status": r.status}
+                         for r in reports], "full": full})
     except KeyboardInterrupt:
         if bar:
             bar.stop()
@@ -511,7 +551,7 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     Example:
       triad sync push --connector crm
     """
-    from hub import render
+    from hub import audit, render
     from hub.push import push
     from hub.rbac import require
     engine = ctx.engine()
@@ -530,6 +570,9 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     finally:
         parts.close()
     data = {"pushes": [r.as_dict() for r in reports]}
+    audit.record_command(engine, ctx.user, "sync.push", ",".join(connector_names) or "all", after={"pushes": [
+        {k: d[k] for k in ("connector", "entity", "status", "written", "created", "failed", "dead")}
+        for d in data["pushes"]]})
 
     def human() -> None:
         cols = ["connector", "entity", "status", "written", "created", "failed", "dead", "deferred", "skipped"]
@@ -1308,7 +1351,7 @@ def flows_run(ctx: Context) -> None:
     Example:
       triad flows run && triad sync push
     """
-    from hub import render
+    from hub import audit, render
     from hub.flows import run_flows
     from hub.rbac import require
     engine = ctx.engine()
@@ -1318,6 +1361,7 @@ def flows_run(ctx: Context) -> None:
         report = run_flows(engine, parts)
     finally:
         parts.close()
+    audit.record_command(engine, ctx.user, "flows.run", after={k: v for k, v in report.as_dict().items() if k != "runs"})
     emit(ctx, report.as_dict(), lambda: render.kv("flows", [(k, v) for k, v in report.as_dict().items() if k != "runs"]))
     if report.failed:
         sys.exit(1)
@@ -1577,13 +1621,17 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--seed", default=42, show_default=True, help="Same seed, same data.")
-@click.option("--records", default=100, show_default=True, help="How many records per main object.")
-@click.option("--fail-rate", default=0.0, show_default=True, help="Share of requests answered 503.")
-@click.option("--rate-limit-rate", default=0.0, show_default=True, help="Share of requests answered 429.")
-@click.option("--truncate-rate", default=0.0, show_default=True, help="Share of bodies cut short.")
-@click.option("--latency-ms", default=0, show_default=True, help="Added to every request.")
-@click.option("--request-budget", type=int, help="API calls before the vendor's limit error.")
-@click.option("--token-ttl", type=float, help="Seconds before issued tokens expire.")
+@click.option("--records", default=100, show_default=True, type=click.IntRange(min=0),
+              help="How many records per main object.")
+@click.option("--fail-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of requests answered 503.")
+@click.option("--rate-limit-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of requests answered 429.")
+@click.option("--truncate-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of bodies cut short.")
+@click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0), help="Added to every request.")
+@click.option("--request-budget", type=click.IntRange(min=0), help="API calls before the vendor's limit error.")
+@click.option("--token-ttl", type=click.FloatRange(min=0), help="Seconds before issued tokens expire.")
 @click.option("--state", type=click.Path(dir_okay=False), help="Keep the data in this JSON file across restarts.")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a self-signed certificate (path on line 2).")
 @click.option("--client-id", default="triad-client", show_default=True)

@@ -63,6 +63,14 @@ def record_many(conn: Connection, user: str, entries: Sequence[dict[str, Any]], 
            ["connector", "entity"], ["cursor", "updated_at"])
 
 
+def record_command(engine: Engine, user: str, action: str, target: str | None = None, *, after: Any = None,
+                   note: str | None = None) -> None:
+    """One entry for an admin command that did its work in transactions of its own (a sync run, a push,
+    a migration): what it did and to what, appended once the work is done."""
+    with engine.begin() as conn:
+        record(conn, user, action, target, after=after, note=note)
+
+
 def _head(conn: Connection) -> dict[str, Any] | None:
     st = StreamState.__table__
     head = conn.scalar(select(st.c.cursor).where(st.c.connector == HEAD_KEY[0], st.c.entity == HEAD_KEY[1]))

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.config import TriadConfig, load_config
-from hub.errors import ConfigError, UsageError
+from hub.errors import ConfigError, TriadError, UsageError
 from hub.secrets import masked_url
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -18,33 +18,77 @@ def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
     """Write triad.yaml, mappings/ and sample exports into DIRECTORY and migrate the store.
 
     ``force`` replaces triad.yaml only: sample exports and mappings already there are the user's
-    (edited, or real data by now) and stay as they are.
+    (edited, or real data by now) and stay as they are. When the store cannot be set up, what this
+    call wrote is taken back (a replaced triad.yaml gets its old text), so a second try starts clean.
 
     Raises:
-        TriadError: triad.yaml exists already and ``force`` is not set.
+        UsageError: triad.yaml exists already and ``force`` is not set, or DIRECTORY cannot be written.
+        TriadError: the store cannot be opened (down, refused, unknown database, bad credentials).
     """
+    from sqlalchemy.exc import OperationalError
     from hub.store import make_engine, upgrade
     root = Path(directory)
-    root.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []         # files and folders this call created, in order
+    try:
+        _make_folder(root, made)
+    except OSError as exc:
+        raise UsageError(f"cannot create the folder {root}: {exc.strerror or exc}") from None
     cfg_path = root / "triad.yaml"
     if cfg_path.exists() and not force:
         raise UsageError(f"{cfg_path} exists already (use --force to overwrite it)")
-    shutil.copyfile(TEMPLATE, cfg_path)
-    if SAMPLES.is_dir():
-        for src in SAMPLES.rglob("*"):
-            if src.is_file() and src.name != "__init__.py":
-                dest = root / src.relative_to(SAMPLES)
-                if not dest.exists():
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(src, dest)
-    (root / "mappings").mkdir(exist_ok=True)
-    cfg = load_config(str(cfg_path))
-    engine = make_engine(cfg.store.url)
+    previous = cfg_path.read_bytes() if cfg_path.exists() else None
     try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
+        try:
+            if previous is None:
+                made.append(cfg_path)
+            shutil.copyfile(TEMPLATE, cfg_path)
+            if SAMPLES.is_dir():
+                for src in SAMPLES.rglob("*"):
+                    if src.is_file() and src.name != "__init__.py":
+                        dest = root / src.relative_to(SAMPLES)
+                        if not dest.exists():
+                            _make_folder(dest.parent, made)
+                            made.append(dest)
+                            shutil.copyfile(src, dest)
+            _make_folder(root / "mappings", made)
+        except OSError as exc:
+            raise UsageError(f"cannot write into {root}: {exc.strerror or exc}"
+                             + (f" ({exc.filename})" if exc.filename else "")) from None
+        cfg = load_config(str(cfg_path))
+        engine = make_engine(cfg.store.url)
+        try:
+            upgrade(engine)
+        except OperationalError as exc:   # the wording and exit code of every other command's failed open
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise TriadError(f"cannot open the store at {masked_url(cfg.store.url)}: {reason}") from None
+        finally:
+            engine.dispose()
+    except BaseException:
+        _take_back(made, cfg_path, previous)
+        raise
     return {"directory": str(root.resolve()), "config": str(cfg_path), "store": masked_url(cfg.store.url)}
+
+
+def _make_folder(folder: Path, made: list[Path]) -> None:
+    """``mkdir -p``, noting each folder it creates."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(exist_ok=True)
+        made.append(p)
+
+
+def _take_back(made: list[Path], cfg_path: Path, previous: bytes | None) -> None:
+    """Undo a failed init: remove what it created (a folder only when empty), restore a replaced triad.yaml."""
+    for p in reversed(made):
+        try:
+            p.rmdir() if p.is_dir() else p.unlink(missing_ok=True)
+        except OSError:
+            pass
+    if previous is not None:
+        try:
+            cfg_path.write_bytes(previous)
+        except OSError:
+            pass
 
 
 def validate_all(cfg: TriadConfig) -> dict[str, Any]:

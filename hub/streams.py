@@ -144,3 +144,36 @@ def inbound_streams(cfg: TriadConfig, connectors: tuple[str, ...] = (), entities
             if c.direction in ("in", "both") and entity in c.entities:
                 out.append((name, entity))
     return out
+
+
+def check_selection(cfg: TriadConfig, connectors: tuple[str, ...], entities: tuple[str, ...],
+                    streams: list[tuple[str, str]]) -> None:
+    """A connector or entity named on the command line that selects no inbound stream is a usage error:
+    an empty run would exit 0 and hide the typo or the wrong direction.
+
+    Raises:
+        UsageError: naming the connector or entity, and what it does sync.
+    """
+    for n in connectors:
+        if any(name == n for name, _ in streams):
+            continue
+        c = cfg.connectors[n]
+        if c.direction not in ("in", "both"):
+            raise UsageError(f"connector '{n}' has direction {c.direction}: Triad does not read it")
+        synced = ", ".join(c.entities) or "nothing"
+        raise UsageError(f"connector '{n}' does not sync {', '.join(entities) or 'any entity'}; it syncs {synced}")
+    for e in entities:
+        if any(entity == e for _, entity in streams):
+            continue
+        if len(connectors) == 1:
+            n = connectors[0]
+            raise UsageError(f"connector '{n}' does not sync {e}; it syncs {', '.join(cfg.connectors[n].entities)}")
+        if connectors:
+            raise UsageError(f"none of the connectors {', '.join(repr(n) for n in connectors)} syncs {e}")
+        writers = [n for n, c in cfg.connectors.items() if e in c.entities]
+        if writers:
+            raise UsageError(f"no connector reads {e}: {', '.join(repr(n) for n in writers)} "
+                             f"{'has' if len(writers) == 1 else 'have'} direction out")
+        raise UsageError(f"no connector syncs {e}; configured: "
+                         + ("; ".join(f"{n} ({', '.join(c.entities) or 'no entities'})"
+                                      for n, c in cfg.connectors.items()) or "none"))

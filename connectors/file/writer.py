@@ -108,11 +108,12 @@ class OutboxWriter:
             try:
                 path = self._commit(stream.entity, header, lines, layout)
             except OSError as exc:
-                log.warning("outbox write for %s/%s failed: %s", self.connector, stream.entity, exc)
+                error = (f"cannot write to {self.folder}: folder {self.folder.parent} does not exist"
+                         if not self.folder.parent.is_dir() else f"cannot write to {self.folder}: {exc}")
+                log.warning("outbox write for %s/%s failed: %s", self.connector, stream.entity, error)
                 for ch, _row in rows:
                     if ch.change_id not in results:
-                        results[ch.change_id] = WriteResult(ch.change_id, ok=False, retriable=True,
-                                                            error=f"cannot write to {self.folder}: {exc}")
+                        results[ch.change_id] = WriteResult(ch.change_id, ok=False, retriable=True, error=error)
             else:
                 log.info("wrote %d %s change(s) to %s", len(lines), stream.entity, path)
                 for ch, row in rows:
@@ -138,7 +139,9 @@ class OutboxWriter:
         return lines, header
 
     def _commit(self, entity: str, header: bytes, lines: list[bytes], layout: OutboxLayout) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # only the outbox itself: a missing connector folder (a typo, an unmounted share) made here would
+        # no longer be reported by the next read
+        self.folder.mkdir(exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         tmp = self.folder / f".{entity}-{uuid.uuid4().hex}.tmp"
         fd = _create(tmp)
