@@ -473,8 +473,10 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     _build_connectors(parts, {name for name, _ in streams})
     progress = bar = None
     if not ctx.as_json and sys.stderr.isatty():
+        from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn
-        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True)
+        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
+                       transient=True)   # on stderr: stdout stays the command's output
         task = bar.add_task("starting")
         bar.start()
 
@@ -1267,8 +1269,10 @@ def outbox_purge(ctx: Context, older_than: str, connector: str | None, dry_run: 
         click.confirm(f"Delete {n} delivered/dropped outbox item{'' if n == 1 else 's'}?", abort=True)
     progress = bar = None
     if not ctx.as_json and sys.stderr.isatty():
+        from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn
-        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True)
+        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
+                       transient=True)   # on stderr: stdout stays the command's output
         task = bar.add_task("purging")
         bar.start()
 

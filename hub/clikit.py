@@ -40,8 +40,9 @@ def count_bar(ctx: Context, label: str, total: int) -> Iterator[Callable[[int], 
     if ctx.as_json or not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True) as bar:
+                  console=Console(stderr=True), transient=True) as bar:   # stdout stays the command's output
         task = bar.add_task(label, total=total)
         yield lambda n: bar.update(task, completed=n)
