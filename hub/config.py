@@ -237,10 +237,10 @@ def interpolate(data: Any, where: str, file: str) -> Any:
     if isinstance(data, str) and "${" in data:
         def sub(m: re.Match) -> str:
             name, default = m.group(1), m.group(2)
+            if default is not None and not os.environ.get(name):   # as the shell: unset or empty
+                return default
             if name in os.environ:
                 return os.environ[name]
-            if default is not None:
-                return default
             raise ConfigError(f"{file}: {where}: environment variable {name} is not set "
                               f"(set it, or write ${{{name}:-default}})")
         return _VAR.sub(sub, data)

@@ -4,6 +4,7 @@ options each connector type reads (a typo would otherwise change nothing, silent
 from __future__ import annotations
 
 import difflib
+import os
 from types import UnionType
 from typing import TYPE_CHECKING, Any, Iterable, Union, get_args, get_origin
 
@@ -67,9 +68,31 @@ def format_errors(file: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def store_url_problem(url: str) -> str | None:
+    """Why ``store.url`` cannot name a store (unparsable, unknown dialect, driver not installed), or None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    example = "e.g. sqlite:///triad.db or postgresql+psycopg://user@host:5432/triad"
+    try:
+        dialect = make_url(url).get_dialect()
+    except NoSuchModuleError:
+        return f"store.url: unknown database kind '{url.split(':', 1)[0]}'; {example}"
+    except (ArgumentError, ValueError) as exc:    # garbage; a port that is not a number
+        reason = str(exc).replace(url, "...") if url else str(exc)
+        return f"store.url: not a database URL ({reason}); {example}"
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        return f"store.url: the driver for '{url.split(':', 1)[0]}' is not installed ({exc}); {example}"
+    return None
+
+
 def cross_check(cfg: TriadConfig) -> list[str]:
     """References between sections: names must exist."""
     out: list[str] = []
+    url_problem = store_url_problem(str(cfg.store.url))
+    if url_problem:
+        out.append(url_problem + (" (from $TRIAD_DATABASE_URL)" if os.environ.get("TRIAD_DATABASE_URL") else ""))
     names = set(cfg.connectors)
     for entity, s in cfg.survivorship.items():
         if entity not in ENTITIES:

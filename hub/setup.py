@@ -114,7 +114,11 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
                 problems.append(f"connectors.{name}.retries: {exc.message}")
         validate_options = getattr(cls, "validate_options", None)
         if validate_options is not None:   # connectors with their own description files (rest, singer)
-            problems += [f"connectors.{name}: {p}" for p in validate_options(name, c.options, str(cfg.base_dir))]
+            prefix = f"connectors.{name}"
+            problems += [p if p.startswith(prefix) else f"{prefix}: {p}"
+                         for p in validate_options(name, c.options, str(cfg.base_dir))]
+        else:   # the others check their options when built (no I/O then): build it here, not at the first run
+            problems += _build_problems(cls, name, c.options, str(cfg.base_dir))
         for entity, binding in c.entities.items():
             if entity not in cls.entities:
                 problems.append(f"connectors.{name}.entities.{entity}: the {c.type} connector does not offer "
@@ -135,6 +139,21 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
         except ConfigError as exc:
             problems.append(str(exc))
     return {"problems": problems, "warnings": warnings, "connectors": connectors}
+
+
+def _build_problems(cls: Any, name: str, options: dict[str, Any], base_dir: str) -> list[str]:
+    """What building the connector refuses in its options (a required key missing, a bad value)."""
+    try:
+        connector = cls(name, options, base_dir=base_dir)
+    except ConfigError as exc:
+        return [exc.message]
+    except Exception as exc:   # noqa: BLE001 - a connector's own check, whatever it raises, is a problem here
+        return [f"connectors.{name}: cannot be set up: {type(exc).__name__}: {exc}"]
+    try:
+        connector.close()
+    except Exception:   # noqa: BLE001 - nothing was opened that matters
+        pass
+    return []
 
 
 def read_only_note(name: str, type_name: str, entity: str, direction: str) -> str:

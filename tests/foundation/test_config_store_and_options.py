@@ -1,0 +1,83 @@
+"""What `config validate` must catch before a run does (SPEC section 3: a bad config fails fast, exit 2,
+naming the file and the key path): a store URL nothing can open, a connector missing a required option,
+and `${VAR:-default}` of a variable set but empty (the shell's rule: the default)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from hub.config import parse_config
+from hub.setup import TEMPLATE
+
+BASE = TEMPLATE.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("TRIAD_DATABASE_URL", "TRIAD_CONFIG", "TRIAD_USER"):
+        monkeypatch.delenv(var, raising=False)
+    assert CliRunner().invoke(main, ["init", str(tmp_path / "p")]).exit_code == 0
+    monkeypatch.chdir(tmp_path / "p")
+    return tmp_path / "p"
+
+
+def _with(project: Path, old: str, new: str) -> None:
+    cfg = project / "triad.yaml"
+    text = cfg.read_text(encoding="utf-8")
+    assert old in text
+    cfg.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _json(*args: str) -> tuple[int, dict]:
+    r = CliRunner().invoke(main, ["--json", *args])
+    return r.exit_code, json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("url, says", [
+    ("garbage", "not a database URL"),
+    ("postgresql+psycopg://u:secret@127.0.0.1:notaport/db", "not a database URL"),
+    ("nosuchdb://x/y", "unknown database kind 'nosuchdb'"),
+    ("mysql://x/y", "the driver for 'mysql' is not installed"),
+])
+def test_a_store_url_nothing_can_open_is_a_config_error_of_every_command(project, url, says):
+    _with(project, "url: sqlite:///triad.db", f"url: '{url}'")
+    for args in (["config", "validate"], ["status"], ["sync", "run", "--dry-run"]):
+        code, doc = _json(*args)
+        assert code == 2 and doc["ok"] is False, (args, doc)     # not a traceback with an empty stdout
+        assert "triad.yaml: store.url: " + says in doc["error"], doc["error"]
+        assert "secret" not in doc["error"]
+
+
+def test_a_store_url_from_the_environment_says_so(project, monkeypatch):
+    monkeypatch.setenv("TRIAD_DATABASE_URL", "garbage")
+    code, doc = _json("status")
+    assert code == 2 and "store.url: not a database URL" in doc["error"] and "$TRIAD_DATABASE_URL" in doc["error"]
+
+
+def test_config_validate_reports_every_connector_missing_a_required_option(project):
+    _with(project, "connectors:\n", "connectors:\n"
+          "  sf: {type: salesforce, auth: {client_id: a, client_secret: b}, entities: {customer: {}}}\n"
+          "  db1: {type: sql, entities: {customer: {}}}\n"
+          "  files: {type: file, entities: {customer: {}}}\n")
+    code, doc = _json("config", "validate")
+    assert code == 2 and doc["ok"] is False, doc
+    problems = doc["problems"]
+    assert any("connectors.sf.base_url: required" in p for p in problems), problems
+    assert any("connectors.db1.url: required" in p for p in problems), problems
+    assert any(p.endswith("connectors.files.path: required, the folder holding the files")
+               and "connectors.files: connectors.files" not in p for p in problems), problems
+
+
+def test_a_default_applies_to_a_variable_set_but_empty(monkeypatch):
+    text = BASE.replace("url: sqlite:///triad.db", "url: ${HUB_URL:-sqlite:///fallback.db}", 1)
+    monkeypatch.setenv("HUB_URL", "")
+    assert parse_config(text, "triad.yaml", env_override=False).store.url == "sqlite:///fallback.db"
+    monkeypatch.setenv("HUB_URL", "sqlite:///given.db")
+    assert parse_config(text, "triad.yaml", env_override=False).store.url == "sqlite:///given.db"
+    monkeypatch.setenv("HUB_URL", "")    # without a default an empty value is the value
+    plain = BASE.replace("url: sqlite:///triad.db", "url: sqlite:///x${HUB_URL}.db", 1)
+    assert parse_config(plain, "triad.yaml", env_override=False).store.url == "sqlite:///x.db"
