@@ -14,7 +14,7 @@ import click
 from hub.context import Context
 from hub.errors import TriadError, UsageError
 
-from hub.clikit import count_bar, emit, pass_ctx, reporting  # noqa: E402 - shared with command modules
+from hub.clikit import count_bar, emit, pass_ctx, reporting, spinner  # noqa: E402 - shared with command modules
 
 
 class TriadGroup(click.Group):
@@ -471,44 +471,29 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     streams = inbound_streams(parts.cfg, connector_names, entity_names)
     check_selection(parts.cfg, connector_names, entity_names, streams)
     _build_connectors(parts, {name for name, _ in streams})
-    progress = bar = None
-    if not ctx.as_json and sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn
-        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
-                       transient=True)   # on stderr: stdout stays the command's output
-        task = bar.add_task("starting")
-        bar.start()
-
-        def show(name: str, entity: str, counts: dict) -> None:
-            bar.update(task, description=f"{name}/{entity}: {counts['read']} read, {counts['created']} created, "
-                                         f"{counts['updated']} updated")
-        progress = show
     try:
-        if parts.cfg.flows and not dry_run:
-            from hub.flows import start_cursor
-            start_cursor(engine)        # flows configured just now react to this sync's changes, not older ones
-        reports = run_sync(engine, parts, connectors=connector_names, entities=entity_names, full=full,
-                           dry_run=dry_run, user=ctx.user, progress=progress)
-        flow_report = None
-        if parts.cfg.flows and not dry_run:
-            from hub.flows import run_flows
-            flow_report = run_flows(engine, parts).as_dict()
-        if not dry_run:   # a dry run changes nothing: nothing to account for
-            from hub import audit
-            audit.record_command(engine, ctx.user, "sync.run", ",".join(connector_names) or "all", after={
-                "runs": [{"id": r.id, "connector": r.connector, "entity": r.entity, "status": r.status}
-                         for r in reports], "full": full})
-    except KeyboardInterrupt:
-        if bar:
-            bar.stop()
-            bar = None
+        with spinner(ctx, "starting") as say:
+            progress = None if say is None else lambda name, entity, counts: say(
+                f"{name}/{entity}: {counts['read']} read, {counts['created']} created, {counts['updated']} updated")
+            if parts.cfg.flows and not dry_run:
+                from hub.flows import start_cursor
+                start_cursor(engine)        # flows configured just now react to this sync's changes, not older ones
+            reports = run_sync(engine, parts, connectors=connector_names, entities=entity_names, full=full,
+                               dry_run=dry_run, user=ctx.user, progress=progress)
+            flow_report = None
+            if parts.cfg.flows and not dry_run:
+                from hub.flows import run_flows
+                flow_report = run_flows(engine, parts).as_dict()
+            if not dry_run:   # a dry run changes nothing: nothing to account for
+                from hub import audit
+                audit.record_command(engine, ctx.user, "sync.run", ",".join(connector_names) or "all", after={
+                    "runs": [{"id": r.id, "connector": r.connector, "entity": r.entity, "status": r.status}
+                             for r in reports], "full": full})
+    except KeyboardInterrupt:   # the spinner is gone by now: the message stands alone
         render.error("interrupted: the run is recorded as stopped; the next `triad sync run` resumes after the "
                      "last committed batch")
         sys.exit(130)
     finally:
-        if bar:
-            bar.stop()
         parts.close()
     data = {"runs": [r.as_dict() for r in reports], "dry_run": dry_run}
     if flow_report:
@@ -1267,23 +1252,9 @@ def outbox_purge(ctx: Context, older_than: str, connector: str | None, dry_run: 
         if ctx.as_json or not sys.stdin.isatty():
             raise UsageError(f"{n} outbox item{'' if n == 1 else 's'} match; add --yes to purge them")
         click.confirm(f"Delete {n} delivered/dropped outbox item{'' if n == 1 else 's'}?", abort=True)
-    progress = bar = None
-    if not ctx.as_json and sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn
-        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
-                       transient=True)   # on stderr: stdout stays the command's output
-        task = bar.add_task("purging")
-        bar.start()
-
-        def show(purged: int) -> None:
-            bar.update(task, description=f"{purged} purged")
-        progress = show
-    try:
-        n = purge(engine, cutoff, user=who.name, connector=connector, progress=progress)
-    finally:
-        if bar:
-            bar.stop()
+    with spinner(ctx, "purging") as say:
+        n = purge(engine, cutoff, user=who.name, connector=connector,
+                  progress=None if say is None else lambda purged: say(f"{purged} purged"))
     done(n)
 
 

@@ -46,3 +46,18 @@ def count_bar(ctx: Context, label: str, total: int) -> Iterator[Callable[[int], 
                   console=Console(stderr=True), transient=True) as bar:   # stdout stays the command's output
         task = bar.add_task(label, total=total)
         yield lambda n: bar.update(task, completed=n)
+
+
+@contextmanager
+def spinner(ctx: Context, first: str) -> Iterator[Callable[[str], None] | None]:
+    """A one-line spinner on a terminal for long work of unknown length: yields a callback taking the
+    line to show (None without a terminal or under --json: nothing is drawn)."""
+    if ctx.as_json or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
+                  transient=True) as bar:   # on stderr: stdout stays the command's output
+        task = bar.add_task(first)
+        yield lambda text: bar.update(task, description=text)
