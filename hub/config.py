@@ -6,6 +6,7 @@ interpolation, so they are ``***`` wherever config is printed or logged.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import timezone
@@ -121,6 +122,12 @@ class Fuzzy(_Strict):
     def _order(self) -> "Fuzzy":
         if self.review_at > self.link_at:
             raise ValueError(f"review_at ({self.review_at}) must not exceed link_at ({self.link_at})")
+        # weights share out a score in 0..1: a negative or endless one, or none above 0, scores nothing sensibly
+        bad = {f: w for f, w in self.fields.items() if not (math.isfinite(w) and w >= 0)}
+        if bad:
+            raise ValueError(f"fields: weights are numbers of 0 or more; not {bad}")
+        if not any(w > 0 for w in self.fields.values()):
+            raise ValueError("fields: name at least one field with a weight above 0 (e.g. {name: 0.6, city: 0.4})")
         return self
 
 
@@ -226,11 +233,20 @@ def locate(path: str | None) -> Path:
 
 
 def interpolate(data: Any, where: str, file: str) -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string value."""
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string value; every unset variable is named
+    (one ConfigError, a line each), not only the first."""
+    missing: list[str] = []
+    out = _interpolate(data, where, file, missing)
+    if missing:
+        raise ConfigError("\n".join(missing))
+    return out
+
+
+def _interpolate(data: Any, where: str, file: str, missing: list[str]) -> Any:
     if isinstance(data, dict):
-        return {k: interpolate(v, f"{where}.{k}" if where else str(k), file) for k, v in data.items()}
+        return {k: _interpolate(v, f"{where}.{k}" if where else str(k), file, missing) for k, v in data.items()}
     if isinstance(data, list):
-        return [interpolate(v, f"{where}[{i}]", file) for i, v in enumerate(data)]
+        return [_interpolate(v, f"{where}[{i}]", file, missing) for i, v in enumerate(data)]
     if isinstance(data, str) and "${" in data and not _VAR.search(data):
         raise ConfigError(f"{file}: {where}: '${{' starts a variable that is not closed: write ${{NAME}} "
                           f"or ${{NAME:-default}}")
@@ -241,8 +257,9 @@ def interpolate(data: Any, where: str, file: str) -> Any:
                 return default
             if name in os.environ:
                 return os.environ[name]
-            raise ConfigError(f"{file}: {where}: environment variable {name} is not set "
-                              f"(set it, or write ${{{name}:-default}})")
+            missing.append(f"{file}: {where}: environment variable {name} is not set "
+                           f"(set it, or write ${{{name}:-default}})")
+            return ""
         return _VAR.sub(sub, data)
     return data
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from cli import main
 from hub.config import parse_config
+from hub.errors import ConfigError
 from hub.setup import TEMPLATE
 
 BASE = TEMPLATE.read_text(encoding="utf-8")
@@ -81,3 +82,29 @@ def test_a_default_applies_to_a_variable_set_but_empty(monkeypatch):
     monkeypatch.setenv("HUB_URL", "")    # without a default an empty value is the value
     plain = BASE.replace("url: sqlite:///triad.db", "url: sqlite:///x${HUB_URL}.db", 1)
     assert parse_config(plain, "triad.yaml", env_override=False).store.url == "sqlite:///x.db"
+
+
+def test_every_unset_variable_is_named_not_only_the_first(monkeypatch):
+    for var in ("HUB_URL", "ERP_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    text = BASE.replace("url: sqlite:///triad.db", "url: ${HUB_URL}", 1).replace(
+        "path: ./exports/erp", "path: ${ERP_DIR}", 1)
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, "triad.yaml", env_override=False)
+    lines = str(exc.value).splitlines()
+    assert lines == ["triad.yaml: store.url: environment variable HUB_URL is not set (set it, or write ${HUB_URL:-default})",
+                     "triad.yaml: connectors.erp.path: environment variable ERP_DIR is not set "
+                     "(set it, or write ${ERP_DIR:-default})"]
+
+
+@pytest.mark.parametrize("weights, says", [
+    ("{name: -1, city: 0.5}", "weights are numbers of 0 or more"),
+    ("{name: .inf}", "weights are numbers of 0 or more"),
+    ("{name: 0, city: 0}", "at least one field with a weight above 0"),
+    ("{}", "at least one field with a weight above 0"),
+])
+def test_fuzzy_weights_that_cannot_share_out_a_score_are_refused(weights, says):
+    text = BASE.replace("    exact: [tax_id, email]", f"    exact: [tax_id, email]\n    fuzzy: {{fields: {weights}}}", 1)
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, "triad.yaml", env_override=False)
+    assert "matching.customer.fuzzy" in str(exc.value) and says in str(exc.value), str(exc.value)
