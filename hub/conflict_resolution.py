@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select,
 from hub import audit, golden, subscriptions
 from hub.changefeed import lock_history
 from hub.column_fit import SQLITE_EXACT_DIGITS
-from hub.conflicts import choose_value, get_conflicts, merged_note, no_conflict
+from hub.conflicts import get_conflicts, merged_note, no_conflict
 from hub.echoes import known_held
 from hub.errors import NotFound, TriadError, UsageError
 from hub.models import Conflict, FieldHistory, SourceState
@@ -151,16 +151,14 @@ def _resolve_entity(conn: Connection, entity: str, items: list[dict[str, Any]], 
                 raise NotFound(f"the {entity} {rid} of conflict {cid} no longer exists")
             if row.merged_into:   # its writes would re-create the merged-away record in every system
                 raise UsageError(f"conflict {cid} cannot be resolved: {merged_note(conn, entity, rid)}")
-            c = dict(c, golden=row.values.get(f), current_golden=row.values.get(f))
-            if decision.take is not None:
-                c["current_values"] = _sent(states.get(rid, []), f)
             if decision.value is not None:
                 chosen = typed_in[cid]
                 if isinstance(chosen, TriadError):
                     raise chosen
+            elif decision.keep:
+                chosen = row.values.get(f)
             else:
-                chosen = choose_value(c, decision.take, decision.value, decision.keep, record=row.values,
-                                      suite_override=suite, exact_digits=exact_digits)
+                chosen = _taken(c, decision.take, states.get(rid, []))
         except TriadError as exc:
             failed.append((cid, exc))
             continue
@@ -233,6 +231,15 @@ def _source_states(conn: Connection, entity: str, record_ids: list[str]) -> dict
     for rs in out.values():
         rs.sort(key=lambda r: r["seen_at"], reverse=True)
     return out
+
+
+def _taken(c: dict[str, Any], system: str, states: list[Any]) -> Any:
+    """``--take S``: S's current value when it has sent another one since the conflict opened, else the
+    value the conflict holds."""
+    values = c["values"] or {}
+    if system not in values:
+        raise UsageError(f"conflict {c['id']} has no value from '{system}'; it has: {', '.join(values)}")
+    return _sent(states, c["field"]).get(system, values[system])
 
 
 def _sent(states: list[Any], field: str) -> dict[str, Any]:

@@ -1,5 +1,4 @@
-"""Conflict review: list, show, and the value a resolution makes golden (resolving one or many
-conflicts is :mod:`hub.conflict_resolution`)."""
+"""Conflict review: list and show (resolving one or many conflicts is :mod:`hub.conflict_resolution`)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -13,7 +12,6 @@ from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
 from hub.models import Conflict, FieldHistory
 from hub.sqlutil import chunks
-from hub.steward_values import steward_value
 from hub.types import utcnow
 from hub.values import encode
 
@@ -171,30 +169,6 @@ def without_denied(c: dict[str, Any], denied: frozenset[str]) -> dict[str, Any]:
     if denied and c.get("record") is not None:
         c = dict(c, record={k: v for k, v in c["record"].items() if k not in denied})
     return c
-
-
-def choose_value(c: dict[str, Any], take: str | None, value: str | None, keep: bool, *,
-                 record: dict[str, Any] | None = None, suite_override: str | None = None,
-                 exact_digits: int | None = None) -> Any:
-    """The encoded value a resolution makes golden.
-
-    ``--take S`` takes S's current value (``c["current_values"]``, see :func:`current_source_values`)
-    when S has sent another one since the conflict opened, else the value the conflict holds.
-    A typed-in ``value`` is parsed, normalized and checked by the entity's expectations like a
-    source value (:mod:`hub.steward_values`); ``record`` is the golden record it lands in, and
-    ``exact_digits`` the significant digits its store keeps of a decimal (None: all).
-    """
-    given = [x for x in (take is not None, value is not None, keep) if x]
-    if len(given) != 1:
-        raise UsageError("give exactly one of --take SYSTEM, --value VALUE, --keep")
-    if take is not None:
-        values = c["values"] or {}
-        if take not in values:
-            raise UsageError(f"conflict {c['id']} has no value from '{take}'; it has: {', '.join(values)}")
-        return (c.get("current_values") or {}).get(take, values[take])
-    if keep:
-        return c.get("current_golden", c["golden"])
-    return steward_value(c["entity"], c["field"], value, record or {}, suite_override, exact_digits)
 
 
 def resolve(conn: Connection, conflict_id: str, *, user: str, out_systems: tuple[str, ...], take: str | None = None,

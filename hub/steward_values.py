@@ -43,34 +43,21 @@ def prepare(entity: str, field: str, suite_override: str | None = None) -> None:
     _validator(entity, field, suite_override)
 
 
-def steward_value(entity: str, field: str, text: str, record: dict[str, Any],
-                  suite_override: str | None = None, exact_digits: int | None = None) -> Any:
-    """The encoded value ``text`` makes golden for ``field``; an empty text clears the field.
+def steward_values(entity: str, field: str, text: str, records: list[dict[str, Any]],
+                   suite_override: str | None = None, exact_digits: int | None = None) -> list[Any]:
+    """The encoded value ``text`` makes golden for ``field`` in each of ``records`` (an empty text clears
+    the field), their expectations checked in one run: per record, the value or the UsageError (one line
+    naming the field, the value and what it failed) refusing it there.
 
     Args:
         entity: canonical entity name.
         field: the canonical field the value is for.
         text: the value as the steward typed it.
-        record: the golden record's encoded values (the country a phone number is read in,
-            the other column of a multi-column expectation).
+        records: the golden records' encoded values (the country a phone number is read in, the other
+            column of a multi-column expectation).
         suite_override: the deployment's suite file for the entity (config ``validation``), else the shipped one.
         exact_digits: the significant digits the store keeps of a decimal exactly (SQLite's float: 15;
             None where decimals are exact), as a source value is checked (:mod:`hub.column_fit`).
-
-    Raises:
-        UsageError: one line naming the field, the value and what it failed.
-        ConfigError: the suite file is bad.
-    """
-    out = steward_values(entity, field, text, [record], suite_override, exact_digits)[0]
-    if isinstance(out, UsageError):
-        raise out
-    return out
-
-
-def steward_values(entity: str, field: str, text: str, records: list[dict[str, Any]],
-                   suite_override: str | None = None, exact_digits: int | None = None) -> list[Any]:
-    """:func:`steward_value` of one typed-in value for several records, their expectations checked in
-    one run (a bulk resolution): per record, the encoded value or the UsageError refusing it there.
 
     Raises:
         UsageError: the field cannot be typed in at all.
@@ -206,7 +193,7 @@ def _range(kwargs: dict[str, Any]) -> str:
 
 def column_problem(entity: str, field: str, typed: Any, exact_digits: int | None = None) -> str | None:
     """Why the store column of ``field`` cannot hold ``typed`` as it is ('has more than 2 decimal
-    places'), or None when it fits. ``exact_digits``: see :func:`steward_value`."""
+    places'), or None when it fits. ``exact_digits``: see :func:`steward_values`."""
     from hub.golden import table_of
     col_type = table_of(entity).c[field].type
     length = getattr(col_type, "length", None)
