@@ -288,6 +288,17 @@ def _unshield(data: Any, found: list[str]) -> Any:
 
 
 def parse_config(text: str, file: str = DEFAULT_FILE, env_override: bool = True) -> TriadConfig:
+    try:
+        return _parse_config(text, file, env_override)
+    except ConfigError as exc:   # the key path of each problem, with the line it was written on
+        from hub.config_lines import line_map, with_lines
+        lined = with_lines(exc.message, line_map(text), file)
+        if lined == exc.message:
+            raise
+        raise ConfigError(lined) from None
+
+
+def _parse_config(text: str, file: str, env_override: bool) -> TriadConfig:
     text, found = _shield_variables(text)
     try:
         raw = _unshield(yamlio.load(text) or {}, found)

@@ -138,7 +138,20 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
             oidc_config(cfg)
         except ConfigError as exc:
             problems.append(str(exc))
-    return {"problems": problems, "warnings": warnings, "connectors": connectors}
+    return {"problems": _with_lines(cfg, problems), "warnings": _with_lines(cfg, warnings), "connectors": connectors}
+
+
+def _with_lines(cfg: TriadConfig, messages: list[str]) -> list[str]:
+    """Each message naming a key path of the config file, with the line the key is written on."""
+    from hub.config_lines import line_map, with_lines
+    path = getattr(cfg, "path", None)
+    if not messages or path is None:
+        return messages
+    try:
+        lines = line_map(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return messages
+    return [with_lines(m, lines, str(path)) for m in messages]
 
 
 def _build_problems(cls: Any, name: str, options: dict[str, Any], base_dir: str) -> list[str]:

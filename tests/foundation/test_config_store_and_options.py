@@ -69,7 +69,9 @@ def test_config_validate_reports_every_connector_missing_a_required_option(proje
     problems = doc["problems"]
     assert any("connectors.sf.base_url: required" in p for p in problems), problems
     assert any("connectors.db1.url: required" in p for p in problems), problems
-    assert any(p.endswith("connectors.files.path: required, the folder holding the files")
+    files_line = _line_of((project / "triad.yaml").read_text(encoding="utf-8"), "files: {type: file")
+    # the missing key's line is its connector's
+    assert any(p.endswith(f"connectors.files.path: required, the folder holding the files (line {files_line})")
                and "connectors.files: connectors.files" not in p for p in problems), problems
 
 
@@ -92,9 +94,15 @@ def test_every_unset_variable_is_named_not_only_the_first(monkeypatch):
     with pytest.raises(ConfigError) as exc:
         parse_config(text, "triad.yaml", env_override=False)
     lines = str(exc.value).splitlines()
-    assert lines == ["triad.yaml: store.url: environment variable HUB_URL is not set (set it, or write ${HUB_URL:-default})",
+    url_line, path_line = (_line_of(text, "url: ${HUB_URL}"), _line_of(text, "path: ${ERP_DIR}"))
+    assert lines == ["triad.yaml: store.url: environment variable HUB_URL is not set (set it, or write "
+                     f"${{HUB_URL:-default}}) (line {url_line})",
                      "triad.yaml: connectors.erp.path: environment variable ERP_DIR is not set "
-                     "(set it, or write ${ERP_DIR:-default})"]
+                     f"(set it, or write ${{ERP_DIR:-default}}) (line {path_line})"]
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
 @pytest.mark.parametrize("weights, says", [
