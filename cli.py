@@ -424,9 +424,12 @@ def mappings_preview(ctx: Context, connector: str, entity: str, limit: int) -> N
     data = {"connector": connector, "entity": entity, "records": rows}
 
     def human() -> None:
+        from rich.markup import escape
         for n, r in enumerate(rows, 1):
             if "error" in r:
-                render.table(f"#{n}: cannot map ({r['error']})", ["source field", "value"], r["raw"].items())
+                for e in r.get("errors") or [{"error": r["error"]}]:
+                    render.say(f"[red]#{n}: cannot map[/red] {escape(e['error'])}")
+                render.table(f"#{n}: the raw record", ["source field", "value"], r["raw"].items())
             else:
                 render.table(f"#{n}: {r['source_id']}", ["source field", "raw value", "canonical field", "value"],
                              [(r["sources"].get(f, "(default)"), raw_at(r["raw"], r["sources"].get(f)), f, v)

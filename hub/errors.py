@@ -70,6 +70,9 @@ class SkippableRecordError(TriadError):
 class MappingError(SkippableRecordError):
     """A source value does not fit the mapping (type, transform, unknown value)."""
 
-    def __init__(self, message: str, field: str | None = None, **context: object) -> None:
+    def __init__(self, message: str, field: str | None = None,
+                 problems: list[tuple[str | None, str]] | None = None, **context: object) -> None:
         super().__init__(message, field=field, **context)
         self.field = field
+        # every (field, message) of the record when several of its values do not fit; the first is this one
+        self.problems = problems or [(field, message)]

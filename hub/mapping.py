@@ -117,7 +117,8 @@ def preview(mapping: Mapping, raws: list[dict[str, Any]]) -> list[dict[str, Any]
     Returns:
         ``{"raw", "source_id", "canonical", "refs", "deleted", "source_ts", "sources"}`` for records
         that map (``sources``: canonical field -> the source path it is read from),
-        ``{"raw", "error", "field"}`` for those that do not.
+        ``{"raw", "error", "field", "errors"}`` for those that do not (``errors``: every field that does not
+        fit, the first being ``field``).
     """
     out: list[dict[str, Any]] = []
     # canonical field -> the source path it is read from (fields with only a default have none)
@@ -126,7 +127,8 @@ def preview(mapping: Mapping, raws: list[dict[str, Any]]) -> list[dict[str, Any]
         try:
             record = mapping.to_canonical(raw)
         except MappingError as exc:
-            out.append({"raw": raw, "error": exc.message, "field": exc.field})
+            out.append({"raw": raw, "error": exc.message, "field": exc.field,
+                        "errors": [{"field": f, "error": m} for f, m in exc.problems]})
             continue
         except (ValueError, ArithmeticError, TypeError) as exc:   # values no type accepts (huge epochs ...)
             out.append({"raw": raw, "error": f"{type(exc).__name__}: {exc}", "field": None})

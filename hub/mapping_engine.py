@@ -390,13 +390,16 @@ class Mapping:
             raise MappingError(f"record has no {self.key} (the key of {self.source})", field=None)
         values = {}
         get = raw.get
-        for name, plain, read in self._readers:
-            if plain is not None:
-                value = get(plain)
-                if value.__class__ is str and value and not value.isspace():
-                    values[name] = value
-                    continue
-            values[name] = read(raw)
+        try:
+            for name, plain, read in self._readers:
+                if plain is not None:
+                    value = get(plain)
+                    if value.__class__ is str and value and not value.isspace():
+                        values[name] = value
+                        continue
+                values[name] = read(raw)
+        except MappingError as exc:
+            raise self._every_problem(raw, exc) from None
         ts = None
         if self._get_ts is not None:
             ts_raw = self._get_ts(raw)
@@ -409,6 +412,20 @@ class Mapping:
         refs = {f: e for f, e in self._ref_items if values[f] is not None} if self._ref_items else {}
         deleted = self._deleted(raw) if self._deleted is not None else False
         return MappedRecord(key if key.__class__ is str else to_string(key), ts, values, refs, deleted)
+
+    def _every_problem(self, raw: dict, first: MappingError) -> MappingError:
+        """``first`` with the problems of the record's other fields: a steward fixes the row once."""
+        problems = []
+        for _, _, read in self._readers:
+            try:
+                read(raw)
+            except MappingError as exc:
+                problems.append((exc.field, exc.message))
+            except (ValueError, ArithmeticError, TypeError):
+                continue       # reported as it is raised when the first problem is fixed
+        if len(problems) < 2:
+            return first
+        return MappingError(first.message, field=first.field, problems=problems)
 
     def read_back(self, written: dict[str, Any]) -> dict[str, Any]:
         """The values the system will show for what :meth:`to_source` wrote (``written``, its output),

@@ -107,8 +107,9 @@ def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "Quaran
         except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
             field_name = getattr(exc, "field", None)
             key = raw.get(ctx.mapping.key) if isinstance(raw, dict) else None
+            problems = getattr(exc, "problems", None) or [(field_name, getattr(exc, "message", str(exc)))]
             quarantine.park(raw, None if key in (None, "") else str(key), "mapping",
-                            [{"reason": "mapping", "field": field_name, "message": getattr(exc, "message", str(exc))}])
+                            [{"reason": "mapping", "field": f, "message": m} for f, m in problems])
             continue
         item = _Item(raw, rec.source_id, values, rec.values, rec.refs, encode(rec.source_ts), rec.deleted,
                      record_hash(values, rec.deleted))
