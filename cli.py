@@ -1643,12 +1643,16 @@ def simulate(system: str, host: str, port: int, seed: int, records: int, fail_ra
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     click.echo(f"listening on {server.base_url}")
     if server.cert_path:
-        click.echo(f"certificate {server.cert_path}")
+        click.echo(server.cert_path)      # the second line is the path alone: a client's `verify=`
     sys.stdout.flush()
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # a kill takes the certificate with it
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        server.close()
 
 
 def _register_command_modules() -> None:

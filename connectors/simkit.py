@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import socketserver
 import ssl
 import tempfile
@@ -180,6 +181,7 @@ class SimServer:
             self.cert_path, key_path = self_signed_cert(self._tmp)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.cert_path, key_path)
+            os.remove(key_path)     # held in memory from here on: no private key left lying in /tmp
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
             scheme = "https"
         self.port = self.httpd.server_address[1]
@@ -197,7 +199,13 @@ class SimServer:
 
     def stop(self) -> None:
         self.httpd.shutdown()
+        self.close()
+
+    def close(self) -> None:
+        """Close the socket and remove the certificate (after :meth:`serve_forever` returned)."""
         self.httpd.server_close()
+        if self.cert_path:
+            shutil.rmtree(os.path.dirname(self.cert_path), ignore_errors=True)
 
     def __enter__(self) -> "SimServer":
         return self.start()

@@ -48,3 +48,22 @@ def test_a_port_in_use_is_a_usage_error(tmp_path: Path, sqlite_url: str):
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 2, (args, out, err)
             assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err, err
+
+
+def test_simulate_tls_prints_the_certificate_path_alone_and_takes_it_away_when_stopped():
+    proc = triad("simulate", "salesforce", "--port", "0", "--tls")
+    try:
+        first = proc.stdout.readline().strip()
+        assert first.startswith("listening on https://127.0.0.1:"), (first, proc.stderr.read() if proc.poll() else "")
+        cert = proc.stdout.readline().strip()
+        # the second line is a client's `verify=` as it is
+        r = requests.post(first.split(" ")[-1] + "/services/oauth2/token", verify=cert, timeout=10,
+                          data={"grant_type": "client_credentials", "client_id": "triad-client",
+                                "client_secret": "triad-secret"})
+        assert r.status_code == 200, r.text
+        folder = Path(cert).parent
+        assert sorted(p.name for p in folder.iterdir()) == ["sim-cert.pem"], "the private key stays in memory only"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert proc.returncode == 0 and not folder.exists()
