@@ -29,7 +29,7 @@ from hub.errors import NotFound, TriadError, UsageError
 from hub.matching import index_records
 from hub.matching_merge import (SNAPSHOT_VERSION, _hist, _load, _open_conflicts, _rows, _state_of,
                                 _states)
-from hub.merge import ConflictNote, Incoming, Rules, merge as three_way, provenance_of
+from hub.merge import CAUGHT_UP, ConflictNote, Incoming, Rules, merge as three_way, provenance_of
 from hub.models import Conflict, FieldHistory, MatchCandidate, MergeLog, Outbox, SourceState, Xref
 from hub.open_conflicts import open_fields
 from hub.outbox import OutboxQueue
@@ -363,7 +363,9 @@ def _record_replayed_conflicts(conn: Connection, entity: str, loser_id: str, not
     ct = Conflict.__table__
     opened = {c["field"]: c for c in reversed(_open_conflicts(conn, entity, [loser_id]))}
     for system, n in notes:
-        cur = opened.get(n.field) if n.status == "open" else None
+        cur = opened.get(n.field) if n.status in ("open", CAUGHT_UP) else None
+        if n.status == CAUGHT_UP and (cur is None or not set(n.values) <= set(cur["values"] or {})):
+            continue       # only a system in the open conflict has its entry there brought up to date
         if cur is not None:
             cur["values"] = {**(cur["values"] or {}), **n.values}
             cur["timestamps"] = {**(cur["timestamps"] or {}), **n.timestamps}

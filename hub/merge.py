@@ -26,6 +26,9 @@ from typing import Any
 from hub.values import complete_lines
 
 CREATED = "*"   # provenance key for "every field not listed": who created the record, and when
+# a ConflictNote's status when s, part of an open conflict on f, now holds the golden value: the open
+# conflict's entry for s is updated (where s is in it); no conflict of its own
+CAUGHT_UP = "caught_up"
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class Incoming:
 @dataclass
 class ConflictNote:
     field: str
-    status: str                     # open | auto
+    status: str                     # open | auto | caught_up (CAUGHT_UP)
     rule: str
     values: dict[str, Any]          # system -> value
     timestamps: dict[str, Any]
@@ -166,6 +169,10 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
         g_sys, g_ts = provenance_of(prov, f, g)
         echo = echoes is not None and v in written
         if v == g:                                                # 2a: s caught up
+            if f in open_manual and rule.kind == "manual" and not echo and not first_link:
+                # an open conflict s is part of shows what s holds now (the golden value): the steward
+                # decides on what the systems hold
+                out.conflicts.append(ConflictNote(f, CAUGHT_UP, "manual", {s: v}, {s: incoming.source_ts}, g, None))
             if not echo and rule.kind in ("priority", "most_recent") and _incoming_wins(
                     rule.kind, rules, s, incoming.source_ts, g_sys, g_ts):
                 prov[f] = [s, incoming.source_ts]   # the value's strongest witness, so order cannot matter

@@ -6,7 +6,7 @@ from typing import Any
 
 from hub import golden
 from hub.echoes import WRITTEN, still_pending
-from hub.merge import Incoming, MergeOutcome, create, merge
+from hub.merge import CAUGHT_UP, Incoming, MergeOutcome, create, merge
 from hub.outbox import OutboxQueue
 from hub.pipeline_types import BatchStats, StreamContext, _Item
 from hub.pipeline_writes import _Writes
@@ -112,11 +112,12 @@ def _record_outcome(ctx: StreamContext, item: _Item, rid: str, outcome: MergeOut
                           "system": ctx.system, "user": None, "run_id": ctx.run_id, "reason": h.reason,
                           "at": ctx.now})
     for c in outcome.conflicts:
-        w.add_conflict({"id": new_id(), "entity": ctx.entity, "record_id": rid, "field": c.field,
-                            "status": c.status, "rule": c.rule, "values": c.values, "timestamps": c.timestamps,
-                            "golden": c.golden, "winner": c.winner, "note": None, "run_id": ctx.run_id,
-                            "created_at": ctx.now, "resolved_at": None, "resolved_by": None})
-    stats.add("conflicts", len(outcome.conflicts))
+        row = {"id": new_id(), "entity": ctx.entity, "record_id": rid, "field": c.field,
+               "status": c.status, "rule": c.rule, "values": c.values, "timestamps": c.timestamps,
+               "golden": c.golden, "winner": c.winner, "note": None, "run_id": ctx.run_id,
+               "created_at": ctx.now, "resolved_at": None, "resolved_by": None}
+        (w.caught_up.append if c.status == CAUGHT_UP else w.add_conflict)(row)
+    stats.add("conflicts", sum(c.status != CAUGHT_UP for c in outcome.conflicts))
     if outcome.propagate:
         for target in ctx.out_systems:
             if target != ctx.system:

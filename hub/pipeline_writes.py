@@ -26,6 +26,8 @@ class _Writes:
         self.history: list[dict[str, Any]] = []
         self.conflicts: list[dict[str, Any]] = []
         self.open_conflicts: dict[tuple[str, str], dict[str, Any]] = {}   # (record, field) -> its open row
+        # systems of an open conflict that now hold the golden value: their entry in it is updated
+        self.caught_up: list[dict[str, Any]] = []
         self.deleted_in: dict[str, list[str] | None] = {}
         self.gone: dict[str, set[str]] = {}     # record -> its source ids of this system flagged deleted here
         self.gone_rows: dict[str, golden.GoldenRow] = {}
@@ -37,6 +39,7 @@ class _Writes:
         if row["status"] == "open":
             pending = self.open_conflicts.get((row["record_id"], row["field"]))
             if pending is not None:
+                self.conflicts += _superseded(pending["values"], pending["timestamps"], row)
                 pending["values"] = {**pending["values"], **row["values"]}
                 pending["timestamps"] = {**pending["timestamps"], **row["timestamps"]}
                 return
@@ -45,25 +48,32 @@ class _Writes:
 
     def _update_open_conflicts(self, conn: Connection, entity: str) -> None:
         """Open conflicts of this batch whose (record, field) has one open already update the stored
-        one (the system's value there) instead of opening a second; the rest are inserted."""
-        if not self.open_conflicts:
+        one (the system's value there) instead of opening a second; the rest are inserted. A system
+        that caught up updates its entry in a stored open conflict it is part of."""
+        if not self.open_conflicts and not self.caught_up:
             return
+        caught_up = {(c["record_id"], c["field"]): c for c in self.caught_up}
         ct = Conflict.__table__
-        updates, stored = [], set()
-        for part in chunks(sorted({rid for rid, _ in self.open_conflicts})):
+        updates, stored, superseded = [], set(), []
+        for part in chunks(sorted({rid for rid, _ in self.open_conflicts} | {rid for rid, _ in caught_up})):
             for r in conn.execute(select(ct.c.id, ct.c.record_id, ct.c.field, ct.c["values"], ct.c.timestamps)
                                   .where(ct.c.entity == entity, ct.c.status == "open", ct.c.record_id.in_(part))
                                   ).mappings():
+                held = r["values"] or {}
                 new = self.open_conflicts.get((r["record_id"], r["field"]))
-                if new is None:
-                    continue
-                stored.add(new["id"])
-                updates.append({"_id": r["id"], "_values": {**(r["values"] or {}), **new["values"]},
+                if new is not None:
+                    stored.add(new["id"])
+                else:
+                    new = caught_up.get((r["record_id"], r["field"]))
+                    if new is None or not set(new["values"]) <= set(held):
+                        continue
+                superseded += _superseded(held, r["timestamps"] or {}, new)
+                updates.append({"_id": r["id"], "_values": {**held, **new["values"]},
                                 "_ts": {**(r["timestamps"] or {}), **new["timestamps"]}})
         if updates:
             conn.execute(update(ct).where(ct.c.id == bindparam("_id"))
                          .values({"values": bindparam("_values"), "timestamps": bindparam("_ts")}), updates)
-            self.conflicts = [c for c in self.conflicts if c["id"] not in stored]
+            self.conflicts = [c for c in self.conflicts if c["id"] not in stored] + superseded
 
     def _drop_queued_deletes(self, conn: Connection, ctx: StreamContext) -> None:
         """A record that came back is deleted nowhere: the deletes queued for it must not reach any system.
@@ -118,3 +128,15 @@ class _Writes:
             touched = [(rid, v) for rid, (v, _) in self.new_golden.items()]
             touched += [(rid, row.values) for rid, row in self.changed_golden.items()]
             ctx.matcher.index(conn, touched)
+
+
+def _superseded(held: dict[str, Any], held_ts: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A system's value an open conflict holds, which ``row`` (the same system's newer value, a conflict
+    row of this batch) replaces:
+    kept as an automatic conflict the system's later value won, so the earlier value can still be found
+    (SPEC 5: nothing is silently dropped)."""
+    from hub.types import new_id
+    return [{**row, "id": new_id(), "status": "auto", "values": {system: held[system]},
+             "timestamps": {system: held_ts.get(system)}, "winner": system,
+             "note": f"{system} replaced this value while the conflict was open"}
+            for system, value in row["values"].items() if system in held and held[system] != value]

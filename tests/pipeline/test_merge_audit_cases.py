@@ -165,6 +165,32 @@ def test_a_new_value_on_an_open_manual_conflict_updates_it_and_take_uses_it(proj
     assert triad("conflicts", "list", "--status", "open")["conflicts"] == []
 
 
+def test_a_value_an_open_conflict_held_can_be_found_after_its_system_replaced_it(project: Path):
+    first = open_email_conflict(project)
+    export(project, "b", row("B2", email="y2@yuntu.cn", ts="2026-03-01T00:00:00Z"))
+    triad("sync", "run", "-c", "b")
+    (still,) = triad("conflicts", "list", "--status", "open")["conflicts"]
+    assert still["id"] == first["id"] and still["values"]["b"] == "y2@yuntu.cn"
+    (kept,) = [c for c in triad("conflicts", "list", "--status", "auto")["conflicts"] if c["field"] == "email"]
+    assert (kept["values"], kept["rule"], kept["record_id"]) == ({"b": "y@yuntu.cn"}, "manual", first["record_id"])
+    shown = json.dumps(triad("records", "show", "customer", first["record_id"]), ensure_ascii=False)
+    assert "y@yuntu.cn" in shown.replace("y2@yuntu.cn", "")
+
+
+def test_a_system_catching_up_on_an_open_conflict_shows_in_it(project: Path):
+    first = open_email_conflict(project)            # golden keeps a's x (a ranks first), b said y
+    assert only_record()["fields"]["email"] == "x@yuntu.cn"
+    export(project, "b", row("B2", email="x@yuntu.cn", ts="2026-03-01T00:00:00Z"))
+    triad("sync", "run", "-c", "b")
+    (still,) = triad("conflicts", "list", "--status", "open")["conflicts"]
+    # what the steward is shown is what --take would apply: b holds x now
+    assert still["values"] == {"a": "x@yuntu.cn", "b": "x@yuntu.cn"}
+    (done,) = triad("conflicts", "resolve", first["id"], "--take", "b")["resolved"]
+    assert done["new"] == "x@yuntu.cn"
+    assert [c["values"] for c in triad("conflicts", "list", "--status", "auto")["conflicts"]
+            if c["field"] == "email"] == [{"b": "y@yuntu.cn"}]
+
+
 def test_take_uses_the_systems_current_value_when_the_conflict_holds_an_older_one(project: Path, store_url: str):
     c = open_email_conflict(project)
     from sqlalchemy import create_engine, text
@@ -201,8 +227,11 @@ def test_two_open_values_for_one_field_in_one_batch_make_one_conflict():
     w.add_conflict({**base, "id": "1", "values": {"b": "y", "a": "x"}, "timestamps": {"b": T1, "a": T1}})
     w.add_conflict({**base, "id": "2", "values": {"a": "x2"}, "timestamps": {"a": T2}})
     w.add_conflict({**base, "id": "3", "status": "auto", "rule": "owner", "values": {"b": "1"}, "timestamps": {}})
-    assert [c["id"] for c in w.conflicts] == ["1", "3"]
+    assert [c["id"] for c in w.conflicts if c["status"] == "open"] == ["1"]
     assert w.conflicts[0]["values"] == {"b": "y", "a": "x2"} and w.conflicts[0]["timestamps"]["a"] == T2
+    # a's earlier x is kept: an automatic conflict a's later value won
+    assert [(c["values"], c["winner"]) for c in w.conflicts if c["status"] == "auto" and c["rule"] == "manual"] == [
+        ({"a": "x"}, "a")]
 
 
 def test_a_key_written_another_way_links_without_a_conflict_or_a_write_back(project: Path):
