@@ -1,8 +1,8 @@
 """Plumbing shared by the two OA simulators (DingTalk here, Feishu imports it).
 
-Tokens with a time to live, the vendor-shaped throttle (a random share of
-requests and/or a request budget per window), pushing callbacks to a
-configured URL, and small WSGI helpers. The generic faults (errors, latency,
+The id generator kept in the data set, tokens with a time to live, the
+vendor-shaped throttle (a random share of requests and/or a request budget
+per window), pushing callbacks to a configured URL, and small WSGI helpers. The generic faults (errors, latency,
 cut bodies) stay in :class:`connectors.simkit.FaultInjector`; its own 429 is
 switched off with :class:`NoGenericThrottle` because each OA system throttles
 with its own body.
@@ -24,9 +24,26 @@ from connectors.simkit import SimOptions
 
 log = logging.getLogger(__name__)
 
+RNG_KEY = "id_rng"      # where the data set keeps its id generator's position
+
 STATUS_TEXT = {200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden",
                404: "404 Not Found", 405: "405 Method Not Allowed", 429: "429 Too Many Requests",
                500: "500 Internal Server Error"}
+
+
+def resume_rng(data: dict[str, Any], seed: int) -> random.Random:
+    """The id generator: from ``seed`` for a new data set, else where the loaded state file left it."""
+    rng = random.Random(seed)
+    saved = data.get(RNG_KEY)
+    if saved:
+        version, internal, gauss = saved
+        rng.setstate((version, tuple(internal), gauss))
+    return rng
+
+
+def keep_rng(data: dict[str, Any], rng: random.Random) -> None:
+    """Record the generator's position in the data set: a restart from the state file must not replay old ids."""
+    data[RNG_KEY] = list(rng.getstate())
 
 
 class NoGenericThrottle:

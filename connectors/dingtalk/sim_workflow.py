@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from connectors.dingtalk.sim_common import RNG_KEY, keep_rng
+
 OPEN = ("NEW", "RUNNING")
 
 # processCode -> template. Every form has the same components (name, componentType); required ones are checked.
@@ -94,6 +96,7 @@ def generate(seed: int, records: int, now_ms: int | None = None) -> dict[str, An
         elif roll < 0.7:
             finish = min(now_ms - 1800_000, created + rng.randrange(600_000, 86400_000))
             wf.terminate(inst["id"], at_ms=max(finish, created + 60_000))
+    data.pop(RNG_KEY, None)     # the running simulator draws ids from its own generator
     return data
 
 
@@ -114,6 +117,14 @@ class Workflow:
     def _approver_for(self, originator: str) -> str:
         others = [u["userId"] for u in self.data["users"] if u["userId"] != originator]
         return others[len(originator) * 7 % len(others)] if others else originator
+
+    def _new_id(self) -> str:
+        # never an id in use: a state file from before the generator's position was kept replays old ids
+        iid = _instance_id(self.rng)
+        while iid in self.instances:
+            iid = _instance_id(self.rng)
+        keep_rng(self.data, self.rng)
+        return iid
 
     def get(self, instance_id: str) -> dict[str, Any]:
         inst = self.instances.get(instance_id)
@@ -144,7 +155,7 @@ class Workflow:
             raise WorkflowError("InvalidFormComponentValue", f"必填表单组件为空: {', '.join(missing)}")
         at = at_ms or int(time.time() * 1000)
         self.data["seq"] += 1
-        iid = _instance_id(self.rng)
+        iid = self._new_id()
         approver = self._approver_for(originator)
         dept = int(dept_id) if str(dept_id).lstrip("-").isdigit() else user["deptId"]
         if dept == -1:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import secrets
 import time
 import uuid
@@ -35,7 +34,7 @@ from urllib.parse import parse_qs, urlencode
 
 from connectors.dingtalk.crypto import DingTalkCrypto, make_aes_key
 from connectors.dingtalk.sim_common import (Delivery, NoGenericThrottle, Pusher, Throttle, TokenBook, json_body,
-                                            read_body, respond)
+                                            read_body, respond, resume_rng)
 from connectors.dingtalk.sim_workflow import Workflow, WorkflowError, generate, render
 from connectors.simkit import FaultInjector, JsonState, SimOptions
 
@@ -53,7 +52,7 @@ class DingTalkSim:
     def __init__(self, options: SimOptions) -> None:
         self.options = options
         self.state = JsonState(options.state, lambda: generate(options.seed, options.records))
-        self.workflow = Workflow(self.state.data, random.Random(options.seed * 31 + 7))
+        self.workflow = Workflow(self.state.data, resume_rng(self.state.data, options.seed * 31 + 7))
         self.tokens = TokenBook(options, prefix="", default_ttl=7200.0)
         self.throttle = Throttle(options)
         self.pusher = Pusher()

@@ -14,6 +14,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from connectors.dingtalk.sim_common import RNG_KEY, keep_rng
 from connectors.dingtalk.sim_workflow import person_name
 
 FINAL = ("APPROVED", "REJECTED", "CANCELED", "DELETED")
@@ -89,6 +90,7 @@ def generate(seed: int, records: int, now_ms: int | None = None) -> dict[str, An
                           comment="同意" if approve else rng.choice(REFUSALS))
         elif roll < 0.68:
             engine.cancel(code, inst["instance_code"], user["user_id"], at_ms=finish)
+    data.pop(RNG_KEY, None)     # the running simulator draws ids from its own generator
     return data
 
 
@@ -113,11 +115,21 @@ class Approvals:
             raise ApprovalError(1390003, "instance code not found")
         return inst
 
+    def new_code(self, taken: dict[str, Any]) -> str:
+        """A fresh upper-case UUID not among ``taken`` (the generator's position is kept in the data set)."""
+        # never a code in use: a state file from before the position was kept replays old codes
+        code = str(uuid.UUID(int=self.rng.getrandbits(128), version=4)).upper()
+        while code in taken:
+            code = str(uuid.UUID(int=self.rng.getrandbits(128), version=4)).upper()
+        keep_rng(self.data, self.rng)
+        return code
+
     def define(self, code: str, name: str, widgets: list[dict[str, Any]]) -> None:
         """Add an approval definition (``POST /approval/v4/approvals``)."""
         self.data["definitions"][code] = {"name": name, "subject": "", "prefix": "", "widgets": widgets,
                                           "node": {"node_id": _hex(self.rng, 32), "custom_node_id": "approve-here",
                                                    "node_name": "审批"}}
+        keep_rng(self.data, self.rng)
 
     def _form(self, definition: dict[str, Any], items: Any) -> list[dict[str, Any]]:
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -158,7 +170,7 @@ class Approvals:
         items = self._form(definition, form)
         at = at_ms or int(time.time() * 1000)
         self.data["seq"] += 1
-        code = str(uuid.UUID(int=self.rng.getrandbits(128), version=4)).upper()
+        code = self.new_code(self.instances)
         others = [u for u in self.data["users"] if u["user_id"] != user["user_id"]]
         approver = others[self.data["seq"] % len(others)]
         node = definition["node"]

@@ -28,7 +28,6 @@ import base64
 import json
 import logging
 import math
-import random
 import secrets
 import time
 import uuid
@@ -36,7 +35,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, unquote
 
 from connectors.dingtalk.sim_common import (Delivery, NoGenericThrottle, Pusher, Throttle, TokenBook, json_body,
-                                            read_body, respond)
+                                            read_body, respond, resume_rng)
 from connectors.feishu import crypto
 from connectors.feishu.sim_approval import Approvals, ApprovalError, generate, render
 from connectors.simkit import FaultInjector, JsonState, SimOptions
@@ -55,7 +54,7 @@ class FeishuSim:
     def __init__(self, options: SimOptions) -> None:
         self.options = options
         self.state = JsonState(options.state, lambda: generate(options.seed, options.records))
-        self.approvals = Approvals(self.state.data, random.Random(options.seed * 17 + 5))
+        self.approvals = Approvals(self.state.data, resume_rng(self.state.data, options.seed * 17 + 5))
         self.tokens = TokenBook(options, prefix="t-", default_ttl=7200.0, reuse_margin=1800.0)
         self.throttle = Throttle(options)
         self.pusher = Pusher()
@@ -271,8 +270,8 @@ class FeishuApp:
             raise ApprovalError(1390001, "param is invalid: form.form_content must be a JSON string") from None
         if not doc.get("approval_name") or not isinstance(widgets, list):
             raise ApprovalError(1390001, "param is invalid: approval_name and form are required")
-        code = doc.get("approval_code") or str(uuid.UUID(int=self.sim.approvals.rng.getrandbits(128))).upper()
         with self.sim.state.lock:
+            code = doc.get("approval_code") or self.sim.approvals.new_code(self.sim.state.data["definitions"])
             self.sim.approvals.define(code, str(doc["approval_name"]),
                                       [{"id": w.get("id"), "custom_id": w.get("custom_id", ""), "name": w.get("name"),
                                         "type": w.get("type", "input")} for w in widgets if isinstance(w, dict)])
