@@ -26,6 +26,7 @@ FIRST_BP = 17100001
 FIRST_ORDER = 10000001
 FIRST_ADDRESS = 25000
 END_OF_TIME = "/Date(253402300799000+0000)/"   # 9999-12-31T23:59:59Z, SAP's open validity end
+CUSTOMER_ROLES = ("FLCU00", "FLCU01")          # customer in financial accounting, customer in sales
 
 # code, description, unit, net price in USD
 MATERIALS = {
@@ -184,7 +185,12 @@ def _partner(rng: random.Random, i: int, when: dict[str, datetime]) -> dict[str,
         "POBox": "", "PostalCode": postal, "Region": region, "StreetName": rng.choice(streets),
         "StreetPrefixName": "", "TaxJurisdiction": "",
     }
+    # every partner here is a customer: the roles for financial accounting and sales (no draw from rng,
+    # so the rest of the data set stays as it was)
+    roles = [{"BusinessPartner": bp, "BusinessPartnerRole": role, "ValidFrom": d_offset(created),
+              "ValidTo": END_OF_TIME, "AuthorizationGroup": ""} for role in CUSTOMER_ROLES]
     out: dict[str, list[dict[str, Any]]] = {"A_BusinessPartner": [record], "A_BusinessPartnerAddress": [address],
+                                            "A_BusinessPartnerRole": roles,
                                             "A_AddressEmailAddress": [], "A_AddressPhoneNumber": [],
                                             "A_BusinessPartnerTaxNumber": []}
     if rng.random() > 0.1:
@@ -297,8 +303,9 @@ def generate(seed: int, records: int) -> dict[str, Any]:
     """
     rng = random.Random(seed)
     sets: dict[str, list[dict]] = {name: [] for name in (
-        "A_BusinessPartner", "A_BusinessPartnerAddress", "A_AddressEmailAddress", "A_AddressPhoneNumber",
-        "A_BusinessPartnerTaxNumber", "A_Customer", "A_CustomerSalesArea", "A_SalesOrder", "A_SalesOrderItem")}
+        "A_BusinessPartner", "A_BusinessPartnerAddress", "A_BusinessPartnerRole", "A_AddressEmailAddress",
+        "A_AddressPhoneNumber", "A_BusinessPartnerTaxNumber", "A_Customer", "A_CustomerSalesArea", "A_SalesOrder",
+        "A_SalesOrderItem")}
     start = datetime(2023, 1, 2, tzinfo=UTC)
     previous: datetime | None = None
     for i in range(records):

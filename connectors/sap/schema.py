@@ -139,6 +139,7 @@ BUSINESS_PARTNER = EntitySet("A_BusinessPartner", BP_SERVICE, "Business Partner"
     _p("TradingPartner", "S6", "Trading Partner No."),
 ), navs=(
     Nav("to_BusinessPartnerAddress", "A_BusinessPartnerAddress", True, (("BusinessPartner", "BusinessPartner"),)),
+    Nav("to_BusinessPartnerRole", "A_BusinessPartnerRole", True, (("BusinessPartner", "BusinessPartner"),)),
     Nav("to_BusinessPartnerTaxNumber", "A_BusinessPartnerTaxNumber", True,
         (("BusinessPartner", "BusinessPartner"),)),
     Nav("to_Customer", "A_Customer", False, (("BusinessPartner", "Customer"),)),
@@ -167,6 +168,16 @@ BP_ADDRESS = EntitySet("A_BusinessPartnerAddress", BP_SERVICE, "BP Address", (
 ), navs=(
     Nav("to_EmailAddress", "A_AddressEmailAddress", True, (("AddressID", "AddressID"),)),
     Nav("to_PhoneNumber", "A_AddressPhoneNumber", True, (("AddressID", "AddressID"),)),
+), deletable=True, parent=("A_BusinessPartner", (("BusinessPartner", "BusinessPartner"),)))
+
+# what a partner is for (FLCU00 customer in financial accounting, FLCU01 customer in sales ...):
+# a partner with customer data but without the customer roles is no customer in S/4HANA
+BP_ROLE = EntitySet("A_BusinessPartnerRole", BP_SERVICE, "BP Role", (
+    _p("BusinessPartner", "S10", "Business Partner", "key,upper"),
+    _p("BusinessPartnerRole", "S6", "BP Role", "key,upper"),
+    _p("ValidFrom", "DTO", "Validity Start"),
+    _p("ValidTo", "DTO", "Validity End"),
+    _p("AuthorizationGroup", "S4", "Authorization Group"),
 ), deletable=True, parent=("A_BusinessPartner", (("BusinessPartner", "BusinessPartner"),)))
 
 ADDRESS_EMAIL = EntitySet("A_AddressEmailAddress", BP_SERVICE, "Email Address", (
@@ -336,7 +347,7 @@ SALES_ORDER_ITEM = EntitySet("A_SalesOrderItem", SO_SERVICE, "Sales Order Item",
 ), deletable=True, parent=("A_SalesOrder", (("SalesOrder", "SalesOrder"),)))
 
 ENTITY_SETS: dict[str, EntitySet] = {s.name: s for s in (
-    BUSINESS_PARTNER, BP_ADDRESS, ADDRESS_EMAIL, ADDRESS_PHONE, BP_TAX_NUMBER, CUSTOMER,
+    BUSINESS_PARTNER, BP_ADDRESS, BP_ROLE, ADDRESS_EMAIL, ADDRESS_PHONE, BP_TAX_NUMBER, CUSTOMER,
     CUSTOMER_SALES_AREA, SALES_ORDER, SALES_ORDER_ITEM)}
 
 SERVICES: dict[str, tuple[EntitySet, ...]] = {

@@ -26,6 +26,8 @@ COUNTRIES = frozenset("CN DE US GB FR IT ES NL BE AT CH PL CZ SE DK NO FI IE PT 
                       "ID IN AU NZ CA MX BR AR RU TR AE SA ZA".split())
 DIAL = {"CN": "86", "DE": "49", "US": "1", "GB": "44", "FR": "33", "JP": "81", "HK": "852", "SG": "65"}
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# business partner roles a tenant knows without customizing (general, customer, supplier, contact, prospect ...)
+ROLES = frozenset("000000 FLCU00 FLCU01 FLVN00 FLVN01 BUP001 BUP002 BUP003 UKM000".split())
 
 
 def business_error(code: str, message: str) -> ODataError:
@@ -101,6 +103,7 @@ class Writer:
         self.store = store
         self.prepare_hooks: dict[str, Callable[[dict, dict | None, bool], None]] = {
             "A_BusinessPartner": self._bp, "A_BusinessPartnerAddress": self._address,
+            "A_BusinessPartnerRole": self._role,
             "A_AddressEmailAddress": self._email, "A_AddressPhoneNumber": self._phone,
             "A_BusinessPartnerTaxNumber": self._tax, "A_Customer": self._customer,
             "A_CustomerSalesArea": self._sales_area, "A_SalesOrder": self._order,
@@ -208,6 +211,14 @@ class Writer:
             v["AddressUUID"] = str(uuid.uuid4())
             if parent and not v.get("FullName"):
                 v["FullName"] = parent.get("BusinessPartnerFullName") or ""
+
+    def _role(self, v: dict, parent: dict | None, creating: bool) -> None:
+        role = v.get("BusinessPartnerRole")
+        if role is not None and role not in ROLES:      # a missing one is the key check's
+            raise business_error("R11/404", f"Business partner role {role!r} does not exist")
+        if creating:
+            v["ValidFrom"] = v.get("ValidFrom") or data.d_offset(self.store.now())
+            v["ValidTo"] = v.get("ValidTo") or data.END_OF_TIME
 
     def _ordinal(self, v: dict) -> None:
         v.setdefault("Person", "")

@@ -36,6 +36,10 @@ ARCHIVE_INSTEAD_OF_DELETE = {"A_BusinessPartner": {"IsMarkedForArchiving": True}
 # where a create leaves the hub's record id (PROTOCOLS.md 2.5: the external system's number of a partner,
 # the external document id of a sales order), so a create sent again finds the record it made
 CREATE_REFS = {"A_BusinessPartner": "BusinessPartnerIDByExtSystem", "A_SalesOrder": "ExternalDocumentID"}
+# the roles a create sends inline (PROTOCOLS.md 2.3): a business partner the hub creates is a customer, and
+# S/4HANA has it as one only with the customer roles (financial accounting, sales); updates leave roles alone
+CREATE_ROLES = {"A_BusinessPartner": ("FLCU00", "FLCU01")}
+ROLE_NAV = "to_BusinessPartnerRole"
 LOOKUP_CHUNK = 20                # refs per lookup request: URLs stay short
 PERSON = "1"                     # BusinessPartnerCategory of a natural person
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -116,6 +120,18 @@ def unfold_picks(values: dict[str, Any], picks: dict[str, str], model: ServiceMo
                 node = node.setdefault(step, {})
         node.update(values[name])
     return out
+
+
+def with_roles(info: TypeInfo, entity_set: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the roles a create of ``entity_set`` needs (``CREATE_ROLES``) inline, next to any the
+    values give; unchanged where the service has no role navigation."""
+    roles = CREATE_ROLES.get(entity_set)
+    if not roles or ROLE_NAV not in info.navs:
+        return values
+    given = _items(values.get(ROLE_NAV), ROLE_NAV)
+    have = {str(r.get("BusinessPartnerRole")) for r in given}
+    added = [{"BusinessPartnerRole": role} for role in roles if role not in have]
+    return {**values, ROLE_NAV: {"results": [*given, *added]}}
 
 
 def encode_values(model: ServiceModel, info: TypeInfo, values: dict[str, Any], *, mode: str) -> dict[str, Any]:
@@ -230,9 +246,10 @@ class RecordWriter:
         return found
 
     def create(self, values: dict[str, Any], key: str, ref: tuple[str, str] | None = None) -> str:
-        """Deep insert, sent once (a timeout or 5xx is not sent again: it may have been carried out);
-        ``ref`` (property, value) marks the record so that a later attempt finds it. Returns the new key."""
-        body = encode_values(self.model, self.info, values, mode="create")
+        """Deep insert with the roles the entity set needs (``CREATE_ROLES``), sent once (a timeout or 5xx is
+        not sent again: it may have been carried out); ``ref`` (property, value) marks the record so that a
+        later attempt finds it. Returns the new key."""
+        body = encode_values(self.model, self.info, with_roles(self.info, self.entity_set, values), mode="create")
         if ref is not None:
             body[ref[0]] = ref[1]
         resp = self._check(self.client.modify("POST", self.service, self.entity_set, body=body, idempotent=False),
