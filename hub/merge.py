@@ -202,9 +202,11 @@ def merge(golden: dict[str, Any], provenance: dict[str, list], base: dict[str, A
         if g is None and g_sys is None:
             _apply(out, f, g, v, s, incoming.source_ts, "fill")   # nobody has said anything about f yet
             continue
-        # 2c: a concurrent change
-        theirs = {s: v, g_sys or "golden": g}
-        stamps = {s: incoming.source_ts, g_sys or "golden": g_ts}
+        # 2c: a concurrent change; the golden side keyed apart when it came from s too (another of s's
+        # records linked to the same golden record), so the conflict holds both values
+        gk = g_sys if g_sys and g_sys != s else "golden"
+        theirs = {s: v, gk: g}
+        stamps = {s: incoming.source_ts, gk: g_ts}
         if rule.kind == "manual":
             out.conflicts.append(ConflictNote(f, "open", "manual", theirs, stamps, g, None))
             continue

@@ -191,6 +191,16 @@ def test_a_system_catching_up_on_an_open_conflict_shows_in_it(project: Path):
             if c["field"] == "email"] == [{"b": "y@yuntu.cn"}]
 
 
+def test_two_records_of_one_system_on_one_golden_record_keep_both_values_in_their_conflicts(project: Path):
+    export(project, "a", row("A2"), row("A3", email="other@yuntu.cn").replace(",Silver,", ",Gold,"))
+    triad("sync", "run", "-c", "a")
+    conflicts = {c["field"]: c for c in triad("conflicts", "list")["conflicts"]}
+    # the golden side came from a too: keyed apart, not folded into a's entry
+    assert conflicts["email"]["status"] == "open"
+    assert conflicts["email"]["values"] == {"a": "other@yuntu.cn", "golden": "ap@yuntu.cn"}
+    assert conflicts["tier"]["values"] == {"a": "Gold", "golden": "Silver"}
+
+
 def test_take_uses_the_systems_current_value_when_the_conflict_holds_an_older_one(project: Path, store_url: str):
     c = open_email_conflict(project)
     from sqlalchemy import create_engine, text
