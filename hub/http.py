@@ -117,8 +117,10 @@ class HttpClient:
         (a 5xx, a cut or unreadable 200) or a read timeout may hide a done create: the RetriableError
         goes to the caller, whose retry looks the record up first (the outbox's next attempt).
 
-        The policy's attempts count sends; the one repeat after re-authenticating on a 401 is not
-        counted, so a token that expired between calls never uses up the last attempt.
+        The policy's attempts count sends; the repeat after re-authenticating on a 401 is not
+        counted, so a token that expired between calls never uses up the last attempt. One
+        re-authentication per attempt: a 401 right after a fresh login goes to ``classify``, but a
+        token that expires again while a retry waits is renewed again.
 
         A Retry-After longer than the policy's ``max_wait`` and :data:`STOP_AFTER` is not cut short:
         LimitExceeded, so the run stops cleanly and the next one resumes after it.
@@ -156,6 +158,7 @@ class HttpClient:
             if attempt >= self.policy.attempts:
                 raise failure
             self._pause(method, path, attempt, failure)
+            reauthed = False                   # the token may expire during the wait: it may be renewed again
 
     def _accepted(self, method: str, path: str, resp: requests.Response,
                   classify: Callable[[requests.Response], None] | None) -> requests.Response:

@@ -2,9 +2,11 @@
 connector needs (query pages, describe, sObject Collections, limits), all through
 :class:`hub.http.HttpClient`.
 
-Error table (one place): HTTP 403 ``REQUEST_LIMIT_EXCEEDED`` -> LimitExceeded;
+Error table (one place): HTTP 403 ``REQUEST_LIMIT_EXCEEDED`` -> LimitExceeded (the daily
+"TotalRequests" budget: the next run resumes), but a "Concurrent..." limit -> NotCarriedOut
+(retried with backoff: it clears as other requests finish);
 ``QUERY_TIMEOUT``/``UNABLE_TO_LOCK_ROW``/``SERVER_UNAVAILABLE`` -> RetriableError;
-401 after one re-authentication -> FatalError; ``MALFORMED_QUERY``/``INVALID_FIELD``/
+401 right after logging in again -> FatalError; ``MALFORMED_QUERY``/``INVALID_FIELD``/
 ``INVALID_TYPE`` on a query -> ConfigError (the mapping names something the org
 does not have); a 200 body that is not JSON (truncated) -> RetriableError;
 other 4xx -> :class:`SalesforceApiError` (fatal) for reads, returned for writes.
@@ -19,13 +21,14 @@ from typing import Any, Iterator
 import requests
 
 from hub.errors import ConfigError, FatalError, LimitExceeded, RetriableError
-from hub.http import HttpClient, RetryPolicy, follow_pages
+from hub.http import HttpClient, NotCarriedOut, RetryPolicy, follow_pages
 from hub.secrets import reveal
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_CODES = {"QUERY_TIMEOUT", "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"}
 QUERY_CONFIG_CODES = {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE"}
+CONCURRENT_LIMIT = "Concurrent"   # "ConcurrentPerOrgLongTxn Limit exceeded.": requests in flight, not the day's budget
 GRANTS = ("password", "client_credentials", "refresh_token")
 
 
@@ -194,6 +197,8 @@ class SalesforceClient:
             return
         code, message = error_of(resp)
         if resp.status_code == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+            if message.startswith(CONCURRENT_LIMIT):   # refused before acting: safe to send again, even a create
+                raise NotCarriedOut(f"Salesforce concurrent request limit: {message}", connector=self.name)
             raise LimitExceeded(f"Salesforce API request limit reached: {message}", connector=self.name)
         if code in TRANSIENT_CODES:
             raise RetriableError(f"Salesforce {code}: {message}", connector=self.name)

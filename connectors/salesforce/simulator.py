@@ -2,7 +2,10 @@
 CRUD and upsert, sObject Collections, Get Updated/Deleted, describe and limits.
 
 ``create_app(options)`` returns the WSGI app wrapped in :class:`connectors.simkit.FaultInjector`
-(the login endpoints are never failed). ``app.sim`` is the :class:`~connectors.salesforce.org.Org`:
+(the login endpoints are never failed). Its plain-text 429 is switched off: the injected
+throttling (``rate_limit_rate``) answers like Salesforce, HTTP 403 ``REQUEST_LIMIT_EXCEEDED``
+"ConcurrentPerOrgLongTxn Limit exceeded." without Retry-After, while the request budget answers
+the daily "TotalRequests" variant. ``app.sim`` is the :class:`~connectors.salesforce.org.Org`:
 tests edit records through it as a user would in the UI, expire tokens or lock rows.
 
 ``options.extra`` may set ``base_url`` (the instance_url to announce, e.g. behind a proxy),
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import ssl
+import threading
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, unquote
 
@@ -36,6 +41,10 @@ _STATUS = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 300: "300 M
 _LIMITS = {"ConcurrentAsyncGetReportInstances": 200, "ConcurrentSyncReportRuns": 20, "DailyAsyncApexExecutions": 250000,
            "DailyBulkApiRequests": 5000, "DailyStreamingApiEvents": 10000, "DailyWorkflowEmails": 390,
            "DataStorageMB": 5, "FileStorageMB": 20, "HourlyODataCallout": 10000, "MassEmail": 10, "SingleEmail": 15}
+
+
+DAILY_LIMIT = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+CONCURRENT_LIMIT = [{"message": "ConcurrentPerOrgLongTxn Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
 
 
 class Response:
@@ -63,6 +72,9 @@ class SalesforceApp:
     def __init__(self, options: SimOptions) -> None:
         self.options = options
         self.sim = Org(options)
+        self.rng = random.Random(options.seed * 7919 + 2)
+        self.lock = threading.Lock()
+        self.stats = {"throttled": 0}   # create_app shares the fault injector's counts
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         try:
@@ -106,9 +118,11 @@ class SalesforceApp:
         if not self.sim.token_valid(token):
             return Response(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
                             [("WWW-Authenticate", 'Token')])
+        usage = ("Sforce-Limit-Info", f"api-usage={self.sim.api_calls}/{self.sim.daily_max}")
+        if self.throttled():
+            return Response(403, CONCURRENT_LIMIT, [usage])
         if not self.sim.count_call():
-            return Response(403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
-                            [("Sforce-Limit-Info", f"api-usage={self.sim.api_calls}/{self.sim.daily_max}")])
+            return Response(403, DAILY_LIMIT, [usage])
         version = m.group(1)
         parts = [unquote(p) for p in (m.group(2) or "").strip("/").split("/") if p]
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
@@ -125,6 +139,14 @@ class SalesforceApp:
             resp = Response(400, [{"message": _soql_message(query.get("q", ""), exc), "errorCode": exc.code}])
         resp.headers.append(("Sforce-Limit-Info", f"api-usage={self.sim.api_calls}/{self.sim.daily_max}"))
         return resp
+
+    def throttled(self) -> bool:
+        """The injected throttling (a share ``rate_limit_rate`` of API calls), read live from the options."""
+        with self.lock:
+            hit = self.rng.random() < self.options.rate_limit_rate
+            if hit:
+                self.stats["throttled"] += 1
+        return hit
 
     def route(self, method: str, parts: list[str], query: dict, body: bytes, environ: dict, version: str) -> Response:
         head = parts[0] if parts else ""
@@ -262,9 +284,28 @@ def _soql_message(q: str, exc: SoqlError) -> str:
     return f"\n{line}\n{' ' * col}^\nERROR at Row:{row}:Column:{col + 1}\n{exc.message}"
 
 
+class _OwnThrottle:
+    """Options as FaultInjector sees them: its plain-text 429 is off (Salesforce never sends one).
+
+    Attributes set through it (``app.options.rate_limit_rate = 0``) land on the real options,
+    which the app reads for its own throttling.
+    """
+
+    def __init__(self, options: SimOptions) -> None:
+        object.__setattr__(self, "_options", options)
+
+    def __getattr__(self, name: str) -> Any:
+        return 0.0 if name == "rate_limit_rate" else getattr(self._options, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._options, name, value)
+
+
 def create_app(options: SimOptions) -> FaultInjector:
     """The simulator as a WSGI app; ``app.sim`` is the org state (see :class:`Org`)."""
     inner = SalesforceApp(options)
-    app = FaultInjector(inner, options, exempt=("/services/oauth2/", "/services/Soap/u/"))
+    app = FaultInjector(inner, _OwnThrottle(options),  # type: ignore[arg-type]
+                        exempt=("/services/oauth2/", "/services/Soap/u/"))
+    inner.stats = app.stats          # one "throttled" count, wherever the fault is answered
     app.sim = inner.sim
     return app

@@ -89,13 +89,22 @@ def test_backoff_then_dead_then_retry(tmp_path: Path, sqlite_url: str, make_sim)
 
 
 def test_retry_after_is_honoured(tmp_path: Path, sqlite_url: str, make_sim):
-    org = make_sim("salesforce", records=1, rate_limit_rate=1.0)           # 429 with Retry-After: 1
+    # Salesforce throttles with a 403 and no Retry-After; a gateway in front of it answers 429 with one
+    org = make_sim("salesforce", records=1)
+    gateway = {"busy": True}
+
+    def throttle(environ, start_response):
+        if gateway["busy"] and environ["PATH_INFO"].startswith("/services/data/"):
+            start_response("429 Too Many Requests", [("Content-Type", "text/plain"), ("Retry-After", "1")])
+            return [b"busy"]
+        return org.app(environ, start_response)
+    org.server.httpd.set_app(throttle)
     _, engine, parts = make_hub(tmp_path, sqlite_url, org.url, "{backoff_seconds: 30}")
     push(engine, parts, ("crm",))
     for item in outbox(engine):
         assert item.status == "pending" and item.attempts == 1 and "429" in item.last_error
         assert abs((item.next_attempt_at - item.updated_at).total_seconds() - 1.0) < 0.05
-    org.app.options.rate_limit_rate = 0.0
+    gateway["busy"] = False
     time.sleep(1.05)
     assert push(engine, parts, ("crm",))[0].counts["written"] == 2
     parts.close()
