@@ -141,8 +141,9 @@ class KingdeeSim:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         name = path.rsplit("/", 1)[-1]
+        # a K3Cloud site serves its services under /k3cloud/ only
         service = name[len(STUB):-len(".common.kdsvc")] if name.startswith(STUB) and name.endswith(
-            ".common.kdsvc") else ""
+            ".common.kdsvc") and path == f"/k3cloud/{name}" else ""
         if service not in SIGNATURES:
             return self._send(start_response, "404 Not Found", f"service {name} not found", [])
         if environ.get("REQUEST_METHOD") != "POST":
