@@ -175,6 +175,15 @@ class Connector(ABC):
             raise WebhookRejected("bad or missing X-Triad-Token")
         raise WebhookRejected(f"connector {self.name} has no webhook_secret or webhook_token configured")
 
+    def redact_webhook(self, headers: Mapping[str, str], body: bytes,
+                       query: Mapping[str, str] | None = None) -> bytes:
+        """The body of a verified delivery as the inbox keeps it: credentials it carries taken out.
+
+        Called after :meth:`verify_webhook`; :meth:`parse_webhook` later gets this body, so it must
+        not need what was taken out. The default keeps the body as received.
+        """
+        return body
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes,
                       query: Mapping[str, str] | None = None) -> list[WebhookEvent]:
         """Turn a stored delivery into events (runs in the worker, after the 2xx answer)."""

@@ -1,6 +1,7 @@
 """The inbox: webhook deliveries committed before the sender gets its 2xx.
 
-Credentials in headers and query parameters are left out of the stored row; a body
+Credentials in headers and query parameters are left out of the stored row, and
+those in the body by the connector (``redact_webhook``) before it is stored; a body
 that is not UTF-8 is kept byte for byte (base64). A replayed delivery whose vendor
 event id is stored already stores nothing. :mod:`hub.inbox_processor` runs the rows
 through the pipeline.

@@ -1,8 +1,9 @@
 """Real-time inbound for `triad serve`: ``POST /webhooks/{connector}``, ``GET /healthz``, ``GET /metrics``.
 
 A delivery is checked by its connector (signature or shared token) before
-anything is stored: a failure answers 401 and stores nothing, a body over 1 MiB
-answers 413. An authentic delivery is committed to the inbox, then answered 2xx
+anything is stored: a failure (or a connector that fails checking it) answers 401
+and stores nothing, a body over 1 MiB answers 413. An authentic delivery, less the
+credentials its body carries, is committed to the inbox, then answered 2xx
 (202 with the inbox id, or the vendor's own acknowledgement); a replay of an event
 id already stored answers the same way without a second row. Parsing happens in
 the worker, so a body the connector cannot read is kept as an ``error`` row, never lost.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -107,7 +110,8 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
                          "Salesforce's SOAP `Ack`), or the answer to a URL-verification handshake (nothing stored)",
           "content": {"application/json": {"schema": {}}, "text/xml": {"schema": {"type": "string"}}}},
     202: {"model": WebhookAccepted, "description": "Stored in the inbox (or a replay of a stored event)"},
-    401: _error("Not authentic: a missing or wrong signature or token, or none configured; nothing is stored"),
+    401: _error("Not authentic: a missing or wrong signature or token, none configured, or a body the "
+                 "connector cannot check; nothing is stored"),
     404: _error("No connector of that name receives changes here (unknown, or `direction: out`)"),
     413: _error(f"The body is larger than {inbox.MAX_BODY} bytes; nothing is stored"),
     503: _error("The connector cannot be set up or the store did not take the event: deliver it again"),
@@ -141,9 +145,9 @@ def _accept(rt: Realtime, name: str, headers: dict[str, str], body: bytes, query
     try:
         answer = inbox.call_hook(connector.verify_webhook, headers, body, query)
     except WebhookRejected as exc:
-        rt.metrics.inc("triad_webhook_events_rejected_total", connector=name, reason="unauthorized")
-        log.warning("webhook for %s rejected: %s", name, exc)
-        return JSONResponse({"error": f"not authentic: {exc}"}, status_code=401)
+        return _rejected(rt, name, f"not authentic: {exc}", str(exc))
+    except Exception as exc:  # a connector's bug: an unauthenticated caller gets no traceback, the log no body
+        return _rejected(rt, name, "not authentic", f"the connector failed checking it: {_where(exc)}")
     if answer is not None:                 # a handshake (URL verification): answered, nothing to store
         return JSONResponse(answer)
     try:
@@ -152,7 +156,12 @@ def _accept(rt: Realtime, name: str, headers: dict[str, str], body: bytes, query
         log.debug("no event id in a %s delivery: %s", name, exc)
         vendor_key = None
     try:
-        stored = inbox.store(rt.engine, name, headers, body, query=query, key=inbox.event_key(name, vendor_key))
+        kept = inbox.call_hook(connector.redact_webhook, headers, body, query)
+    except Exception as exc:  # stored as received it could keep a credential: the sender delivers it again
+        log.error("webhook for %s: credentials could not be taken out of the body: %s", name, _where(exc))
+        return JSONResponse({"error": "the event could not be stored; deliver it again"}, status_code=503)
+    try:
+        stored = inbox.store(rt.engine, name, headers, kept, query=query, key=inbox.event_key(name, vendor_key))
     except Exception as exc:  # not stored, so not acknowledged: the sender delivers it again
         log.error("webhook for %s could not be stored: %s", name, exc)
         return JSONResponse({"error": "the event could not be stored; deliver it again"}, status_code=503)
@@ -166,6 +175,21 @@ def _accept(rt: Realtime, name: str, headers: dict[str, str], body: bytes, query
         status, content, media_type = ack
         return Response(content=content, status_code=status, media_type=media_type)
     return JSONResponse({"accepted": True, "id": stored.id, "duplicate": stored.duplicate}, status_code=202)
+
+
+def _rejected(rt: Realtime, name: str, error: str, why: str) -> Response:
+    rt.metrics.inc("triad_webhook_events_rejected_total", connector=name, reason="unauthorized")
+    log.warning("webhook for %s rejected: %s", name, why)
+    return JSONResponse({"error": error}, status_code=401)
+
+
+def _where(exc: BaseException) -> str:
+    """An exception's type and the line that raised it (its message may quote the body)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {Path(last.filename).name}:{last.lineno} in {last.name}"
 
 
 def _label(rt: Realtime, name: str) -> str:

@@ -117,7 +117,8 @@ class DingTalkCrypto:
             CallbackCryptoError: the signature does not match, or decryption fails.
         """
         expected = self.signature(timestamp, nonce, encrypt)
-        if not signature or not hmac.compare_digest(expected, signature):
+        given = signature.encode("utf-8", "replace")    # compare_digest refuses str that is not ASCII
+        if not given or not hmac.compare_digest(expected.encode("ascii"), given):
             raise CallbackCryptoError("callback signature does not match")
         return self.decrypt(encrypt)
 

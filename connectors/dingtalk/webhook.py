@@ -51,10 +51,10 @@ def open_delivery(crypto: DingTalkCrypto, query: Mapping[str, str] | None, body:
     params = signature_params(query)
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):     # RecursionError: nested too deep to read
         raise WebhookRejected("dingtalk: the callback body is not JSON") from None
     encrypt = doc.get("encrypt") if isinstance(doc, dict) else None
-    if not encrypt or not params["signature"] or not params["timestamp"] or not params["nonce"]:
+    if not encrypt or not isinstance(encrypt, str) or not all(params.values()):
         raise WebhookRejected("dingtalk: callback without encrypt, signature, timestamp or nonce")
     try:
         return crypto.open(params["signature"], params["timestamp"], params["nonce"], encrypt)
@@ -71,7 +71,7 @@ def read_event(plain: str) -> dict[str, Any]:
     """
     try:
         event = json.loads(plain)
-    except ValueError:
+    except (ValueError, RecursionError):
         event = None
     if not isinstance(event, dict):
         raise ValueError("dingtalk: the decrypted callback is not a JSON object")

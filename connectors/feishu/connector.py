@@ -249,9 +249,15 @@ class FeishuConnector(Connector):
         """Feishu wants HTTP 200 within 3 s (a 202 counts as a failed push) [unverified]."""
         return 200, b'{"msg":"success"}', "application/json"
 
+    def redact_webhook(self, headers: Mapping[str, str], body: bytes,
+                       query: Mapping[str, str] | None = None) -> bytes:
+        """The Verification Token is a secret: the inbox keeps the event without it."""
+        return webhook.without_token(body)
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes,
                       query: Mapping[str, str] | None = None) -> list[WebhookEvent]:
-        return webhook.to_events(webhook.open_event(self.options, headers, body))
+        """A stored event: verified before it was stored, so without the token it no longer carries."""
+        return webhook.to_events(webhook.stored_event(self.options, body))
 
     def close(self) -> None:
         self.client.close()

@@ -26,18 +26,29 @@ INSTANCE_EVENTS = {"approval.instance.status_changed_v4", "approval_instance",
 def _json(text: str | bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):     # RecursionError: nested too deep to read
         raise WebhookRejected(f"feishu: {what} is not JSON") from None
     if not isinstance(doc, dict):
         raise WebhookRejected(f"feishu: {what} is not an object")
     return doc
 
 
+def _part(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    """``header`` or ``event`` of a delivery; {} when missing or not an object."""
+    part = doc.get(key)
+    return part if isinstance(part, dict) else {}
+
+
+def _same(given: Any, expected: str) -> bool:
+    # as bytes: compare_digest refuses str that is not ASCII
+    return isinstance(given, str) and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
 def event_type(doc: dict[str, Any]) -> str:
     if doc.get("schema"):
-        return str((doc.get("header") or {}).get("event_type") or "")
+        return str(_part(doc, "header").get("event_type") or "")
     if doc.get("type") == "event_callback":
-        return str((doc.get("event") or {}).get("type") or "")
+        return str(_part(doc, "event").get("type") or "")
     return str(doc.get("type") or "")
 
 
@@ -60,27 +71,58 @@ def open_event(options: dict[str, Any], headers: Mapping[str, str], body: bytes)
             doc = _json(crypto.decrypt(encrypt_key, str(doc["encrypt"])), "the decrypted event")
         except crypto.EventCryptoError as exc:
             raise WebhookRejected(f"feishu: {exc}") from None
-    token = (doc.get("header") or {}).get("token") if doc.get("schema") else doc.get("token")
-    if not isinstance(token, str) or not hmac.compare_digest(token, expected):
+    token = _part(doc, "header").get("token") if doc.get("schema") else doc.get("token")
+    if not _same(token, expected):
         raise WebhookRejected("feishu: the Verification Token does not match")
     if encrypt_key and event_type(doc) != "url_verification":
         h = {k.lower(): v for k, v in headers.items()}
-        if not crypto.check_signature(h.get("x-lark-request-timestamp", ""), h.get("x-lark-request-nonce", ""),
-                                      encrypt_key, body, h.get("x-lark-signature", "")):
+        given = h.get("x-lark-signature", "")
+        if not _same(given, crypto.signature(h.get("x-lark-request-timestamp", ""),
+                                             h.get("x-lark-request-nonce", ""), encrypt_key, body)):
             raise WebhookRejected("feishu: X-Lark-Signature does not match")
     return doc
 
 
+def without_token(body: bytes) -> bytes:
+    """A verified delivery as the inbox keeps it: the Verification Token (``header.token``, v1 ``token``)
+    taken out. An encrypted body is kept as it is: its token reads only with the Encrypt Key."""
+    doc = _json(body, "the event body")
+    if "encrypt" in doc:
+        return body
+    header = _part(doc, "header")
+    if "token" not in doc and "token" not in header:
+        return body
+    doc.pop("token", None)
+    header.pop("token", None)
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
+
+def stored_event(options: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The plaintext document of a stored delivery (verified before it was stored, its token taken out since).
+
+    Raises:
+        WebhookRejected: the body is not a JSON object, or is encrypted with another Encrypt Key.
+    """
+    doc = _json(body, "the event body")
+    if "encrypt" not in doc:
+        return doc
+    try:
+        return _json(crypto.decrypt(text_option(options, "encrypt_key") or "", str(doc["encrypt"])),
+                     "the decrypted event")
+    except crypto.EventCryptoError as exc:
+        raise WebhookRejected(f"feishu: {exc}") from None
+
+
 def event_key(doc: dict[str, Any]) -> str | None:
     """Feishu's event id: ``header.event_id`` (schema 2.0) or ``uuid`` (v1)."""
-    key = (doc.get("header") or {}).get("event_id") or doc.get("uuid")
+    key = _part(doc, "header").get("event_id") or doc.get("uuid")
     return str(key) if key else None
 
 
 def to_events(doc: dict[str, Any]) -> list[WebhookEvent]:
     """Instance and task status events -> one event asking to fetch the instance."""
     kind = event_type(doc)
-    code = (doc.get("event") or {}).get("instance_code")
+    code = _part(doc, "event").get("instance_code")
     if kind not in INSTANCE_EVENTS or not code:
         log.info("ignoring Feishu event %s", kind or "(no type)")
         return []
