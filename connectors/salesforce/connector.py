@@ -286,6 +286,11 @@ class SalesforceConnector(Connector):
         webhook.verify(self.options, self.name, headers, body, query)
         return None
 
+    def redact_webhook(self, headers: Mapping[str, str], body: bytes,
+                       query: Mapping[str, str] | None = None) -> bytes:
+        from connectors.salesforce import webhook
+        return webhook.without_session_id(body)
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes,
                       query: Mapping[str, str] | None = None) -> list[WebhookEvent]:
         from connectors.salesforce import webhook

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors.salesforce.connector import SalesforceConnector
-from connectors.salesforce.webhook import envelope, event_key, parse, parse_message
+from connectors.salesforce.webhook import envelope, event_key, parse, parse_message, without_session_id
 from hub.connector import WebhookRejected
 
 from .helpers import SF_AUTH, Served, rows, wait_for, write_project
@@ -35,6 +35,19 @@ def test_envelope_round_trip_and_parse():
         parse_message(b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')
     with pytest.raises(ValueError, match="not a Salesforce outbound message"):
         parse_message(b"<a/>")
+
+
+def test_a_session_id_in_a_message_is_not_kept():
+    sent = envelope(ORG, "Account", [{"Id": "001000000000001AAA", "Name": "Acme"}]).replace(
+        b'<SessionId xsi:nil="true"/>', b"<SessionId>00D000000000042!AQ4AQFakeSessionToken.x_y</SessionId>")
+    kept = without_session_id(sent)
+    assert b"FakeSessionToken" not in kept and b"<SessionId></SessionId>" in kept
+    assert parse_message(kept).notifications == parse_message(sent).notifications
+    assert event_key(kept) == event_key(sent)
+    conn = SalesforceConnector("crm", {"base_url": "https://x.my.salesforce.com", "auth": AUTH, "webhook_token": "t"})
+    assert conn.redact_webhook({}, sent) == kept
+    plain = envelope(ORG, "Account", [{"Id": "001000000000001AAA"}])
+    assert without_session_id(plain) == plain          # nil: nothing to take out
 
 
 def test_verification_by_token_and_organization():
