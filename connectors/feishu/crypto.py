@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import os
 
 from cryptography.hazmat.primitives import padding
@@ -65,6 +64,3 @@ def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
     """``X-Lark-Signature`` for a raw body."""
     return hashlib.sha256((timestamp + nonce + encrypt_key).encode("utf-8") + body).hexdigest()
 
-
-def check_signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes, given: str) -> bool:
-    return bool(given) and hmac.compare_digest(signature(timestamp, nonce, encrypt_key, body), given)
