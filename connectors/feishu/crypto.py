@@ -63,4 +63,3 @@ def decrypt(encrypt_key: str, value: str) -> str:
 def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
     """``X-Lark-Signature`` for a raw body."""
     return hashlib.sha256((timestamp + nonce + encrypt_key).encode("utf-8") + body).hexdigest()
-
