@@ -1579,16 +1579,20 @@ def serve(ctx: Context, host: str, port: int) -> None:
     """Serve webhooks (POST /webhooks/<connector>), the data API (/api/v1) and /healthz until stopped.
 
     Webhook events are stored durably before the 2xx answer; a worker runs them
-    through the pipeline within a second and pushes the results.
+    through the pipeline within a second and pushes the results. Needs the admin
+    permission, as `triad worker` does: the process writes golden records and pushes.
 
     \b
     Example:
       triad serve --port 8700
     """
     from hub.api.auth import oidc_config
+    from hub.rbac import principal, require
     from hub.server import serve as run_server
-    ctx.engine()          # fail fast on a missing or unmigrated store
-    oidc_config(ctx.config(required=False))   # and on a bad serve.oidc section
+    engine = ctx.engine()          # fail fast on a missing or unmigrated store
+    cfg = ctx.config(required=False)
+    require(engine, principal(engine, cfg, ctx.user), "admin", target="serve")
+    oidc_config(cfg)   # and on a bad serve.oidc section
     run_server(ctx, host, port)
 
 
@@ -1658,9 +1662,10 @@ def simulate(system: str, host: str, port: int, seed: int, records: int, fail_ra
 def _register_command_modules() -> None:
     """Command groups kept in their own modules (each imports only hub.clikit, never this file)."""
     from hub.cli_api import subscriptions, tokens
+    from hub.cli_inbox import inbox
     from hub.cli_matches import matches
     from hub.cli_realtime import scheduler, worker
-    for group in (tokens, subscriptions, scheduler, worker, matches):
+    for group in (tokens, subscriptions, scheduler, worker, matches, inbox):
         main.add_command(group)
 
 

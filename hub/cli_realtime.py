@@ -108,7 +108,8 @@ def scheduler_jobs(ctx: Context) -> None:
 
 
 @click.command()
-@click.option("--interval", default=60.0, show_default=True, help="Seconds between cycles.")
+@click.option("--interval", default=60.0, show_default=True,
+              help="Seconds between cycles (webhook events are taken every second all the same).")
 @click.option("--once", is_flag=True, help="One cycle, then exit (exit 1 if a stream or push failed).")
 @click.option("--no-inbox", is_flag=True, help="Leave webhook events to `triad serve`.")
 @reporting

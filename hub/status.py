@@ -7,7 +7,7 @@ from sqlalchemy import Engine, func, select
 
 from hub.config import TriadConfig
 from hub.conflicts import merged_away
-from hub.models import GOLDEN_MODELS, Conflict, MatchCandidate, Outbox, Quarantine, StreamState, SyncRun
+from hub.models import GOLDEN_MODELS, Conflict, Inbox, MatchCandidate, Outbox, Quarantine, StreamState, SyncRun
 from hub.outbox import DROPPED_MARK, is_blocked
 
 
@@ -57,6 +57,8 @@ def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
                          "blocked": count(ot, ot.c.status == "pending", is_blocked(ot.c.last_error))}
         held_by_dropped = count(ot, ot.c.status == "pending", ot.c.last_error.like(f"%{DROPPED_MARK}%"))
         out["matches"] = {"open": count(mt, mt.c.status == "open")}
+        it = Inbox.__table__
+        out["inbox"] = {"pending": count(it, it.c.status == "pending"), "error": count(it, it.c.status == "error")}
     if out["conflicts"]["open"]:
         out["hints"].append(f"{out['conflicts']['open']} open conflicts: triad conflicts list")
     if out["quarantine"]["parked"]:
@@ -73,6 +75,9 @@ def hub_status(engine: Engine, cfg: TriadConfig) -> dict[str, Any]:
         out["hints"].append(f"{held_by_dropped} change(s) held for a record whose write was dropped: "
                             "triad outbox list --status pending; they go once a later change to that record "
                             "is written, or drop them")
+    if out["inbox"]["error"]:    # answered 202 and stored, but never applied: only a person can act on them
+        out["hints"].append(f"{out['inbox']['error']} webhook event(s) could not be read and were not applied: "
+                            "triad inbox list --status error, then triad inbox show ID")
     if out["outbox"]["dead"]:
         out["hints"].append(f"{out['outbox']['dead']} writes failed for good: triad outbox list --status dead")
     if not out["streams"]:

@@ -120,6 +120,7 @@ class InboxThread(threading.Thread):
         self.metrics = metrics
         self.halt = threading.Event()
         self.ready = threading.Event()
+        self.finished = 0       # rows done or in error, for `triad worker`'s totals
 
     def stop(self) -> None:
         self.halt.set()
@@ -145,6 +146,7 @@ class InboxThread(threading.Thread):
                     log.exception("inbox thread: cycle failed")
                     self.halt.wait(1.0)
                 else:
+                    self.finished += finished
                     if finished:
                         move_flows(self.engine, parts, deliver)
                 first = self.notifier.wait(self.options.poll)
@@ -257,16 +259,24 @@ def run_worker(engine: Engine, cfg: TriadConfig, *, interval: float = 60.0, once
                inbox: bool = True, cancel: threading.Event | None = None, user: str | None = None) -> dict[str, Any]:
     """`triad worker`: inbox, then every inbound stream, then the outbox; again every ``interval`` seconds.
 
+    Looping, the inbox has its own thread polling every ``serve.poll_seconds`` (1 s), so a webhook
+    event waits neither for ``interval`` nor for a long stream sync or push. On SQLite its
+    transactions take turns with the cycle's batches (BEGIN IMMEDIATE), as in `triad serve`.
+    ``once`` takes the inbox first, in this thread, and exits after the cycle.
+
     Streams are taken through their leases and outbox rows through claims, so any number
     of workers (and schedulers) can run side by side without doing the same work twice.
     """
     cancel = cancel or threading.Event()
     parts = Parts(cfg)
     name = worker_id()
-    proc = InboxProcessor(engine, parts, worker=f"{name}:inbox", max_rows=500) if inbox else None
+    proc = InboxProcessor(engine, parts, worker=f"{name}:inbox", max_rows=500) if inbox and once else None
+    events = _worker_inbox(engine, cfg) if inbox and not once else None
     totals: dict[str, Any] = {"cycles": 0, "inbox_rows": 0, "runs": [], "pushes": []}
     start_flows(engine, cfg)
     try:
+        if events is not None:
+            events.start()
         while not cancel.is_set():
             totals["cycles"] += 1
             if proc is not None:
@@ -282,7 +292,18 @@ def run_worker(engine: Engine, cfg: TriadConfig, *, interval: float = 60.0, once
                 break
             cancel.wait(interval)
     finally:
+        if events is not None:
+            events.stop()
+            events.join(60)     # the batch in progress commits
+            totals["inbox_rows"] += events.finished
         if proc is not None:
             proc.close()
         parts.close()
     return totals
+
+
+def _worker_inbox(engine: Engine, cfg: TriadConfig) -> InboxThread:
+    """The inbox thread of a looping worker: nothing notifies it, so it polls; no gathering window."""
+    options = RealtimeOptions.from_config(cfg.serve)
+    return InboxThread(engine, cfg, Notifier(), RealtimeOptions(window=0, poll=options.poll,
+                                                                max_rows=options.max_rows))
