@@ -1608,7 +1608,8 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @click.option("--fail-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of requests answered 503.")
 @click.option("--rate-limit-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of requests answered 429.")
+              help="Share of requests throttled, as the vendor does it (429 with Retry-After; Salesforce "
+                   "403 REQUEST_LIMIT_EXCEEDED; Kingdee, Yonyou, DingTalk, Feishu their error codes).")
 @click.option("--truncate-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of bodies cut short.")
 @click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0), help="Added to every request.")
