@@ -54,15 +54,25 @@ def exact_matches(conn: Connection, entity: str, keys: Sequence[str],
     Tombstones (merged records) never match. When several golden records share
     a key, the oldest id wins so the answer does not depend on arrival order.
     """
+    return [next((hit[k] for k in keys if k in hit), None) for hit in exact_hits(conn, entity, keys, records)]
+
+
+def exact_hits(conn: Connection, entity: str, keys: Sequence[str],
+               records: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """For each record, {key: golden record id} for every exact key that finds a live golden record.
+
+    Every key is looked up for every record (still one query per key and batch), so a
+    record whose keys point at two golden records shows it (:func:`split_keys`).
+    """
     from hub.matching import lookup_keys
     from hub.matching_blocking import EXACT_KEY_TYPES
-    found: list[str | None] = [None] * len(records)
+    found: list[dict[str, str]] = [{} for _ in records]
     if not keys or not records:
         return found
     t = table_of(entity)
     for key in keys:
         col = t.c[key]
-        wanted = {n: exact_key(key, r.get(key)) for n, r in enumerate(records) if found[n] is None}
+        wanted = {n: exact_key(key, r.get(key)) for n, r in enumerate(records)}
         wanted = {n: v for n, v in wanted.items() if v}
         if not wanted:
             continue
@@ -83,5 +93,27 @@ def exact_matches(conn: Connection, entity: str, keys: Sequence[str],
                 for value, rid in lookup_keys(conn, entity, key_type, part):
                     hit(value, rid)
         for n, v in wanted.items():
-            found[n] = hits.get(v)
+            if v in hits:
+                found[n][key] = hits[v]
     return found
+
+
+def split_keys(keys: Sequence[str], hit: dict[str, str],
+               values: dict[str, Any]) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """The golden record a record links to (its first key in ``keys`` order that hits) and the other
+    golden records its keys point at, each with the key values that point at it or at the linked one.
+
+    Two live golden records sharing an exact key value must not both stay: the
+    pair goes to a steward (an exact key two companies share may be a data error).
+    """
+    linked = next((hit[k] for k in keys if k in hit), None)
+    others: dict[str, dict[str, Any]] = {}
+    for k in keys:
+        rid = hit.get(k)
+        if rid is not None and rid != linked:
+            others.setdefault(rid, {})
+    for rid, shared in others.items():
+        for k in keys:
+            if hit.get(k) in (rid, linked):
+                shared[k] = exact_key(k, values.get(k))
+    return linked, others

@@ -24,6 +24,11 @@ Merges go through the steward merge (:mod:`hub.matching_merge`): audited as
 user ``matcher``, listed by ``triad matches list --merges`` and undone by
 ``triad matches unmerge``. The winner is the record linked in the most systems
 (then the older one), so the fewest systems see an id change.
+
+A record whose exact keys point at two golden records (its tax id at one, its
+e-mail at another) links to the first and proves nothing more: an exact key two
+companies share may be a data error, so that pair is only ever a match candidate
+(:func:`exact_candidates`), never merged automatically.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from sqlalchemy import Connection, func, select
 from hub.golden import table_of
 from hub.graph import connected_groups
 from hub.matching_scoring import Scorer
-from hub.models import MatchReject, MergeLog, Xref
+from hub.models import MatchCandidate, MatchReject, MergeLog, Xref
 from hub.sqlutil import chunks
 
 log = logging.getLogger(__name__)
@@ -127,6 +132,37 @@ def merge_bridges(conn: Connection, entity: str, bridges: Sequence[Bridge], *, r
                                 note=note))
             log.info("merged %s %s into %s (%s)", entity, loser, winner, note)
     return merges
+
+
+def exact_candidates(conn: Connection, entity: str,
+                     pairs: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The pairs of golden records one record's exact keys pointed at that become match candidates,
+    each with its details ({"exact": the shared normalized key values}).
+
+    Args:
+        pairs: (linked record, other record) -> the normalized key values the record shares with them.
+
+    Pairs already open, or that a steward rejected or unmerged, are left out (as from automatic merges),
+    and so are pairs with a merged record.
+    """
+    if not pairs:
+        return {}
+    ids = sorted({x for p in pairs for x in p})
+    live = _live(conn, entity, ids)
+    known = _forbidden_pairs(conn, entity, ids) | _open_pairs(conn, entity, ids)
+    return {(a, b): {"exact": keys} for (a, b), keys in pairs.items()
+            if a in live and b in live and _pair(a, b) not in known}
+
+
+def _open_pairs(conn: Connection, entity: str, ids: list[str]) -> set[tuple[str, str]]:
+    ct = MatchCandidate.__table__
+    out: set[tuple[str, str]] = set()
+    for part in chunks(ids):
+        for a, b in conn.execute(select(ct.c.record_a, ct.c.record_b).where(
+                ct.c.entity == entity, ct.c.status == "open",
+                ct.c.record_a.in_(part) | ct.c.record_b.in_(part))).all():
+            out.add(_pair(a, b))
+    return out
 
 
 def _pair(a: str, b: str) -> tuple[str, str]:

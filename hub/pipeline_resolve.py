@@ -79,14 +79,18 @@ def _resolve_identity(conn: Connection, ctx: StreamContext, items: list[_Item]) 
     A fuzzy score between ``review_at`` and ``link_at`` creates a new record and
     opens a match candidate for a steward (collected in ``item.candidates``).
     Records of one batch that share an exact key end up on one golden record.
+    A record whose exact keys point at two golden records links to the first and
+    opens a candidate between them (:func:`_exact_candidates`).
     """
     unlinked = [i for i in items if i.record_id is None]
     if not unlinked:
         return
-    from hub.identity import exact_matches, lock_exact_keys
+    from hub.identity import exact_hits, lock_exact_keys, split_keys
     from hub.normalize import exact_key
     lock_exact_keys(conn, ctx.entity, ctx.exact_keys, [i.values for i in unlinked])
-    matches: list[str | None] = exact_matches(conn, ctx.entity, ctx.exact_keys, [i.values for i in unlinked])
+    hits = exact_hits(conn, ctx.entity, ctx.exact_keys, [i.values for i in unlinked])
+    splits = [split_keys(ctx.exact_keys, hit, i.values) for hit, i in zip(hits, unlinked)]
+    matches: list[str | None] = [linked for linked, _ in splits]
     provisional: dict[int, str] = {}          # batch position -> the id a new record would get
     in_batch: dict[tuple[str, str], int] = {}  # normalized key -> first batch position holding it
     same_as: dict[int, int] = {}              # batch position -> earlier position it shares a key with
@@ -123,6 +127,7 @@ def _resolve_identity(conn: Connection, ctx: StreamContext, items: list[_Item]) 
             return matches[n], True
         return provisional.setdefault(n, new_id()), False
 
+    _exact_candidates(conn, ctx, unlinked, splits, matches)
     for n, item in enumerate(unlinked):
         rid, existing = (matches[n], True) if matches[n] is not None else final(n)
         item.record_id = rid
@@ -131,3 +136,25 @@ def _resolve_identity(conn: Connection, ctx: StreamContext, items: list[_Item]) 
         item.linked_now = not first_of_new
         if first_of_new:
             item.base = None
+
+
+def _exact_candidates(conn: Connection, ctx: StreamContext, unlinked: list[_Item],
+                      splits: list[tuple[str | None, dict[str, dict]]], matches: list[str | None]) -> None:
+    """Open a candidate between the golden record a record's exact keys linked it to and each other one
+    they pointed at: never merged automatically (an exact key two companies share may be a data error).
+    Once per pair: not if open already (in the store or this batch), rejected or unmerged."""
+    from hub.matching_bridges import exact_candidates
+    pairs: dict[tuple[str, str], dict] = {}
+    first: dict[tuple[str, str], int] = {}   # pair -> the record of the batch that opens it
+    for n, (linked, others) in enumerate(splits):
+        for other, keys in others.items():
+            if (linked, other) not in pairs and (other, linked) not in pairs:
+                pairs[(linked, other)] = keys
+                first[(linked, other)] = n
+    if not pairs:
+        return
+    batch = {(rid, other) for rid, i in zip(matches, unlinked) if rid for other, _, _ in i.candidates}   # fuzzy
+    pairs = {p: k for p, k in pairs.items() if p not in batch and p[::-1] not in batch}
+    for (linked, other), details in exact_candidates(conn, ctx.entity, pairs).items():
+        # scored 1.0, the keys' word: the fuzzy fields may not see it (`matches list` shows both)
+        unlinked[first[(linked, other)]].candidates.append((other, 1.0, details))
