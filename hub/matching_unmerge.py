@@ -11,7 +11,9 @@ later value came only from source records given back to the loser (other later
 changes are kept). Either way a source record given back keeps its current values:
 what its system changed after the merge by itself (not the echo of a hub write) is
 applied to the restored loser as a sync would have applied it, and is not written
-back over. Changes the merge queued and not yet sent are withdrawn. An unmerge that
+back over. Changes the merge queued and not yet sent are withdrawn; a system written a reference to
+either record while they were merged (an order's customer) is written the golden one again, and the
+loser is queued again to a system its pending writes reached only as the survivor. An unmerge that
 cannot be faithful (the survivor merged again, a source record given back since
 deleted, restored or linked elsewhere) is refused, also with ``force``.
 """
@@ -27,7 +29,8 @@ from hub import audit, golden
 from hub.changefeed import lock_history
 from hub.errors import NotFound, TriadError, UsageError
 from hub.matching import index_records
-from hub.matching_merge import (SNAPSHOT_VERSION, _hist, _load, _open_conflicts, _rows, _state_of,
+from hub.echoes import WRITTEN
+from hub.matching_merge import (SNAPSHOT_VERSION, _hist, _load, _open_conflicts, _ref_fields, _rows, _state_of,
                                 _states)
 from hub.merge import CAUGHT_UP, ConflictNote, Incoming, Rules, merge as three_way, provenance_of
 from hub.models import Conflict, FieldHistory, MatchCandidate, MergeLog, Outbox, SourceState, Xref
@@ -117,6 +120,7 @@ def unmerge(conn: Connection, merge_id: str, *, user: str, out_systems: tuple[st
                                  (loser_id, {k: v for k, v in rl.values.items() if k != "lines"})])
     queue = OutboxQueue(entity, None, now)
     loser_systems = {x["system"] for x in snap["xrefs"] if x["record_id"] == loser_id}
+    unreached = _sent_for_loser(conn, snap, loser_id)
     for target in out_systems:
         if back:
             queue.queue(target, winner_id, {f: new for f, (_, new) in back.items()})
@@ -124,7 +128,9 @@ def unmerge(conn: Connection, merge_id: str, *, user: str, out_systems: tuple[st
             loser_back = _loser_back(target, rl.values, was, given, replayed.send_back.get(target, {}))
             if loser_back:
                 queue.queue(target, loser_id, loser_back)
-    queued = queue.flush(conn)
+        elif target in unreached:
+            queue.queue(target, loser_id, {f: v for f, v in rl.values.items() if v not in (None, "", [])})
+    queued = queue.flush(conn) + _correct_refs(conn, entity, winner_id, loser_id, loser_systems, now)
     conn.execute(update(mt).where(mt.c.id == merge_id).values(status="unmerged", unmerged_at=now))
     source_changes = {f"{s}:{sid}": e for (s, sid), e in edits.items()}
     audit.record(conn, user, "matches.unmerge", f"{entity}:{winner_id}",
@@ -146,6 +152,17 @@ def _restore_outbox(conn: Connection, snap: dict[str, Any], loser_id: str, merge
     for part in chunks(snap["after"].get("outbox") or []):
         conn.execute(update(ot).where(ot.c.id.in_(part), ot.c.status == "pending").values(
             status="dropped", last_error=f"withdrawn: merge {merge_id} was undone", updated_at=now))
+
+
+def _sent_for_loser(conn: Connection, snap: dict[str, Any], loser_id: str) -> set[str]:
+    """Systems the loser's pending writes went to while merged, as writes of the survivor: the loser itself
+    has still not reached them (its create there was spent on the survivor's record)."""
+    ot, xt = Outbox.__table__, Xref.__table__
+    sent: set[str] = set()
+    for part in chunks(snap["outbox"]):
+        sent |= set(conn.scalars(select(ot.c.connector).where(ot.c.id.in_(part), ot.c.status == "done")))
+    held = set(conn.scalars(select(xt.c.system).where(xt.c.record_id == loser_id, xt.c.status == "active")))
+    return sent - held
 
 
 def _loser_back(system: str, loser: dict[str, Any], survivor: dict[str, Any],
@@ -283,6 +300,58 @@ def _restore_refs(conn: Connection, refs: list[dict[str, Any]], winner_id: str, 
     return history
 
 
+def _correct_refs(conn: Connection, entity: str, winner_id: str, loser_id: str, loser_systems: set[str],
+                  now: datetime) -> int:
+    """Queue the golden reference to each system the hub wrote another reference of a record referring
+    to the two (an order's customer): while merged, a write there named whichever record of that system
+    held the survivor, and may now name the other one. Returns the writes queued.
+
+    In a system where the survivor has no record of its own any more, every reference to it that the hub
+    wrote went to a record given back: what was written there now means the loser, so the system showing
+    it again is the echo of that write, not an edit."""
+    xt, st = Xref.__table__, SourceState.__table__
+    own = set(conn.scalars(select(xt.c.system).where(xt.c.entity == entity, xt.c.record_id == winner_id,
+                                                      xt.c.status == "active")))
+    given_away = loser_systems - own
+    queued = 0
+    for ref_entity, f in _ref_fields(entity):
+        et = golden.table_of(ref_entity)
+        refs = dict(conn.execute(select(et.c.id, et.c[f]).where(et.c[f].in_([winner_id, loser_id]))).all())
+        queue = OutboxQueue(ref_entity, None, now)
+        for part in chunks(sorted(refs)):
+            for s in _states(conn, ref_entity, part):
+                means = _meaning(winner_id, loser_id) if s["system"] in given_away else (lambda v: v)
+                written, values, held = _written_ref(s, f, means)
+                if held is _ABSENT:
+                    continue          # the system holds only what it showed itself: its own choice
+                if held != refs[s["record_id"]]:
+                    queue.queue(s["system"], s["record_id"], {f: refs[s["record_id"]]})
+                if written != s["written"] or values != s["values"]:
+                    conn.execute(update(st).where(st.c.entity == ref_entity, st.c.system == s["system"],
+                                                  st.c.source_id == s["source_id"])
+                                 .values({"written": written, "values": values}))
+        queued += queue.flush(conn)
+    return queued
+
+
+def _meaning(winner_id: str, loser_id: str) -> Any:
+    return lambda v: loser_id if v == winner_id else v
+
+
+def _written_ref(state: dict[str, Any], f: str, means: Any) -> tuple[Any, Any, Any]:
+    """(written, values) of a source_state row with the hub's writes of ``f`` read as they mean now, and
+    the value those writes leave the system holding (``_ABSENT`` when the hub wrote it none)."""
+    written, values = state["written"], state["values"]
+    pending = [means(v) for v in (written or {}).get(f) or []]
+    if pending:
+        pending = [v for i, v in enumerate(pending) if v not in pending[i + 1:]]   # oldest first, once each
+        written = {**written, f: pending}
+    if state["row_hash"] == WRITTEN and f in (values or {}):
+        values = {**values, f: means(values[f])}
+    held = pending[-1] if pending else values[f] if state["row_hash"] == WRITTEN and f in (values or {}) else _ABSENT
+    return written, values, held
+
+
 def _conflicts_since(conn: Connection, left: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """The conflicts a merge opened or changed as they are now, and the fields of those changed since."""
     ct = Conflict.__table__
@@ -295,7 +364,8 @@ def _conflicts_since(conn: Connection, left: dict[str, dict[str, Any]]) -> tuple
 def _restore_conflicts(conn: Connection, snap: dict[str, Any], now_rows: dict[str, dict[str, Any]], merge_id: str,
                        user: str, now: datetime) -> None:
     """Conflicts as before the merge. One a steward decided since stays decided; values systems sent since
-    stay in the conflict; one the merge opened is withdrawn (the records it weighed are apart again)."""
+    stay in the conflict; an open one the merge opened is withdrawn (the records it weighed are apart again)
+    and an automatic one it made and nothing changed since is removed."""
     ct = Conflict.__table__
     left = snap["after"].get("conflicts") or {}
     was = {c["id"]: c for c in snap.get("conflicts") or []}
@@ -304,10 +374,12 @@ def _restore_conflicts(conn: Connection, snap: dict[str, Any], now_rows: dict[st
         if cur is None:
             continue
         if cid not in was:
-            if cur["status"] == "open":
+            if cur["status"] == "open":     # a steward may have seen it: withdrawn, not erased
                 conn.execute(update(ct).where(ct.c.id == cid).values(
                     status="resolved", resolved_at=now, resolved_by=user,
                     note=f"withdrawn: merge {merge_id} was undone"))
+            elif cur["status"] == "auto" and _state_of(cur) == state:
+                conn.execute(ct.delete().where(ct.c.id == cid))   # the merge's own record of a choice it undoes
             continue
         if cur["status"] != "open" and state["status"] == "open":
             continue
