@@ -13,6 +13,14 @@ from typing import Any, Callable
 import requests
 
 SECRET = "rt-secret"
+# alice may do anything, bob only read customers; erp takes signed file-connector webhooks
+ADMIN_AND_VIEWER = f"""
+roles:
+  viewer: {{entities: [customer], can: [read]}}
+users: {{alice: [admin], bob: [viewer]}}
+connectors:
+  erp: {{type: file, path: ./exports, direction: in, webhook_secret: {SECRET}, entities: [customer]}}
+"""
 SF_AUTH = ("{client_id: triad-client, client_secret: triad-secret, username: demo@triad.local, "
            "password: triad-pass}")
 

@@ -15,15 +15,8 @@ from hub.inbox_processor import InboxProcessor
 from hub.store import make_engine
 from hub.streams import Parts
 
-from .helpers import SECRET, customer_row, rows, write_project
+from .helpers import ADMIN_AND_VIEWER, customer_row, rows, write_project
 
-CONFIG = f"""
-roles:
-  viewer: {{entities: [customer], can: [read]}}
-users: {{alice: [admin], bob: [viewer]}}
-connectors:
-  erp: {{type: file, path: ./exports, direction: in, webhook_secret: {SECRET}, entities: [customer]}}
-"""
 UNREADABLE = [b"not json", b"[1,2]", b'{"entity":5}', b'{"entity": "order", "records": [{"order_no": "O1"}]}']
 
 
@@ -31,7 +24,7 @@ UNREADABLE = [b"not json", b"[1,2]", b'{"entity":5}', b'{"entity": "order", "rec
 def project(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch):
     for var in ("TRIAD_CONFIG", "TRIAD_USER", "TRIAD_DATABASE_URL"):
         monkeypatch.delenv(var, raising=False)
-    path = write_project(tmp_path / "p", CONFIG, store_url)
+    path = write_project(tmp_path / "p", ADMIN_AND_VIEWER, store_url)
     cfg = load_config(str(path))
     engine = make_engine(cfg.store.url)
     good = json.dumps({"entity": "customer", "records": [customer_row(1, "Fine")]}).encode()

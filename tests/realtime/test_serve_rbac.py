@@ -14,16 +14,9 @@ import requests
 from hub.inbox import store
 from hub.store import make_engine
 
-from .helpers import SECRET, customer_row, rows, signed, wait_for, write_project
+from .helpers import ADMIN_AND_VIEWER, customer_row, rows, signed, wait_for, write_project
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = f"""
-roles:
-  viewer: {{entities: [customer], can: [read]}}
-users: {{alice: [admin], bob: [viewer]}}
-connectors:
-  erp: {{type: file, path: ./exports, direction: in, webhook_secret: {SECRET}, entities: [customer]}}
-"""
 
 
 def serve(cfg: Path, user: str) -> list[str]:
@@ -35,7 +28,7 @@ def env() -> dict[str, str]:
 
 
 def test_a_user_without_admin_is_refused_and_nothing_is_served(tmp_path: Path, sqlite_url: str):
-    cfg = write_project(tmp_path / "p", CONFIG, sqlite_url)
+    cfg = write_project(tmp_path / "p", ADMIN_AND_VIEWER, sqlite_url)
     engine = make_engine(sqlite_url)
     body, _ = signed({"entity": "customer", "records": [customer_row(1, "Waiting")]})
     store(engine, "erp", {}, body)
@@ -50,7 +43,7 @@ def test_a_user_without_admin_is_refused_and_nothing_is_served(tmp_path: Path, s
 
 
 def test_an_admin_serves(tmp_path: Path, sqlite_url: str):
-    cfg = write_project(tmp_path / "p", CONFIG, sqlite_url)
+    cfg = write_project(tmp_path / "p", ADMIN_AND_VIEWER, sqlite_url)
     proc = subprocess.Popen(serve(cfg, "alice"), cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
