@@ -259,6 +259,9 @@ def option_problems(cfg: TriadConfig) -> list[str]:
             known = set(declared["entity_option_keys"]) | binding_common
             out += [f"connectors.{name}.entities.{e}.{k}: not an option of a {c.type} connector's entity"
                     + expected_among(k, known) for e, b in c.entities.items() for k in b.options if k not in known]
+        if c.propagate_deletes and cls is not None and not cls.writes_deletes:
+            out.append(f"connectors.{name}.propagate_deletes: a {c.type} connector cannot delete records in its "
+                       f"system; the deletes would only fail (leave it false)")
         if "auth_keys" in declared and c.options.get("auth") is not None:
             out += _auth_problems(name, c.type, c.options["auth"], declared["auth_keys"],
                                   declared.get("auth_values", {}))

@@ -116,7 +116,8 @@ class Connector(ABC):
     type_name: ClassVar[str] = ""
     entities: ClassVar[tuple[str, ...]] = ("customer", "order", "contract", "payment")
     directions: ClassVar[tuple[str, ...]] = ("in", "out", "both")
-    supports_deletes: ClassVar[bool] = False
+    # a delete can be written to the system (`propagate_deletes: true` is refused by config validate if not)
+    writes_deletes: ClassVar[bool] = True
     # entities the type reads but cannot write (a read-only API object): the hub queues no writes
     # to them, whatever the connector's direction
     read_only_entities: ClassVar[frozenset[str]] = frozenset()

@@ -50,7 +50,6 @@ class FileConnector(Connector):
     option_keys = frozenset({"path", "outbox", "outbox_format", "format", "encoding", "delimiter", "sheet"})
     entity_option_keys = frozenset({"format", "encoding", "delimiter", "sheet", "outbox_format"})
     writes_visible = False     # writes land in the outbox folder; the exports change only when the system imports them
-    supports_deletes = True
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
         super().__init__(name, options, base_dir=base_dir)

@@ -52,6 +52,7 @@ class KingdeeConnector(Connector):
                              "overlap_seconds", "org_number", "write_batch_size", "auto_audit"})
     entity_option_keys = frozenset({"number_field", "entry_fields", "filter", "page_size", "change_id_field"})
     entities = ("customer", "order", "payment", "contract")
+    writes_deletes = False    # write() refuses a delete: a record deleted elsewhere stays here
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
         super().__init__(name, options, base_dir=base_dir)

@@ -82,7 +82,6 @@ class SalesforceConnector(Connector):
                            "refresh_token"})
     auth_values = {"grant": GRANTS}
     entities = ("customer", "opportunity", "order", "contract", "payment")
-    supports_deletes = True
 
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
         super().__init__(name, options, base_dir=base_dir)

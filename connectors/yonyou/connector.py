@@ -86,6 +86,7 @@ class YonyouConnector(Connector):
                              "start_date"})
     entity_option_keys = frozenset({"page_size", "start_date"})
     entities = ("customer", "order", "payment")
+    writes_deletes = False    # write() refuses a delete: a record deleted elsewhere stays here
     # entities whose API object takes no writes: the hub queues none for them, whatever the direction
     read_only_entities = frozenset(e for e, o in ENTITY_OBJECTS.items() if not OBJECTS[o].insert_path)
 

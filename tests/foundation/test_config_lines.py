@@ -79,3 +79,16 @@ def test_a_message_without_a_key_path_is_left_as_it_is():
 ])
 def test_key_paths(text, path):
     assert key_path(text) == path
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("yonyou", "base_url: http://127.0.0.1:1, app_key: a, app_secret: b"),
+    ("kingdee", "base_url: http://127.0.0.1:1/k3cloud, acct_id: x, username: u, password: p"),
+])
+def test_propagate_deletes_on_a_connector_that_cannot_delete_is_refused(kind, options):
+    text = f"connectors:\n  tgt: {{type: {kind}, {options}, propagate_deletes: true, entities: {{customer: {{}}}}}}\n"
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, "triad.yaml", env_override=False)
+    assert str(exc.value) == (f"triad.yaml: connectors.tgt.propagate_deletes: a {kind} connector cannot delete "
+                              "records in its system; the deletes would only fail (leave it false) (line 2)")
+    parse_config(text.replace("propagate_deletes: true", "propagate_deletes: false"), "triad.yaml", env_override=False)
