@@ -37,7 +37,9 @@ class PushReport:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"connector": self.connector, "entity": self.entity, "status": self.status, **self.counts,
+        # the system answered, but some writes failed (to be retried) or went dead: not "ok"
+        status = "partial" if self.status == "ok" and (self.counts["failed"] or self.counts["dead"]) else self.status
+        return {"connector": self.connector, "entity": self.entity, "status": status, **self.counts,
                 "error": self.error}
 
 

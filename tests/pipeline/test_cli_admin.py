@@ -166,3 +166,17 @@ def test_quarantine_list_says_when_it_is_cut(project: Path):
     assert [i["id"] for i in cut["items"]] == [i["id"] for i in everything["items"][:2]] and cut["more"] is True
     human = CliRunner().invoke(main, ["quarantine", "list", "--limit", "2"]).output
     assert "the oldest 2 shown" in human
+
+
+def test_a_push_whose_writes_partly_failed_is_not_reported_ok():
+    from hub.push_settle import PushReport
+    report = PushReport("crm", "customer")
+    report.counts.update(written=3, dead=1)
+    assert report.as_dict()["status"] == "partial"
+    report.counts.update(dead=0, failed=2)
+    assert report.as_dict()["status"] == "partial"
+    report.counts.update(failed=0)
+    assert report.as_dict()["status"] == "ok"
+    report.status = "error"
+    report.counts.update(failed=2)
+    assert report.as_dict()["status"] == "error"     # the whole call failed: said as such
