@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import click
@@ -17,6 +18,24 @@ from hub.errors import TriadError, UsageError
 from hub.clikit import count_bar, emit, pass_ctx, reporting, spinner  # noqa: E402 - shared with command modules
 
 
+_raw_args: ContextVar[list[str]] = ContextVar("triad_raw_args", default=[])
+
+
+def _show_version(click_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`triad --version`; under --json the one document every command prints."""
+    if not value or click_ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+    number = version("triad-hub")
+    raw = _raw_args.get()
+    if "--json" in (raw[:raw.index("--")] if "--" in raw else raw):
+        from hub import render
+        render.print_json({"version": number})
+    else:
+        click.echo(f"triad, version {number}")
+    click_ctx.exit()
+
+
 class TriadGroup(click.Group):
     """Turns hub errors into one clear line and the right exit code."""
 
@@ -25,6 +44,7 @@ class TriadGroup(click.Group):
         from hub import render
         render.start_command()
         raw = list(args)
+        _raw_args.set(raw)       # read by the eager --version, which runs before --json is parsed
         try:
             ctx = super().make_context(info_name, args, parent, **extra)
         except click.ClickException as exc:    # a bad global option: Click prints the usage and exits
@@ -65,7 +85,8 @@ def _json_usage_failure(exc: click.ClickException, raw_args: list[str], obj: Con
 @click.option("--user", "user_name", metavar="NAME", help="Act as this user (else $TRIAD_USER, else the OS login).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: one JSON document on stdout.")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
-@click.version_option(package_name="triad-hub", prog_name="triad")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version and exit.")
 @click.pass_context
 def main(click_ctx: click.Context, config_path: str | None, user_name: str | None, as_json: bool, verbose: int) -> None:
     """Triad keeps ERP, CRM and OA systems consistent through one golden store.

@@ -87,7 +87,14 @@ def test_without_json_click_errors_help_and_version_are_unchanged():
         result = run(*args)
         assert result.exit_code == 2 and result.stdout == "" and "Usage: triad" in result.stderr
     assert run("--json", "--help").stdout.startswith("Usage: triad")
-    assert run("--json", "--version").stdout.startswith("triad, version ")
+    assert run("--version").stdout.startswith("triad, version ")
+
+
+def test_version_under_json_is_one_document():
+    for args in (["--json", "--version"], ["--version", "--json"]):
+        result = run(*args)
+        assert result.exit_code == 0 and json.loads(result.stdout)["version"], result.output
+    assert run("--version", "--", "--json").stdout.startswith("triad, version ")   # after `--`: an argument
 
 
 # ---- simulate -------------------------------------------------------------------------------------
