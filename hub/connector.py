@@ -66,6 +66,9 @@ class WriteChange:
     source_id: str | None            # the system's id from xref; None means create
     values: dict[str, Any]
     delete: bool = False
+    # a create an earlier attempt may have sent (its answer lost: a push killed, a timeout): not before
+    # this time. The system may hold the record already; ``change_id`` is that attempt's key
+    maybe_sent: datetime | None = None
 
 
 @dataclass

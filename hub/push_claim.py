@@ -98,6 +98,33 @@ def _claim_ids(engine: Engine, ids: list[str], worker: str) -> list[dict[str, An
     return out
 
 
+def _create_attempts(conn: Connection, name: str, entity: str, groups: dict[str, list[dict[str, Any]]]
+                     ) -> dict[str, tuple[str, datetime | None]]:
+    """Per record to create in ``name``: the key its create is sent under and, when an earlier attempt may
+    have sent it, the earliest time it could have (else None).
+
+    The key is the oldest pending row's, however many rows a delivery combines and whether or not that row
+    is due: every attempt of a create goes under the key of its first, so a system's idempotency (a
+    resubmit key, a field holding the change id) finds it. An attempt may have reached the system when a
+    row failed before (a timeout) or was claimed and never settled (its push died): every settle and
+    release clears the claim. ``groups`` are claimed rows as read before the claim.
+    """
+    ot = Outbox.__table__
+    rows = {rid: list(group) for rid, group in groups.items()}
+    claimed = {r["id"] for group in groups.values() for r in group}
+    for part in chunks(sorted(groups)):
+        for r in conn.execute(select(ot).where(ot.c.connector == name, ot.c.entity == entity, PENDING,
+                                               ot.c.record_id.in_(part))).mappings():
+            if r["id"] not in claimed:
+                rows[r["record_id"]].append(dict(r))
+    out: dict[str, tuple[str, datetime | None]] = {}
+    for rid, group in rows.items():
+        first = min(group, key=lambda r: (r["created_at"], r["id"]))
+        sent = any(r["attempts"] or r["claimed_until"] is not None for r in group)
+        out[rid] = (first["idempotency_key"], first["created_at"] if sent else None)
+    return out
+
+
 def _release(engine: Engine, ids: list[str]) -> None:
     """Give claimed rows back untouched (no attempt spent): another push takes them."""
     if not ids:

@@ -14,6 +14,7 @@ from hub.connector import WriteChange, WriteResult
 from hub.echoes import held_by_source
 from hub.errors import MappingError
 from hub.open_conflicts import open_fields
+from hub.push_claim import _create_attempts
 from hub.push_rules import (_dead_writes, _first_read_pending, _links, _open_candidates, _ref_targets, _resolve_refs,
                             _unread_changes, _waiting_for)
 from hub.push_settle import PushReport, _defer, _mark_done, _settle_failures, _settle_success, _skip
@@ -31,6 +32,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         by_record.setdefault(r["record_id"], []).append(r)
     with engine.connect() as conn:
         links, gone = _links(conn, name, entity, list(by_record))
+        creates = _create_attempts(conn, name, entity, {rid: g for rid, g in by_record.items() if rid not in links})
         held = open_fields(conn, entity, list(by_record))
         holds = held_by_source(conn, entity, name, [links[rid] for rid in by_record if rid in links])
         current = golden.load(conn, entity, list(by_record))
@@ -108,8 +110,10 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
         if not payload and source_id is not None:
             _mark_done(engine, [r["id"] for r in group])    # nothing this system holds has changed
             continue
-        key = group[-1]["idempotency_key"]
-        changes.append(WriteChange(key, rid, source_id, payload))
+        # an update goes under its newest row's key (new content, new key); a create under its first
+        # attempt's, with whether that attempt may have reached the system (hub.push_claim._create_attempts)
+        key, maybe_sent = creates[rid] if source_id is None else (group[-1]["idempotency_key"], None)
+        changes.append(WriteChange(key, rid, source_id, payload, maybe_sent=maybe_sent))
         change_rows[key] = group
         written[key] = _as_read_back(mapping, canonical, payload)
     if waits:

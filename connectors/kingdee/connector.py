@@ -11,8 +11,9 @@ entry ids in its lines, and ``NeedUpDateFields``). A create is sent once (a
 lost answer is not resent by the HTTP client) and is first looked up when
 the outbox retries it: by its business number (FNumber / FBillNo), by the
 change id in the entity's ``change_id_field`` (a text field the tenant keeps
-for it), or, for an earlier attempt of this process with neither, by its
-header values among the records created since; when found it becomes an
+for it), or, with neither, by its header values among the records created
+since an earlier attempt (one of this process whose answer was lost, or one
+the hub says may have been sent: ``WriteChange.maybe_sent``); when found it becomes an
 update, so a retried create never makes a second record (K3Cloud has no
 upsert and no idempotency key). References given as internal ids are sent as
 ``{"FNumber": ...}``, the form Save resolves; sub-head fields (the order's

@@ -89,16 +89,18 @@ def ids_where(query_rows: Query, form_id: str, key: str, field_key: str,
 def ids_of_lost_answers(query_rows: Query, form_id: str, key: str, number: str, info: FormInfo, tz: ZoneInfo,
                         changes: list[WriteChange], models: dict[str, dict[str, Any]], found: dict[str, str],
                         unsettled: dict[str, datetime], overlap: float, connector: str) -> dict[str, str]:
-    """change id -> the record an earlier create of this process made although its answer was lost.
+    """change id -> the record an earlier create made although its answer was lost.
 
-    Only for creates with no business number to look up: the one record created since that
-    attempt (less ``overlap`` seconds for clock skew) with the same header values.
+    An earlier attempt is one of this process (``unsettled``: when it was sent) or one the hub knows
+    may have been sent (``WriteChange.maybe_sent``: its push died, or it failed before). Only for
+    creates with no business number to look up: the one record created since that attempt (less
+    ``overlap`` seconds for clock skew) with the same header values.
     """
     out: dict[str, str] = {}
     skip = {key.lower(), number.lower(), info.created.lower()}
     for ch in changes:
         model = models[ch.change_id]
-        sent_at = unsettled.get(ch.change_id)
+        sent_at = min((t for t in (unsettled.get(ch.change_id), ch.maybe_sent) if t is not None), default=None)
         if ch.source_id or ch.change_id in found or sent_at is None or model.get(ci_key(model, number) or number):
             continue
         since = (sent_at - timedelta(seconds=overlap)).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")

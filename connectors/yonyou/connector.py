@@ -12,16 +12,20 @@ record per order with its lines under ``orderDetails``.
 The list APIs return whole records, so ``StreamSpec.fields`` selects nothing here.
 
 Writes send the change id as ``resubmitCheckKey``, so a create retried after a
-timeout returns the first result instead of a second record. Customer updates
+timeout returns the first result instead of a second record. The hub sends every
+attempt of a create under its first attempt's key, and such a replay answers with
+the record as first created: a create that may have been sent before
+(``WriteChange.maybe_sent``) is followed by an update with its current values. Customer updates
 go through batch save, which spells the name ``{"zh_CN": ...}`` where lists
 and newinsert say ``{"simplifiedName": ...}``.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
@@ -261,10 +265,18 @@ class YonyouConnector(Connector):
             try:
                 if name == "voucherorder":
                     results[ch.change_id] = self._save_order(obj, ch, values)
+                    if _maybe_replayed(ch, results[ch.change_id]):
+                        results[ch.change_id] = self._save_order(
+                            obj, replace(ch, source_id=results[ch.change_id].source_id), values,
+                            key=f"{ch.change_id}:{_digest(values)}")    # a key per content: not the create's
                 elif ch.source_id:
                     updates.append((ch, values))
                 else:
-                    results[ch.change_id] = self._insert_merchant(obj, ch, values)
+                    created = self._insert_merchant(obj, ch, values)
+                    if _maybe_replayed(ch, created):
+                        updates.append((replace(ch, source_id=created.source_id), values))
+                    else:
+                        results[ch.change_id] = created
             except AuthError:
                 raise
             except RetriableError as exc:
@@ -322,8 +334,9 @@ class YonyouConnector(Connector):
                     ch.change_id, False, ch.source_id, error=str(exc), retriable=retriable,
                     retry_after=getattr(exc, "retry_after", None)))
 
-    def _save_order(self, obj: ApiObject, ch: WriteChange, values: dict[str, Any]) -> WriteResult:
-        item = dict(values, resubmitCheckKey=resubmit_key(ch.change_id))
+    def _save_order(self, obj: ApiObject, ch: WriteChange, values: dict[str, Any],
+                    key: str | None = None) -> WriteResult:
+        item = dict(values, resubmitCheckKey=resubmit_key(key or ch.change_id))
         lines = item.pop(obj.lines or "orderDetails", None)
         if ch.source_id:
             item.update(_status="Update", id=ch.source_id)
@@ -358,6 +371,16 @@ class YonyouConnector(Connector):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _maybe_replayed(ch: WriteChange, result: WriteResult) -> bool:
+    """A create whose key an earlier attempt may have used: its answer may be that attempt's record,
+    with that attempt's values, so the current ones are written over it."""
+    return ch.maybe_sent is not None and not ch.source_id and result.ok and bool(result.source_id)
+
+
+def _digest(values: dict[str, Any]) -> str:
+    return hashlib.md5(json.dumps(values, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 def _later(cursor: str | None, other: str) -> str:
