@@ -30,6 +30,8 @@ from hub.models import Outbox, Subscription
 from hub.outbox import OutboxQueue
 from hub.secrets import masked_url
 from hub.push import PushReport, _claim, _mark_done, _settle_failures   # one set of delivery rules
+from hub.push_settle import _defer
+from hub.sqlutil import chunks
 from hub.streams import Parts
 from hub.types import new_id, utcnow
 
@@ -204,9 +206,15 @@ def _send_batch(engine: Engine, parts: Parts, client: Any, sub: dict[str, Any], 
         return False
     with engine.connect() as conn:
         current = golden.load(conn, entity, [r["record_id"] for r in rows])
+        behind = _behind_earlier(conn, rows)
     done: list[str] = []
     failed: list[tuple[dict[str, Any], str, bool, float | None]] = []
+    waiting: list[tuple[dict[str, Any], str]] = []
+    stuck: set[str] = set()     # records whose earlier event failed in this batch
     for i, row in enumerate(rows):
+        if row["id"] in behind or row["record_id"] in stuck:   # a record's events arrive in the order of its changes
+            waiting.append((row, WAIT_EARLIER))
+            continue
         body = event_body(sub["name"], row, current.get(row["record_id"]), hidden)
         try:
             resp = client.request("POST", sub["url"], data=body, allow_redirects=False,
@@ -221,12 +229,33 @@ def _send_batch(engine: Engine, parts: Parts, client: Any, sub: dict[str, Any], 
         else:
             retriable = resp.status_code in RETRY_CODES
             failed.append((row, f"HTTP {resp.status_code}: {resp.text[:300]}", retriable, None))
+            stuck.add(row["record_id"])
     if done:
         _mark_done(engine, done)
         report.counts["written"] += len(done)
     if failed:
         _settle_failures(engine, failed, parts, report)
+    if waiting:
+        _defer(engine, waiting, report)
     return report.status == "ok"
+
+
+WAIT_EARLIER = "waiting: an earlier change of this record is not delivered yet"
+
+
+def _behind_earlier(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Ids of ``rows`` with an earlier event of their record to the same subscriber still pending outside
+    the batch (backing off): sent now, they would reach the subscriber before it, and the earlier value last."""
+    ot = Outbox.__table__
+    ids = {r["id"] for r in rows}
+    first: dict[str, tuple] = {}
+    for part in chunks(sorted({r["record_id"] for r in rows})):
+        for r in conn.execute(select(ot.c.id, ot.c.record_id, ot.c.created_at).where(
+                ot.c.connector == rows[0]["connector"], ot.c.entity == rows[0]["entity"], ot.c.status == "pending",
+                ot.c.record_id.in_(part))):
+            if r.id not in ids and (r.record_id not in first or (r.created_at, r.id) < first[r.record_id]):
+                first[r.record_id] = (r.created_at, r.id)
+    return {r["id"] for r in rows if r["record_id"] in first and first[r["record_id"]] < (r["created_at"], r["id"])}
 
 
 def event_body(name: str, row: dict[str, Any], current: golden.GoldenRow | None, hidden: frozenset[str]) -> bytes:

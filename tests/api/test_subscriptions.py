@@ -176,6 +176,31 @@ def test_failures_back_off_and_end_dead_like_connector_writes(api, monkeypatch: 
     assert "ConnectionError" in row["last_error"]
 
 
+def test_a_record_s_events_reach_the_subscriber_in_the_order_of_its_changes(api, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    parts = Parts(api.ctx.config())
+    recv = Receiver()
+    with SimServer(recv) as srv:
+        subscriptions.add(api.engine, "mirror", srv.base_url, ["customer"], "HOOK_SECRET", by="alice")
+        _edit_crm_phone(api, "+1 415 555 0002")
+        _sync(api)
+        recv.statuses = [503]
+        subscriptions.deliver(api.engine, parts)           # the first change backs off
+        _edit_crm_phone(api, "+1 415 555 0003")
+        _sync(api)
+        [rep] = subscriptions.deliver(api.engine, parts)   # the second is due, the first is not
+        assert len(recv.calls) == 1 and rep.counts["deferred"] == 1
+        _due_now(api)
+        recv.statuses = [503, 204, 204]                    # a batch: the first fails again, the second waits
+        subscriptions.deliver(api.engine, parts)
+        assert len(recv.calls) == 2
+        _due_now(api)
+        subscriptions.deliver(api.engine, parts)
+    phones = [json.loads(c["body"])["changed"]["phone"] for c in recv.calls]
+    assert phones == ["+14155550002", "+14155550002", "+14155550002", "+14155550003"]
+    assert [r["status"] for r in _rows(api, "mirror")] == ["done", "done"]
+
+
 def test_add_validates_its_input(api):
     from hub.errors import UsageError
     for args in (("bad name", "http://x/", ["customer"], "S"), ("ok", "ftp://x/", ["customer"], "S"),
