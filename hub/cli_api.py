@@ -109,8 +109,9 @@ def subscriptions_add(ctx: Context, name: str, url: str, entities: tuple[str, ..
     """Register NAME to receive changes of the given entities at URL.
 
     Each change is POSTed as JSON with `X-Triad-Signature: sha256=<HMAC of the
-    body>` and `X-Triad-Event-Id`; failures are retried with backoff and end
-    up dead in `triad outbox list` like connector writes.
+    body>` and `X-Triad-Event-Id`. An endpoint that is down, times out or answers
+    5xx, 408, 425 or 429 is retried with backoff; another 4xx refuses the event,
+    which goes dead at once; dead events are in `triad outbox list` like connector writes.
 
     \b
     Example:

@@ -7,12 +7,13 @@ the pages it has not read yet.
 """
 # no `from __future__ import annotations`: FastAPI reads the per-entity models from the closures' annotations
 import logging
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import ConfigDict, Field, create_model
+from pydantic import BeforeValidator, ConfigDict, Field, create_model
 from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from hub.api import schemas
@@ -31,8 +32,18 @@ log = logging.getLogger(__name__)
 router = APIRouter(route_class=TriadRoute)
 Text = Annotated[str, Field(max_length=512, pattern=NO_NUL)]
 RecordId = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="the golden record's id")]
+
+
+def _not_a_number(value: Any) -> Any:
+    """The API's times are ISO 8601: pydantic would take `0.5` as seconds after 1970."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+\s*", value)):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-11-30T08:00:00Z, not a number")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
 FILTER_TYPES: dict[str, Any] = {"string": Text, "decimal": Annotated[Decimal, Field(allow_inf_nan=False, max_digits=30)],
-                                "date": date, "datetime": datetime, "int": int, "bool": bool}
+                                "date": date, "datetime": IsoDateTime, "int": int, "bool": bool}
 MAX_MERGE_HOPS = 10
 
 
@@ -41,7 +52,7 @@ def _filters_model(entity: str) -> Any:
         "limit": (int, Field(100, ge=1, le=1000, description="records per page")),
         "cursor": (Optional[str], Field(None, max_length=600, description="`next` of the previous page")),
         "sort": (Literal["id", "updated_at"], Field("id", description="`updated_at` for incremental pulls")),
-        "updated_since": (Optional[datetime], Field(None, description="only records changed at or after this")),
+        "updated_since": (Optional[IsoDateTime], Field(None, description="only records changed at or after this")),
     }
     for f, t in ENTITIES[entity].fields.items():
         if t != "list":

@@ -41,6 +41,9 @@ def test_list_customers_with_xrefs_filters_and_cursor(api):
     later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
     assert api.get("/records/customer", params={"updated_since": later}).json()["records"] == []
     assert len(api.get("/records/customer", params={"updated_since": "2020-01-01T00:00:00"}).json()["records"]) == 5
+    for number in ("0.5", "1700000000", " 12 "):     # not seconds after 1970: the API's times are ISO 8601
+        r = api.get("/records/customer", params={"updated_since": number})
+        assert r.status_code == 422 and "ISO 8601" in r.text, (number, r.status_code, r.text)
 
     ids = [c["id"] for c in _all(api, "/records/customer", limit=2)]
     assert ids == sorted(c["id"] for c in records)                 # every record once, in id order
