@@ -112,6 +112,17 @@ def _plain_key(plan: FieldPlan) -> str | None:
     return None
 
 
+def _carried_by(plan: FieldPlan) -> tuple[str, str] | None:
+    """The keys a raw record must hold one of to carry the field (its top-level key, or a dotted path as one
+    key, as a CSV header may name it); None for a field with a default, which stands in for what is missing.
+
+    A record without them says nothing about the field: an export without that column, a webhook or
+    JSON record that leaves it out must not empty the golden value (and every system's after it)."""
+    if not plan.source or plan.default is not None:
+        return None
+    return (plan.source[0], ".".join(plan.source))
+
+
 def _compile_reader(plan: FieldPlan, tz: Any, entity: str, within: str = "") -> Reader:
     """One closure per field of ``entity`` (``within`` a list field, for a line's field): read,
     blank -> None, transforms, values map, type, default; decimals fitted to their store column."""
@@ -306,11 +317,11 @@ class Mapping:
         self.writable_fields: tuple[str, ...] = tuple(p.name for p in plan.fields if not p.readonly)
         # (field, top-level source key of a plain text field or None, reader): plain text fields
         # are read inline by to_canonical, saving a call per field; the reader handles the rest
-        self._readers = tuple((p.name, _plain_key(p), _compile_reader(p, plan.tz, self.entity))
+        self._readers = tuple((p.name, _plain_key(p), _carried_by(p), _compile_reader(p, plan.tz, self.entity))
                               for p in plan.fields)
         self._writers = {p.name: _compile_writer(p, plan.tz) for p in plan.fields if not p.readonly}
         # fields read from where they are written: what a write of them will read back as can be told
-        self._read_back = {name: read for (name, _, read), p in zip(self._readers, plan.fields)
+        self._read_back = {name: read for (name, _, _, read), p in zip(self._readers, plan.fields)
                            if not p.readonly and not p.ref and p.each is None and p.target == p.source}
         self._read_back.update(_lines_read_back(plan))
         self._ref_items = tuple(self.ref_fields.items())
@@ -391,12 +402,14 @@ class Mapping:
         values = {}
         get = raw.get
         try:
-            for name, plain, read in self._readers:
+            for name, plain, keys, read in self._readers:
                 if plain is not None:
                     value = get(plain)
                     if value.__class__ is str and value and not value.isspace():
                         values[name] = value
                         continue
+                if keys is not None and keys[0] not in raw and keys[-1] not in raw:
+                    continue     # the record does not carry the field (a column not exported): it says nothing
                 values[name] = read(raw)
         except MappingError as exc:
             raise self._every_problem(raw, exc) from None
@@ -409,14 +422,14 @@ class Mapping:
                 except ValueError as exc:
                     raise MappingError(f"updated_at: {exc} (from {self.updated_at})",
                                        field="updated_at") from None
-        refs = {f: e for f, e in self._ref_items if values[f] is not None} if self._ref_items else {}
+        refs = {f: e for f, e in self._ref_items if values.get(f) is not None} if self._ref_items else {}
         deleted = self._deleted(raw) if self._deleted is not None else False
         return MappedRecord(key if key.__class__ is str else to_string(key), ts, values, refs, deleted)
 
     def _every_problem(self, raw: dict, first: MappingError) -> MappingError:
         """``first`` with the problems of the record's other fields: a steward fixes the row once."""
         problems = []
-        for _, _, read in self._readers:
+        for _, _, _, read in self._readers:
             try:
                 read(raw)
             except MappingError as exc:
