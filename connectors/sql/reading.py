@@ -88,8 +88,10 @@ def _bound(since: datetime, p: Plan, dialect: str, tz: str) -> Any:
     if isinstance(col.type, sqltypes.Date) and not isinstance(col.type, sqltypes.DateTime):
         local = naive_local(since, tz).date()
         return local.isoformat() if dialect == "sqlite" else local
-    # text (or SQLite's text dates): the shortest ISO form, so '10:00:00' and '10:00:00.000000' both match
-    return naive_local(since, tz).isoformat(sep=" ")
+    # text (or SQLite's text dates) compares as text: whole seconds, so that a stamp written with fewer
+    # fraction digits than the cursor's ('10:00:00.5' against '10:00:00.500000') is not taken for earlier;
+    # the rows of that second read again are skipped as unchanged
+    return naive_local(since, tz).replace(microsecond=0).isoformat(sep=" ")
 
 
 def read_table(engine: Engine, table: Table, stream: StreamSpec, cursor: Any) -> Iterator[Batch]:

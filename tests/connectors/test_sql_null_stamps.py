@@ -152,3 +152,14 @@ def test_sync_run_takes_unstamped_rows_added_or_edited_since_the_last_run(
     assert second["cursor"] == first["cursor"]
     names = {r["fields"]["code"]: r["fields"]["name"] for r in triad(config, "records", "list", "customer")["records"]}
     assert names == {"M1": "one", "M2": "two", "M3": "three, renamed", "M5": "five"}
+
+
+def test_a_text_stamp_with_fewer_fraction_digits_than_the_cursor_is_not_missed(db_url: str) -> None:
+    at = "2024-03-01 09:00:00.5"        # as an ERP writes it: one fraction digit, not six
+    engine, table = fresh(db_url, [{"customer_no": "C1", "name": "A", "updated_at": at}], text_stamp=True)
+    _, batches = read(db_url, None)
+    cursor = batches[-1].cursor
+    with engine.begin() as conn:       # stamped in the same instant, after the first read
+        conn.execute(table.insert(), [{"customer_no": "C2", "name": "B", "updated_at": at}])
+    engine.dispose()
+    assert "C2" in read(db_url, cursor)[0]
