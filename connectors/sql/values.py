@@ -54,8 +54,11 @@ def naive_local(dt: datetime, tz: str) -> datetime:
     return dt.astimezone(zone(tz)).replace(tzinfo=None)
 
 
-def coerce(col: Column, value: Any, tz: str) -> Any:
+def coerce(col: Column, value: Any, tz: str, exact_digits: int | None = None) -> Any:
     """``value`` as a parameter the column's type accepts.
+
+    ``exact_digits``: the significant digits a decimal column keeps exactly (SQLite keeps a decimal
+    as a float: 15); None where decimals are exact.
 
     Raises:
         ValueError: the value does not fit the column (message names the column and type).
@@ -87,7 +90,9 @@ def coerce(col: Column, value: Any, tz: str) -> Any:
         if isinstance(t, sqltypes.Float):
             return float(value)
         if isinstance(t, sqltypes.Numeric):
-            return Decimal(str(value).strip())
+            number = Decimal(str(value).strip())
+            _fits_decimal(number, t, exact_digits)
+            return number
         if isinstance(t, sqltypes.JSON):
             return value
         if is_text(col):
@@ -103,6 +108,22 @@ def coerce(col: Column, value: Any, tz: str) -> Any:
         detail = f": {exc}" if str(exc) and not isinstance(exc, InvalidOperation) else ""
         raise ValueError(f"column {col.name}: cannot store {value!r} as {t}{detail}") from None
     return value
+
+
+def _fits_decimal(number: Decimal, t: sqltypes.Numeric, exact_digits: int | None) -> None:
+    """A decimal the column would round (MariaDB rounds extra places even in strict mode) is refused:
+    the write would report success, and reading it back would change the golden value."""
+    if not number.is_finite():
+        raise ValueError("not a finite number")
+    _, digits, exp = number.normalize().as_tuple()
+    places, whole = max(0, -exp), max(0, len(digits) + exp)
+    scale, precision = getattr(t, "scale", None), getattr(t, "precision", None)
+    if scale is not None and places > scale:
+        raise ValueError(f"{places} decimal places, the column holds {scale}")
+    if precision is not None and whole > precision - (scale or 0):
+        raise ValueError(f"{whole} digits before the decimal point, the column holds {precision - (scale or 0)}")
+    if exact_digits is not None and len(digits) > exact_digits and number != number.to_integral_value():
+        raise ValueError(f"{len(digits)} significant digits; SQLite keeps {exact_digits} of a decimal exactly")
 
 
 def _datetime(value: Any) -> datetime:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.sql.upsert import upsert_statement
 from connectors.sql.values import coerce, is_text
+from hub.column_fit import SQLITE_EXACT_DIGITS
 from hub.connector import StreamSpec, WriteChange, WriteResult
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ class TableWriter:
         unknown = sorted(k for k in ch.values if k not in self.table.c)
         if unknown:
             raise ValueError(f"table '{self.table.fullname}' has no column(s) {', '.join(unknown)}")
-        params = {k: coerce(self.table.c[k], v, tz) for k, v in ch.values.items() if k != self.key.name}
+        exact = SQLITE_EXACT_DIGITS if self.engine.dialect.name == "sqlite" else None
+        params = {k: coerce(self.table.c[k], v, tz, exact) for k, v in ch.values.items() if k != self.key.name}
         if self.touch and self.stream.updated_at not in ch.values:
             # a change written here is a change of this system: stamp it like the system would
             params[self.stream.updated_at] = _stamp(self.table.c[self.stream.updated_at], tz)

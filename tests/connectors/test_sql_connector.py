@@ -163,6 +163,24 @@ def test_per_record_errors_keep_the_good_records(conn: SqlConnector) -> None:
     assert records["C0003"]["city"] == "杭州" and records["C0002"]["name"] == "客户 2"
 
 
+def test_a_decimal_the_column_would_round_is_refused_not_written_rounded(conn: SqlConnector, db_url: str) -> None:
+    results = conn.write(spec(), [
+        WriteChange("places", "R1", "C0001", {"credit_limit": "1234.567"}),            # NUMERIC(18, 2)
+        WriteChange("whole", "R2", "C0002", {"credit_limit": "1234567890123456789"}),  # 19 digits, 16 fit
+        WriteChange("fits", "R3", "C0003", {"credit_limit": "1234.50"}),
+    ])
+    by_id = {r.change_id: r for r in results}
+    assert not by_id["places"].ok and "3 decimal places, the column holds 2" in by_id["places"].error
+    assert not by_id["whole"].ok and "19 digits before the decimal point, the column holds 16" in by_id["whole"].error
+    assert by_id["fits"].ok and not any(r.retriable for r in results)
+    if db_url.startswith("sqlite"):    # a float underneath: more than 15 significant digits would change
+        [long] = conn.write(spec(), [WriteChange("long", "R4", "C0004", {"credit_limit": "12345678901234.56"})])
+        assert not long.ok and "SQLite keeps 15" in long.error
+    records = {r["customer_no"]: r for r in read(conn, spec(batch_size=100))[0]}
+    assert Decimal(records["C0001"]["credit_limit"]) == Decimal("1000.50")            # untouched
+    assert Decimal(records["C0003"]["credit_limit"]) == Decimal("1234.50")
+
+
 def test_delete(conn: SqlConnector) -> None:
     (result,) = conn.write(spec(), [WriteChange("d1", "R1", "C0004", {}, delete=True)])
     assert result.ok
