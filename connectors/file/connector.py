@@ -54,7 +54,7 @@ class FileConnector(Connector):
     def __init__(self, name: str, options: dict[str, Any], *, base_dir: str = ".") -> None:
         super().__init__(name, options, base_dir=base_dir)
         self.settings = FileSettings.from_options(name, options, base_dir)
-        self._writer = OutboxWriter(self.settings.outbox, connector=name)
+        self._writer = OutboxWriter(self.settings.outbox, connector=name, within=self.settings.folder)
 
     @classmethod
     def validate_options(cls, name: str, options: dict[str, Any], base_dir: str = ".") -> list[str]:

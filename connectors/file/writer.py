@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from connectors.file.paths import inside
 from hub.connector import StreamSpec, WriteChange, WriteResult
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,11 @@ class OutboxLayout:
 class OutboxWriter:
     """Writes changes for one connector into its outbox folder."""
 
-    def __init__(self, folder: Path, *, connector: str = "") -> None:
+    def __init__(self, folder: Path, *, connector: str = "", within: Path | None = None) -> None:
         self.folder = folder
         self.connector = connector
+        # the connector's folder when the outbox is in it: a symlink there must not lead the writes out
+        self.within = within if within is not None and folder.is_relative_to(within) else None
         self._seq = itertools.count(1)
 
     def write(self, stream: StreamSpec, changes: list[WriteChange], layout: OutboxLayout) -> list[WriteResult]:
@@ -142,6 +145,8 @@ class OutboxWriter:
         # only the outbox itself: a missing connector folder (a typo, an unmounted share) made here would
         # no longer be reported by the next read
         self.folder.mkdir(exist_ok=True)
+        if self.within is not None:
+            inside(self.within, self.folder, connector=self.connector)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         tmp = self.folder / f".{entity}-{uuid.uuid4().hex}.tmp"
         fd = _create(tmp)

@@ -26,3 +26,20 @@ def test_a_missing_connector_folder_is_not_created_and_fails_the_writes_as_retri
     missing.mkdir(parents=True)        # the folder back: the retry writes, making only the outbox folder
     assert all(r.ok for r in conn.write(stream(), changes()))
     assert len(list((missing / "outbox").iterdir())) == 1
+
+
+def test_an_outbox_symlinked_out_of_the_folder_is_not_written_through(tmp_path: Path) -> None:
+    import pytest
+
+    from hub.errors import ConfigError
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "exports" / "outbox").symlink_to(tmp_path / "outside")
+    conn = FileConnector("crm", {"path": "./exports", "direction": "both"}, base_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="outside the folder"):
+        conn.write(stream(), changes())
+    assert list((tmp_path / "outside").iterdir()) == []
+    # an outbox the config names elsewhere is the admin's choice: written there
+    elsewhere = FileConnector("crm", {"path": "./exports", "direction": "both", "outbox": "./outside"},
+                              base_dir=str(tmp_path))
+    assert all(r.ok for r in elsewhere.write(stream(), changes()))
