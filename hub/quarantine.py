@@ -49,7 +49,8 @@ class QuarantineWriter:
                              "reasons": _jsonable(reasons)})
 
     def flush(self) -> int:
-        """Write parked rows; returns how many are newly parked (re-reads of a parked row do not count)."""
+        """Write parked rows; returns how many this batch parks: new ones, and newer versions of parked rows
+        (which take their place). A row read again exactly as it is parked does not count (``repeated``)."""
         if not self.pending:
             return 0
         qt = Quarantine.__table__
@@ -90,7 +91,7 @@ class QuarantineWriter:
                 reasons=bindparam("reasons"), updated_at=bindparam("updated_at"), run_id=bindparam("run_id"),
                 attempts=qt.c.attempts + 1), updates)
         self.pending = []
-        return len(inserts)
+        return len(inserts) + len(updates)
 
     def supersede(self, source_ids: Sequence[str], keep: set[str]) -> None:
         """Parked rows of source records that have now gone through are resolved (a newer version won)."""

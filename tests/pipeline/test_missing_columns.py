@@ -39,7 +39,7 @@ def test_an_export_without_a_column_leaves_that_field_as_it_is(project: Path):
     _without_column(project / "exports" / "crm" / "accounts.csv", "Phone", "2026-11-06", "2026-11-08")
     _without_column(project / "exports" / "crm" / "accounts.csv", "City", "2026-11-08", "2026-11-09")
     [ran] = run("sync", "run", "-c", "crm", "-e", "customer")["runs"]
-    assert ran["status"] == "ok" and ran["quarantined"] == 0
+    assert ran["status"] == "ok" and ran["quarantined"] == 1     # the sample's bad e-mail row, in its newer version
     assert phones() == before
     assert [i for i in run("outbox", "list")["items"] if i["id"] not in queued] == []   # nothing to send
 
