@@ -58,6 +58,8 @@ class WaitFor(_Strict):
     field: str
     in_: list[Any] | None = Field(default=None, alias="in")
     present: bool = False               # any non-empty value
+    # values after which the awaited one never comes: the step fails (a cancelled approval by default)
+    fail_on: list[Any] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> "WaitFor":

@@ -282,13 +282,26 @@ def _value_of(conn: Connection, flow: Flow, records: dict[str, str], ref: str) -
     rid = records.get(name)
     if rid is None:
         return None
-    if field_name == "id":
-        return rid
     entity = flow.entity_of(name)
-    row = golden.load(conn, entity, [rid]).get(rid)
-    if row is None:
-        raise KeyError(f"{entity} {rid} of {ref} no longer exists")
+    if field_name == "id":
+        return _live(conn, entity, rid, records, name).id
+    row = _live(conn, entity, rid, records, name)
     return row.values.get(field_name)
+
+
+def _live(conn: Connection, entity: str, rid: str, records: dict[str, str], name: str,
+          lock: bool = False) -> golden.GoldenRow:
+    """The record a run refers to as ``name``; one a steward merged away is its survivor from then on
+    (steps applied to the tombstone reached no system: it gets no writes)."""
+    for _ in range(10):   # a chain of merges, never a loop
+        row = golden.load(conn, entity, [rid], lock=lock).get(rid)
+        if row is None:
+            raise KeyError(f"{entity} {rid} of {name} no longer exists")
+        if not row.merged_into:
+            records[name] = rid
+            return row
+        rid = row.merged_into
+    raise KeyError(f"{entity} {records.get(name)} of {name}: too many merges to follow")
 
 
 def _condition(conn: Connection, flow: Flow, records: dict[str, str], when: dict[str, Any]) -> bool:
@@ -300,13 +313,28 @@ def _condition(conn: Connection, flow: Flow, records: dict[str, str], when: dict
     return True
 
 
+# an approval withdrawn or cancelled in the OA system is never decided: waiting on it would wait forever
+ENDS_WITHOUT_DECISION = {("approval", "status"): ["cancelled"]}
+
+
 def _waited(conn: Connection, flow: Flow, records: dict[str, str], step: Step) -> bool:
+    """Whether the awaited value came. One of ``fail_on`` (by default a cancelled approval) fails the step:
+    the record waited on is let go, so `triad flows retry` raises (or makes) it afresh."""
     w = step.wait_for
     assert w is not None
     actual = _value_of(conn, flow, records, f"{w.record}.{w.field}")
     if w.present:
         return actual not in (None, "")
-    return actual in [v if isinstance(v, str) else encode(v) for v in (w.in_ or [])]
+    if actual in [v if isinstance(v, str) else encode(v) for v in (w.in_ or [])]:
+        return True
+    ends = w.fail_on if w.fail_on is not None else ENDS_WITHOUT_DECISION.get((flow.entity_of(w.record), w.field), [])
+    if actual in [v if isinstance(v, str) else encode(v) for v in ends]:
+        rid = records.get(w.record)
+        if w.record == step.name:
+            records.pop(w.record)
+        raise ValueError(f"{w.record}.{w.field} is {actual} ({flow.entity_of(w.record)} {rid}): what it waits for "
+                         f"will not come; `triad flows retry` starts the step again")
+    return False
 
 
 def _values(conn: Connection, flow: Flow, records: dict[str, str], step: Step, entity: str,
@@ -373,9 +401,8 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
     if target is None:
         raise KeyError(f"step {step.name}: no record for {step.target}")
     values = _values(conn, flow, records, step, entity, now)
-    row_g = golden.load(conn, entity, [target], lock=True).get(target)
-    if row_g is None:
-        raise KeyError(f"{entity} {target} no longer exists")
+    row_g = _live(conn, entity, target, records, step.target or "trigger", lock=True)
+    target = row_g.id
     changed = {f: v for f, v in values.items() if row_g.values.get(f) != v}
     if changed:
         history = [{"entity": entity, "record_id": target, "field": f, "old": row_g.values.get(f), "new": v,
