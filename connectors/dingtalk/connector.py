@@ -173,7 +173,12 @@ class DingTalkConnector(Connector):
 
     # -- writes -------------------------------------------------------------------------------------
     def write(self, stream: StreamSpec, changes: list[WriteChange]) -> list[WriteResult]:
-        """Start, revoke or refuse per change (see the module docstring); one result per change, in order."""
+        """Start, revoke or refuse per change (see the module docstring); one result per change, in order.
+
+        Raises:
+            RetriableError: DingTalk cannot be reached (its token cannot be had): the call fails as a whole.
+        """
+        self.client.token()     # cached; a system that is down is one failure of the call, not one per change
         results: dict[str, WriteResult] = {}
         creates: list[tuple[WriteChange, dict[str, Any]]] = []
         for ch in changes:

@@ -133,7 +133,12 @@ class FeishuConnector(Connector):
 
     # -- writes -------------------------------------------------------------------------------------
     def write(self, stream: StreamSpec, changes: list[WriteChange]) -> list[WriteResult]:
-        """Create, cancel or refuse per change (see the module docstring); one result per change, in order."""
+        """Create, cancel or refuse per change (see the module docstring); one result per change, in order.
+
+        Raises:
+            RetriableError: Feishu cannot be reached (its token cannot be had): the call fails as a whole.
+        """
+        self.client.token()     # cached; a system that is down is one failure of the call, not one per change
         out: list[WriteResult] = []
         for ch in changes:
             values = nest_dotted(dict(ch.values))
