@@ -57,11 +57,15 @@ class QuarantineWriter:
         sids = sorted({p["source_id"] for p in self.pending if p["source_id"]})
         hashes = sorted({p["raw_hash"] for p in self.pending})
         existing: dict[tuple[str, str], tuple[str, str]] = {}
+        dropped: set[tuple[str, str]] = set()    # (source id, raw hash) a steward gave up on: not parked again
         for part in chunks(sids):
-            for r in self.conn.execute(select(qt.c.id, qt.c.source_id, qt.c.raw_hash, qt.c.kind).where(
-                    qt.c.connector == self.connector, qt.c.entity == self.entity, qt.c.status == "parked",
-                    qt.c.source_id.in_(part))):
-                existing[("sid", r.source_id)] = (r.id, f"{r.raw_hash}:{r.kind}")
+            for r in self.conn.execute(select(qt.c.id, qt.c.source_id, qt.c.raw_hash, qt.c.kind, qt.c.status).where(
+                    qt.c.connector == self.connector, qt.c.entity == self.entity,
+                    qt.c.status.in_(["parked", "dropped"]), qt.c.source_id.in_(part))):
+                if r.status == "dropped":
+                    dropped.add((r.source_id, r.raw_hash))
+                else:
+                    existing[("sid", r.source_id)] = (r.id, f"{r.raw_hash}:{r.kind}")
         for part in chunks(hashes):
             for r in self.conn.execute(select(qt.c.id, qt.c.raw_hash, qt.c.kind).where(
                     qt.c.connector == self.connector, qt.c.entity == self.entity, qt.c.status == "parked",
@@ -69,6 +73,9 @@ class QuarantineWriter:
                 existing[("hash", r.raw_hash)] = (r.id, f"{r.raw_hash}:{r.kind}")
         inserts, updates = [], []
         for p in self.pending:
+            if p["source_id"] and (p["source_id"], p["raw_hash"]) in dropped and ("sid", p["source_id"]) not in existing:
+                self.repeated += 1     # the same row read again: it stays dropped (a newer version is parked)
+                continue
             key = ("sid", p["source_id"]) if p["source_id"] else ("hash", p["raw_hash"])
             if key in existing:
                 qid, old_hash = existing[key]
