@@ -267,7 +267,8 @@ def _step_row(conn: Connection, run_id: str, i: int, step: Step, now: datetime) 
 def _mark(conn: Connection, row: dict, status: str, result: dict, now: datetime, error: str | None = None) -> None:
     fs = FlowStep.__table__
     conn.execute(update(fs).where(fs.c.id == row["id"]).values(
-        status=status, result={**(row.get("result") or {}), **result}, error=error, attempts=fs.c.attempts + 1))
+        status=status, result={**(row.get("result") or {}), **result}, error=error,
+        attempts=fs.c.attempts + (1 if status == "failed" else 0)))    # a pass that finds it still waiting is no attempt
 
 
 def _finish_step(conn: Connection, row: dict, status: str, result: dict, now: datetime) -> None:

@@ -28,6 +28,7 @@ def test_a_cancelled_approval_fails_the_run_and_a_retry_raises_a_new_one(project
     assert shown["status"] == "failed"
     [step] = [s for s in shown["steps"] if s["name"] == "budget"]
     assert step["status"] == "failed" and "budget.status is cancelled" in step["error"]
+    assert step["attempts"] == 1          # the passes that found it waiting were no attempts
     retried = triad("flows", "retry", run["id"])
     assert retried["status"] == "waiting"
     again = triad("flows", "show", run["id"])["context"]["records"]["budget"]
