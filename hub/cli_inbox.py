@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from hub.cli_api import _admin     # the caller, if an admin (the refusal audited)
 from hub.clikit import emit, pass_ctx, reporting
 from hub.context import Context
 
@@ -17,13 +18,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 LISTED = ("id", "connector", "status", "error", "received_at")
-
-
-def _admin(ctx: Context, target: str) -> Engine:
-    from hub.rbac import principal, require
-    engine = ctx.engine()
-    require(engine, principal(engine, ctx.config(required=False), ctx.user), "admin", target=target)
-    return engine
 
 
 def list_rows(engine: Engine, status: str | None, limit: int) -> list[dict[str, Any]]:
@@ -79,7 +73,7 @@ def inbox_list(ctx: Context, status: str | None, limit: int) -> None:
       triad inbox list --status error
     """
     from hub import render
-    engine = _admin(ctx, "inbox list")
+    engine, _ = _admin(ctx, "inbox list")
     rows = list_rows(engine, status, limit + 1)     # one more than shown tells whether the list is cut
     more = len(rows) > limit
     rows = rows[:limit]
@@ -107,7 +101,7 @@ def inbox_show(ctx: Context, row_id: str) -> None:
       triad inbox show 01J9Z3K6Q8WZ7X4M2T5N0B1C2D
     """
     from hub import render
-    engine = _admin(ctx, f"inbox:{row_id}")
+    engine, _ = _admin(ctx, f"inbox:{row_id}")
     row = one_row(engine, row_id)
 
     def human() -> None:

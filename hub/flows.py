@@ -309,9 +309,14 @@ def _condition(conn: Connection, flow: Flow, records: dict[str, str], when: dict
     for ref, expected in when.items():
         actual = _value_of(conn, flow, records, ref)
         wanted = expected if isinstance(expected, list) else [expected]
-        if actual not in [encode(w) if not isinstance(w, str) else w for w in wanted]:
+        if actual not in _encoded(wanted):
             return False
     return True
+
+
+def _encoded(values: list[Any]) -> list[Any]:
+    """Values written in the config as stored values compare: text as it is, numbers and dates encoded."""
+    return [v if isinstance(v, str) else encode(v) for v in values]
 
 
 # an approval withdrawn or cancelled in the OA system is never decided: waiting on it would wait forever
@@ -326,10 +331,10 @@ def _waited(conn: Connection, flow: Flow, records: dict[str, str], step: Step) -
     actual = _value_of(conn, flow, records, f"{w.record}.{w.field}")
     if w.present:
         return actual not in (None, "")
-    if actual in [v if isinstance(v, str) else encode(v) for v in (w.in_ or [])]:
+    if actual in _encoded(w.in_ or []):
         return True
     ends = w.fail_on if w.fail_on is not None else ENDS_WITHOUT_DECISION.get((flow.entity_of(w.record), w.field), [])
-    if actual in [v if isinstance(v, str) else encode(v) for v in ends]:
+    if actual in _encoded(ends):
         rid = records.get(w.record)
         if w.record == step.name:
             records.pop(w.record)
