@@ -478,7 +478,8 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
 
     Each batch commits together with the stream's cursor: an interrupted run resumes
     where it stopped, and records read again change nothing. Flows (`flows:` in
-    triad.yaml) then move on. Exit 1 if a stream or a flow run failed.
+    triad.yaml) then move on. Exit 1 if a stream or a flow run failed. Ctrl-C lets
+    the batch in progress commit and stops (exit 130); Ctrl-C again stops at once.
 
     \b
     Examples:
@@ -486,6 +487,7 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
       triad sync run --connector crm --entity customer --dry-run
     """
     from hub import render
+    from hub.interrupts import finish_batch_on_ctrl_c
     from hub.rbac import require
     from hub.streams import check_selection, inbound_streams
     from hub.sync import run_sync
@@ -496,16 +498,16 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     check_selection(parts.cfg, connector_names, entity_names, streams)
     _build_connectors(parts, {name for name, _ in streams})
     try:
-        with spinner(ctx, "starting") as say:
+        with finish_batch_on_ctrl_c() as interrupted, spinner(ctx, "starting") as say:
             progress = None if say is None else lambda name, entity, counts: say(
                 f"{name}/{entity}: {counts['read']} read, {counts['created']} created, {counts['updated']} updated")
             if parts.cfg.flows and not dry_run:
                 from hub.flows import start_cursor
                 start_cursor(engine)        # flows configured just now react to this sync's changes, not older ones
             reports = run_sync(engine, parts, connectors=connector_names, entities=entity_names, full=full,
-                               dry_run=dry_run, user=ctx.user, progress=progress)
+                               dry_run=dry_run, user=ctx.user, progress=progress, cancel=interrupted)
             flow_report = None
-            if parts.cfg.flows and not dry_run:
+            if parts.cfg.flows and not dry_run and not interrupted.is_set():
                 from hub.flows import run_flows
                 flow_report = run_flows(engine, parts).as_dict()
             if not dry_run:   # a dry run changes nothing: nothing to account for
@@ -513,9 +515,8 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
                 audit.record_command(engine, ctx.user, "sync.run", ",".join(connector_names) or "all", after={
                     "runs": [{"id": r.id, "connector": r.connector, "entity": r.entity, "status": r.status}
                              for r in reports], "full": full})
-    except KeyboardInterrupt:   # the spinner is gone by now: the message stands alone
-        render.error("interrupted: the run is recorded as stopped; the next `triad sync run` resumes after the "
-                     "last committed batch")
+    except KeyboardInterrupt:   # Ctrl-C twice: the batch in progress rolled back; the spinner is gone by now
+        render.error(INTERRUPTED_LINE)
         sys.exit(130)
     finally:
         parts.close()
@@ -547,8 +548,17 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
             render.error(f"flows: {flow_report['failed']} run(s) failed at a step")
             render.hint("why: triad flows list --status failed; after a fix: triad flows retry RUN_ID")
     emit(ctx, data, human)
+    if interrupted.is_set():   # a stopped stream's line above says how to go on
+        if not any(r.status == "stopped" for r in reports):
+            render.note("interrupted after the last batch: the load is complete; flows move on at the next "
+                        "`triad sync run`")
+        sys.exit(130)
     if any(r.status == "error" for r in reports) or (flow_report and flow_report["failed"]):
         sys.exit(1)
+
+
+INTERRUPTED_LINE = ("interrupted: the run is recorded as stopped; the next `triad sync run` resumes after the last "
+                    "committed batch")
 
 
 @sync.command("push")

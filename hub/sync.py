@@ -196,7 +196,7 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
             if progress:
                 progress(name, entity, report.counts)
             if cancel is not None and cancel.is_set():
-                report.status, report.error = "stopped", "stopped on request; the next run resumes from here"
+                report.status, report.error = "stopped", STOPPED_ON_REQUEST
                 break
         else:
             if absence is not None:   # a complete read: what it did not return is gone from the system
@@ -254,6 +254,7 @@ def _wake_writes_waiting_for_a_read(conn: Connection, name: str, entity: str) ->
 
 
 INTERRUPTED = "interrupted (Ctrl-C); the next run resumes after the last committed batch"
+STOPPED_ON_REQUEST = "stopped on request (Ctrl-C or SIGTERM); the next run resumes after the last committed batch"
 
 
 def _describe(exc: BaseException) -> str:

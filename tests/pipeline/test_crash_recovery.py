@@ -126,8 +126,8 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
 
 
 def test_ctrl_c_mid_run_records_the_run_as_stopped_and_says_so(tmp_path: Path):
-    """SIGINT (Ctrl-C) between batches: one line saying how to resume, exit 130, and the run row ends as
-    stopped (it stayed "running" for good); the next run completes the load."""
+    """SIGINT (Ctrl-C) during a run: the batch in progress commits, one line says how to resume, exit 130,
+    and the run row ends as stopped (it stayed "running" for good); the next run completes the load."""
     # small batches: a run of many short steps, so that the signal (sent after the first 300 records, from a
     # test process that may be slow to get the CPU beside others) still finds it running, not exiting
     root = make_project(tmp_path / "p", batch_size=20)
@@ -140,7 +140,10 @@ def test_ctrl_c_mid_run_records_the_run_as_stopped_and_says_so(tmp_path: Path):
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, (err, out[-1000:], count(root))
-    assert "interrupted: the run is recorded as stopped" in err and "Traceback" not in err
+    assert "finishing the current batch" in err and "resumes after the last committed batch" in err
+    assert "Traceback" not in err
+    stopped_at = count(root)
+    assert 300 <= stopped_at < N and stopped_at % 20 == 0, "the batch in progress committed whole"
     with sqlite3.connect(root / "hub.db") as db:
         (status, error, finished), = db.execute("SELECT status, error, finished_at FROM sync_run").fetchall()
     assert status == "stopped" and "resumes after the last committed batch" in error and finished

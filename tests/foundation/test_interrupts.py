@@ -1,0 +1,51 @@
+"""Ctrl-C during a batch command: the first press asks the loop to stop after its batch, the second stops at once."""
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+
+from hub.interrupts import FIRST_PRESS, finish_batch_on_ctrl_c
+
+
+@pytest.fixture
+def default_sigint():
+    """A terminal's SIGINT (a test worker may run with it ignored, as a shell's background job does)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_first_press_sets_the_event_without_raising_the_second_raises(default_sigint, capsys):
+    with finish_batch_on_ctrl_c() as stop:
+        assert not stop.is_set()
+        signal.raise_signal(signal.SIGINT)     # would raise KeyboardInterrupt here without the handler
+        assert stop.is_set()
+        assert FIRST_PRESS in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back on the way out
+
+
+def test_an_ignored_sigint_stays_ignored():
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with finish_batch_on_ctrl_c() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)
+            assert not stop.is_set()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_outside_the_main_thread_nothing_is_installed(default_sigint):
+    seen = []
+
+    def work() -> None:
+        with finish_batch_on_ctrl_c() as stop:
+            seen.append((signal.getsignal(signal.SIGINT), stop.is_set()))
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert seen == [(signal.default_int_handler, False)]
