@@ -372,7 +372,7 @@ class SapConnector(Connector):
                     self._update(writer, stream, change.source_id, values)
                     source_id = change.source_id
                 else:
-                    source_id = self._create(writer, stream, change.change_id, values, earlier)
+                    source_id = self._create(writer, stream, change, values, earlier)
                 results.append(WriteResult(change.change_id, True, source_id=source_id))
             except LimitExceeded as exc:
                 stop = exc
@@ -392,15 +392,21 @@ class SapConnector(Connector):
                       extra={"connector": self.name})
         return results
 
-    def _create(self, writer: RecordWriter, stream: StreamSpec, change_id: str, values: dict[str, Any],
+    def _create(self, writer: RecordWriter, stream: StreamSpec, change: WriteChange, values: dict[str, Any],
                 earlier: EarlierCreates) -> str:
-        """Create the record, unless an earlier attempt did (its answer lost to a timeout or a 5xx)."""
-        made = earlier.made(change_id)
+        """Create the record, unless an earlier attempt did (its answer lost to a timeout or a 5xx).
+
+        A create the hub says may have been sent (``maybe_sent``) carries the values of every change
+        since that attempt: the record it made is updated with them, or SAP keeps the first values.
+        """
+        made = earlier.made(change.change_id)
         if made is not None:
             log.info("%s %s was made by an earlier attempt of this create", stream.source, made,
                      extra={"connector": self.name})
+            if change.maybe_sent is not None:
+                self._update(writer, stream, made, values)
             return made
-        return writer.create(self._named(writer, stream, None, values), stream.key, earlier.ref(change_id))
+        return writer.create(self._named(writer, stream, None, values), stream.key, earlier.ref(change.change_id))
 
     def _update(self, writer: RecordWriter, stream: StreamSpec, source_id: str, values: dict[str, Any]) -> None:
         """PATCH with the ETag last seen of the record, and forget it: the write gives the record a new one."""

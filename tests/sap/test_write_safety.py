@@ -90,6 +90,44 @@ def test_a_create_answered_504_after_sap_made_it_is_found_not_made_twice(entity:
     assert gateway.dropped == 1
 
 
+@pytest.mark.parametrize("entity", ["customer", "order"])
+def test_a_create_sent_again_with_later_values_gives_them_to_the_record_it_made(entity: str):
+    """The push of a create died after SAP made it; the record changed in the hub before the next push,
+    which sends the create with the later values (``maybe_sent``): the record made first gets them."""
+    app = create_app(SimOptions(seed=3, records=5))
+    gateway = CommitThen504(app)
+    m = mapping(entity)
+    if entity == "customer":
+        entity_set, first_values, later_values = "A_BusinessPartner", {"name": "先建后改测试有限公司"}, {
+            "name": "先建后改测试（更名）有限公司"}
+        base = {"customer_type": "company"}
+    else:
+        entity_set, base = "A_SalesOrder", {"customer_id": an_order_customer(app)}
+        first_values = {"lines": [{"sku": "TG11", "quantity": Decimal(2)}]}
+        later_values = {"lines": [{"sku": "TG11", "quantity": Decimal(5)}]}
+    record = "01JRECORD0000000000000000B"
+    before = app.store.count(entity_set)
+    with SimServer(gateway) as srv:
+        conn = connect(srv.base_url)
+        try:
+            (first,) = conn.write(stream_of(entity), [WriteChange("ch-1", record, None,
+                                                                  m.to_source({**base, **first_values}))])
+            assert not first.ok and first.retriable and "504" in first.error
+            (again,) = conn.write(stream_of(entity), [WriteChange("ch-1", record, None,
+                                                                  m.to_source({**base, **later_values}),
+                                                                  maybe_sent=datetime.now(UTC))])
+        finally:
+            conn.close()
+    assert again.ok, again.error
+    assert app.store.count(entity_set) == before + 1, "made twice"
+    if entity == "customer":
+        made = app.store.get(entity_set, again.source_id)
+        assert made["OrganizationBPName1"] == "先建后改测试（更名）有限公司", made
+    else:
+        lines = [r for r in app.store.rows("A_SalesOrderItem") if r["SalesOrder"] == again.source_id]
+        assert [Decimal(str(r["RequestedQuantity"])) for r in lines] == [Decimal(5)], lines
+
+
 def test_a_batch_sent_again_finds_every_record_it_made_with_few_lookups(connector, app):
     m = mapping("customer")
     changes = [WriteChange(f"ch-{i}", f"01JBATCH{i:018d}", None, m.to_source(
