@@ -1416,12 +1416,23 @@ def flows_show(ctx: Context, run_id: str) -> None:
     engine = ctx.engine()
     require(engine, _who(ctx), "read")
     run = show_run(engine, run_id)
-    emit(ctx, run, lambda: (render.kv(f"flow run {run_id}", [("flow", run["flow"]), ("status", run["status"]),
-                                                                ("trigger", f"{run['entity']} {run['record_id']}"),
-                                                                ("records", (run["context"] or {}).get("records"))]),
-                            render.table("steps", ["#", "name", "action", "status", "attempts", "result", "error"],
-                                         [(s["step_no"], s["name"], s["action"], s["status"], s["attempts"],
-                                           s["result"].get("record_id") if s["result"] else None, s["error"]) for s in run["steps"]])))
+
+    def human() -> None:
+        render.kv(f"flow run {run_id}", [("flow", run["flow"]), ("status", run["status"]),
+                                         ("trigger", f"{run['entity']} {run['record_id']}"),
+                                         ("records", (run["context"] or {}).get("records"))])
+        render.table("steps", ["#", "name", "action", "status", "attempts", "result", "delivery", "error"],
+                     [(s["step_no"], s["name"], s["action"], s["status"], s["attempts"],
+                       s["result"].get("record_id") if s["result"] else None,
+                       ", ".join(f"{d['connector']} {d['status']}" for d in s["deliveries"]) or None, s["error"])
+                      for s in run["steps"]])
+        dead = [(s["name"], d) for s in run["steps"] for d in s["deliveries"] if d["status"] == "dead"]
+        for name, d in dead:
+            render.error(f"step {name}: the write to {d['connector']} is dead (outbox item {d['id']}): "
+                         f"{d['last_error']}")
+        if dead:
+            render.hint("after a fix: triad outbox retry ID (a step waiting on that system waits until then)")
+    emit(ctx, run, human)
 
 
 @flows.command("retry")

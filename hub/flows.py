@@ -27,7 +27,7 @@ from hub.canonical import ENTITIES
 from hub.errors import NotFound, UsageError
 from hub.flow_model import Flow, Step, constant  # noqa: F401 - constant is used here and by tests
 from hub.merge import CREATED
-from hub.models import FieldHistory, FlowRun, FlowStep, StreamState
+from hub.models import FieldHistory, FlowRun, FlowStep, Outbox, StreamState
 from hub.outbox import OutboxQueue
 from hub.sqlutil import chunks, upsert
 from hub.streams import Parts
@@ -397,10 +397,11 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
         queue = OutboxQueue(entity, None, now)
         for target in step.systems or parts.out_systems(entity):
             queue.queue(target, rid, values)
-        queued.extend(r["id"] for r in queue.rows.values())
+        mine = [r["id"] for r in queue.rows.values()]
+        queued.extend(mine)
         queue.flush(conn)
         records[step.name] = rid
-        return {"record_id": rid, "entity": entity, "values": values}
+        return {"record_id": rid, "entity": entity, "values": values, "outbox": mine}
     # update_record
     target = records.get(step.target or "trigger")
     entity = flow.entity_of(step.target or "trigger")
@@ -423,8 +424,10 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
         queue = OutboxQueue(entity, None, now)
         for t in step.systems or parts.out_systems(entity):
             queue.queue(t, target, changed)
-        queued.extend(r["id"] for r in queue.rows.values())
+        mine = [r["id"] for r in queue.rows.values()]
+        queued.extend(mine)
         queue.flush(conn)
+        return {"record_id": target, "entity": entity, "changed": changed, "outbox": mine}
     return {"record_id": target, "entity": entity, "changed": changed}
 
 
@@ -438,13 +441,28 @@ def list_runs(engine: Engine, status: str | None = None, limit: int = 100) -> li
 
 
 def show_run(engine: Engine, run_id: str) -> dict[str, Any]:
+    """The run, its steps, and for a step that wrote a record the writes it queued (``deliveries``): a step
+    is done when its record is golden and queued; whether each system took it is told here."""
     fr, fs = FlowRun.__table__, FlowStep.__table__
     with engine.connect() as conn:
         run = conn.execute(select(fr).where(fr.c.id == run_id)).mappings().first()
         if run is None:
             raise NotFound(f"no flow run {run_id} (see `triad flows list`)")
         steps = [dict(s) for s in conn.execute(select(fs).where(fs.c.run_id == run_id).order_by(fs.c.step_no)).mappings()]
+        for step in steps:
+            step["deliveries"] = _deliveries(conn, step)
     return {**dict(run), "steps": steps}
+
+
+def _deliveries(conn: Connection, step: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where the writes a step queued for its record stand (``result.outbox``: their outbox ids)."""
+    ids = (step.get("result") or {}).get("outbox") or []
+    if not ids:
+        return []
+    ot = Outbox.__table__
+    rows = conn.execute(select(ot.c.id, ot.c.connector, ot.c.status, ot.c.attempts, ot.c.last_error)
+                        .where(ot.c.id.in_(ids)).order_by(ot.c.connector)).mappings()
+    return [dict(r) for r in rows]
 
 
 def retry_run(engine: Engine, parts: Parts, run_id: str) -> str:

@@ -210,3 +210,26 @@ def test_a_rejection_closes_the_deal_with_its_reason(project: Path):
     opp = triad("records", "list", "opportunity", "--where", "opportunity_no=O2")["records"][0]
     assert opp["fields"]["stage"] == "closed_lost" and opp["fields"]["lost_reason"] == "超出季度预算"
     assert triad("records", "list", "order")["records"] == []
+
+
+def test_flows_show_tells_a_step_whose_write_went_dead(project: Path):
+    """A step is done once its record is golden and queued; `flows show` says where each write stands,
+    so an approval that never reached the OA system (the run waits for it) is seen, with what to do."""
+    with (project / "triad.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("outbox: {max_attempts: 1}\n")
+    triad("sync", "run")
+    write(project / "crm" / "opportunities.csv", "id,account,name,stage,amount,currency,owner,reason,ts",
+          "O1,A1,星海 2027 框架,Proposal,120000.00,CNY,王丽,,2026-11-02T00:00:00Z")
+    triad("sync", "run")
+    (run,) = triad("flows", "list")["runs"]
+    (queued,) = triad("flows", "show", run["id"])["steps"][0]["deliveries"]
+    assert (queued["connector"], queued["status"]) == ("oa", "pending")
+    (project / "oa" / "outbox").write_text("not a folder", encoding="utf-8")    # the OA side cannot take it
+    triad("sync", "push", "--connector", "oa", code=1)
+    step = triad("flows", "show", run["id"])["steps"][0]
+    assert step["name"] == "budget" and step["status"] == "waiting"
+    (dead,) = step["deliveries"]
+    assert (dead["connector"], dead["status"], dead["id"]) == ("oa", "dead", queued["id"]) and dead["last_error"]
+    text = CliRunner().invoke(main, ["flows", "show", run["id"]]).output
+    assert f"step budget: the write to oa is dead (outbox item {queued['id']})" in text
+    assert "triad outbox retry" in text

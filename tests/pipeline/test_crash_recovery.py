@@ -42,12 +42,12 @@ fields:
 """
 
 
-def make_project(root: Path, batch_size: int = 100) -> Path:
+def make_project(root: Path, batch_size: int = 100, n: int = N) -> Path:
     (root / "exports").mkdir(parents=True)
     (root / "triad.yaml").write_text(CONFIG.replace("batch_size: 100", f"batch_size: {batch_size}"), encoding="utf-8")
     (root / "customer.yaml").write_text(MAPPING, encoding="utf-8")
     lines = ["customer_no,name,email,city,credit_limit,status,updated_at"]
-    for i in range(N):
+    for i in range(n):
         lines.append(f"C{i:06d},公司{i},c{i}@example.cn,城市{i % 50},{i * 10}.50,active,2026-11-01 08:{i % 60:02d}:00")
     (root / "exports" / "customers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
@@ -130,22 +130,23 @@ def test_ctrl_c_mid_run_records_the_run_as_stopped_and_says_so(tmp_path: Path):
     and the run row ends as stopped (it stayed "running" for good); the next run completes the load."""
     # small batches: a run of many short steps, so that the signal (sent after the first 300 records, from a
     # test process that may be slow to get the CPU beside others) still finds it running, not exiting
-    root = make_project(tmp_path / "p", batch_size=20)
+    n = 1500     # the signal comes after 300: 60 batches left to find it running
+    root = make_project(tmp_path / "p", batch_size=20, n=n)
     run_ok(root, "db", "upgrade")
     p = triad(root, "sync", "run")
     deadline = time.time() + 120
     while count(root) < 300 and p.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    assert p.poll() is None, "the run finished before it could be interrupted; raise N"
+    assert p.poll() is None, "the run finished before it could be interrupted; raise n"
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, (err, out[-1000:], count(root))
     assert "finishing the current batch" in err and "resumes after the last committed batch" in err
     assert "Traceback" not in err
     stopped_at = count(root)
-    assert 300 <= stopped_at < N and stopped_at % 20 == 0, "the batch in progress committed whole"
+    assert 300 <= stopped_at < n and stopped_at % 20 == 0, "the batch in progress committed whole"
     with sqlite3.connect(root / "hub.db") as db:
         (status, error, finished), = db.execute("SELECT status, error, finished_at FROM sync_run").fetchall()
     assert status == "stopped" and "resumes after the last committed batch" in error and finished
     run_ok(root, "sync", "run")
-    assert count(root) == N
+    assert count(root) == n
