@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def test_finish_waits_for_writes_backing_off_after_a_failure(demo_hub):
     hub, systems, server, thread = demo_hub
     hub.sync()                          # each system's records queued for the others
     assert pending(hub, "erp") > 0
+    http = hub.parts.connector("erp").client.http
+    http.policy = replace(http.policy, attempts=1)   # a throttled call fails at once (each retry waits 1 s)
     systems.erp.options.rate_limit_rate = 1.0
     hub.push()                          # the ERP throttles every call: its rows wait for a retry
     assert pending(hub, "erp") > 0
