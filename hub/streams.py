@@ -5,7 +5,7 @@ Built once per run and passed explicitly (no module-level singletons).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,13 @@ class Parts:
         return str(Path(self.cfg.base_dir) / override) if override else None
 
     def stream_spec(self, name: str, entity: str, run_started_at: datetime | None) -> StreamSpec:
+        """The stream as its connector reads it. ``run_started_at``, the point no cursor moves past, is put
+        back by ``lag_seconds``: the next run reads that window again (rows it holds unchanged are skipped),
+        so a row committed late under an earlier stamp, or stamped by a clock running behind, is not missed."""
         c, binding = self._binding(name, entity)
         m = self.mapping(name, entity)
+        if run_started_at is not None and self.cfg.lag_seconds:
+            run_started_at = run_started_at - timedelta(seconds=self.cfg.lag_seconds)
         return StreamSpec(entity=entity, source=m.source, key=m.key, updated_at=m.updated_at,
                           timezone=str(m.timezone), batch_size=binding.batch_size or c.batch_size,
                           run_started_at=run_started_at, fields=tuple(m.source_paths()),
