@@ -134,7 +134,7 @@ def worker(ctx: Context, interval: float, once: bool, no_inbox: bool) -> None:
     totals = run_worker(engine, ctx.config(), interval=interval, once=once, inbox=not no_inbox, cancel=stop,
                         user=ctx.user)
     failed = any(r["status"] == "error" for r in totals["runs"]) or any(
-        p["status"] == "error" or p["dead"] for p in totals["pushes"])
+        p["status"] == "error" or p["dead"] or p["failed"] for p in totals["pushes"])   # as `sync push`
 
     def human() -> None:
         render.say(f"{totals['cycles']} cycle(s), {totals['inbox_rows']} webhook event(s) processed")

@@ -157,3 +157,20 @@ connectors:
     assert rows(engine, "select count(*) n from outbox where status = 'done'")[0].n == 2
     assert list((tmp_path / "p" / "outbox").glob("*"))
     engine.dispose()
+
+
+def test_worker_once_exits_1_when_writes_failed_as_sync_push_does(tmp_path: Path, sqlite_url: str):
+    """A write that failed and waits for its retry is a failure of this cycle: `worker --once` says so by
+    its exit code, as `sync push` does (a script running one cycle saw 0 and went on)."""
+    from .helpers import customer_row, write_customers
+    cfg = write_project(tmp_path / "p", """
+connectors:
+  erp: {type: file, path: ./exports, direction: in, entities: [customer]}
+  out: {type: file, path: ./exports, direction: out, outbox: ./outbox, entities: [customer]}
+""", sqlite_url)
+    write_customers(tmp_path / "p" / "exports", [customer_row(1, "Cannot Be Written")])
+    (tmp_path / "p" / "outbox").write_text("not a folder", encoding="utf-8")
+    r = CliRunner().invoke(main_with_commands(), ["--config", str(cfg), "--json", "worker", "--once"])
+    assert r.exit_code == 1, r.output
+    (pushed,) = json.loads(r.stdout)["pushes"]
+    assert pushed["connector"] == "out" and pushed["failed"] == 1 and pushed["dead"] == 0
