@@ -550,8 +550,7 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     emit(ctx, data, human)
     if interrupted.is_set():   # a stopped stream's line above says how to go on
         if not any(r.status == "stopped" for r in reports):
-            render.note("interrupted after the last batch: the load is complete; flows move on at the next "
-                        "`triad sync run`")
+            render.note("interrupted after the last batch: the load is complete")
         sys.exit(130)
     if any(r.status == "error" for r in reports) or (flow_report and flow_report["failed"]):
         sys.exit(1)
