@@ -10,12 +10,19 @@ empty text) cannot be placed before or after the cursor, so every read takes
 them first, paged by key, and they leave the cursor where it was. Each page
 uses its own connection, so a slow pipeline holds no transaction open on the
 source.
+
+Stamps kept as text compare as text. Text with a UTC offset (``...T22:00:00-05:00``,
+``...Z``) does not sort in time order against the cursor written in the mapping's
+zone, so once a read has seen such a stamp the cursor says so (``offsets``) and the
+bound of later reads goes back by the span of the world's offsets (26 hours): rows
+read again are skipped as unchanged, and none later in time sorts before the bound.
 """
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import Column, ColumnElement, String, Table, and_, not_, or_, select, type_coerce
@@ -28,6 +35,11 @@ from hub.connector import Batch, StreamSpec
 from hub.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# UTC-12 to UTC+14: how far apart two texts of one instant can be
+OFFSET_SPAN = timedelta(hours=26)
+# a time of day followed by a UTC offset or Z (a date alone, 2026-11-01, ends in "-01" too)
+_WITH_OFFSET = re.compile(r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$")
 
 
 @dataclass
@@ -100,20 +112,25 @@ def read_table(engine: Engine, table: Table, stream: StreamSpec, cursor: Any) ->
     p = plan(table, stream, dialect)
     key_at = p.names.index(stream.key)
     if p.ts is None:  # no change stamp: a full read every run, the cursor stays
-        yield from _pages(engine, p, stream, None, [key_at], lambda row: cursor)
+        yield from _pages(engine, p, stream, None, [key_at], lambda rows: cursor)
         return
     ts_at = p.names.index(stream.updated_at)
     since = parse_cursor_ts(cursor.get("ts") if isinstance(cursor, dict) else cursor)
+    offsets = isinstance(cursor, dict) and bool(cursor.get("offsets"))
     # a row added or edited without a stamp could be anywhere relative to the cursor: every read takes them all
     unstamped = _unstamped(p, dialect)
-    yield from _pages(engine, p, stream, unstamped, [key_at], lambda row: cursor)
+    yield from _pages(engine, p, stream, unstamped, [key_at], lambda rows: cursor)
     if since is None:
         where = not_(unstamped)
     else:
-        where = p.ts >= _bound(since, p, dialect, stream.timezone)
-    state = {"cursor": cursor}
+        where = p.ts >= _bound(since - OFFSET_SPAN if offsets else since, p, dialect, stream.timezone)
+    state = {"cursor": cursor, "offsets": offsets}
+    as_text_stamps = _compares_as_text(p, dialect)
 
-    def advance(last: Any) -> Any:
+    def advance(rows: list[Any]) -> Any:
+        if as_text_stamps and not state["offsets"]:
+            state["offsets"] = any(isinstance(r[ts_at], str) and _WITH_OFFSET.search(r[ts_at]) for r in rows)
+        last = rows[-1]
         ts = parse_timestamp(last[ts_at], stream.timezone)
         if ts is None:
             return state["cursor"]
@@ -121,21 +138,29 @@ def read_table(engine: Engine, table: Table, stream: StreamSpec, cursor: Any) ->
         if since is not None and capped < since:
             capped = since
         state["cursor"] = {"ts": to_iso(capped), "key": as_text(last[key_at]) if capped == ts else None}
+        if state["offsets"]:
+            state["cursor"]["offsets"] = True
         return state["cursor"]
 
     yield from _pages(engine, p, stream, where, [ts_at, key_at], advance)
 
 
+def _compares_as_text(p: Plan, dialect: str) -> bool:
+    """The updated_at column holds text (SQLite keeps its dates as text too)."""
+    assert p.ts_col is not None
+    return is_text(p.ts_col) or (dialect == "sqlite" and is_temporal(p.ts_col))
+
+
 def _unstamped(p: Plan, dialect: str) -> ColumnElement[bool]:
     """Rows whose updated_at holds no time: NULL, or empty where the column holds text."""
-    assert p.ts is not None and p.ts_col is not None
-    if is_text(p.ts_col) or (dialect == "sqlite" and is_temporal(p.ts_col)):
+    assert p.ts is not None
+    if _compares_as_text(p, dialect):
         return or_(p.ts.is_(None), p.ts == "")
     return p.ts.is_(None)
 
 
 def _pages(engine: Engine, p: Plan, stream: StreamSpec, where: ColumnElement[bool] | None,
-           order_at: list[int], advance: Callable[[Any], Any]) -> Iterator[Batch]:
+           order_at: list[int], advance: Callable[[list[Any]], Any]) -> Iterator[Batch]:
     order = [p.exprs[i] for i in order_at]
     base = select(*p.exprs)
     if where is not None:
@@ -150,7 +175,7 @@ def _pages(engine: Engine, p: Plan, stream: StreamSpec, where: ColumnElement[boo
             return
         last = rows[-1]
         records = [{name: as_text(v) for name, v in zip(p.names, row)} for row in rows]
-        yield Batch(records=records, cursor=advance(last))
+        yield Batch(records=records, cursor=advance(rows))
         if len(rows) < stream.batch_size:
             return
 
