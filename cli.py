@@ -567,6 +567,9 @@ INTERRUPTED_LINE = ("interrupted: the run is recorded as stopped; the next `tria
 def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     """Drain the outbox: write queued changes to each system, creating and linking unknown records.
 
+    Ctrl-C lets the writes in flight finish and be recorded, then stops (exit 130);
+    Ctrl-C again stops at once.
+
     \b
     Example:
       triad sync push --connector crm
@@ -585,8 +588,13 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
             raise UsageError(f"connector '{name}' has direction {c.direction}: Triad does not write to it")
     _build_connectors(parts, connector_names or [n for n, c in parts.cfg.connectors.items()
                                                  if c.direction in ("out", "both")])
+    from hub.interrupts import finish_batch_on_ctrl_c
     try:
-        reports = push(engine, parts, connector_names)
+        with finish_batch_on_ctrl_c() as interrupted:   # a write in flight gets its answer recorded
+            reports = push(engine, parts, connector_names, cancel=interrupted)
+    except KeyboardInterrupt:   # Ctrl-C twice: what was in flight is sent again, as a create that may have been
+        render.error("interrupted: writes in flight are sent again by the next `triad sync push`")
+        sys.exit(130)
     finally:
         parts.close()
     data = {"pushes": [r.as_dict() for r in reports]}
@@ -605,6 +613,9 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
         if any(r.counts["failed"] for r in reports):
             render.hint("failed writes are retried with backoff: triad outbox list --status pending")
     emit(ctx, data, human)
+    if interrupted.is_set():
+        render.error("interrupted: the writes in flight were settled; the next `triad sync push` sends the rest")
+        sys.exit(130)
     if any(r.status == "error" or r.counts["dead"] or r.counts["failed"] for r in reports):
         sys.exit(1)
 

@@ -197,3 +197,37 @@ def test_a_yonyou_order_create_replayed_by_its_key_gets_the_later_values(serve) 
     assert first.ok and again.ok and again.source_id == first.source_id, (first, again)
     (saved,) = [o for o in app.sim.state.data["orders"] if o["code"] == "SO-LOST"]
     assert saved["memo"] == "later" and [float(line["qty"]) for line in saved["orderDetails"]] == [5]
+
+
+def test_ctrl_c_during_a_push_records_the_answer_of_the_create_in_flight(tmp_path: Path, serve) -> None:
+    """Ctrl-C while a create is in flight: the push waits for its answer, records it (the link, the row
+    done) and stops with exit 130; before, the answer was dropped and the row stayed claimed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from .crashkit import ROOT
+    from connectors.yonyou.simulator import create_app
+    app = create_app(SimOptions(records=2))
+    wire, url = serve(app, "/merchant/idempotent/newinsert")
+    config = project(tmp_path, f"""    type: yonyou
+    base_url: {url}
+    app_key: triad-client
+    app_secret: triad-secret
+    backoff: 0.01
+    direction: both
+    entities: {{customer: {{}}}}""")
+    triad(config, "db", "upgrade")
+    triad(config, "sync", "run")
+    env = {k: v for k, v in os.environ.items() if k not in ("TRIAD_DATABASE_URL", "TRIAD_CONFIG")}
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "--config", str(config), "sync", "push"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # as a terminal
+    wire.action = lambda: os.kill(proc.pid, signal.SIGINT)        # the system has made it; the answer is on its way
+    out, err = proc.communicate(timeout=120)
+    assert wire.fired.is_set(), "the push sent no create"
+    assert proc.returncode == 130, err[-2000:]
+    assert "finishing the current batch" in err and "Traceback" not in err
+    links, rows = links_and_rows(config)
+    assert len(links) == 3 and set(rows) == {"done"}, (links, rows)       # linked, not left claimed
