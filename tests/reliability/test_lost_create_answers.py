@@ -117,12 +117,12 @@ def serve() -> Iterable[Callable[[Any, str], tuple[KillAfter, str]]]:
         server.stop()
 
 
-def test_a_yonyou_create_retried_with_a_later_change_is_made_once_with_the_later_values(
-        tmp_path: Path, serve) -> None:
+def yonyou_project(root: Path, serve: Callable[[Any, str], tuple[KillAfter, str]]) -> tuple[Any, KillAfter, Path]:
+    """A YonBIP simulator whose creates can be interrupted, its project, migrated and read once."""
     from connectors.yonyou.simulator import create_app
     app = create_app(SimOptions(records=2))
     wire, url = serve(app, "/merchant/idempotent/newinsert")
-    config = project(tmp_path, f"""    type: yonyou
+    config = project(root, f"""    type: yonyou
     base_url: {url}
     app_key: triad-client
     app_secret: triad-secret
@@ -131,6 +131,12 @@ def test_a_yonyou_create_retried_with_a_later_change_is_made_once_with_the_later
     entities: {{customer: {{}}}}""")
     triad(config, "db", "upgrade")
     triad(config, "sync", "run")
+    return app, wire, config
+
+
+def test_a_yonyou_create_retried_with_a_later_change_is_made_once_with_the_later_values(
+        tmp_path: Path, serve) -> None:
+    app, wire, config = yonyou_project(tmp_path, serve)
     push_killed_in_create(config, wire)
     merchants = app.sim.state.data["merchants"]
     assert [m["city"] for m in merchants if m["name"]["simplifiedName"] == NAME] == ["南京"]
@@ -208,18 +214,7 @@ def test_ctrl_c_during_a_push_records_the_answer_of_the_create_in_flight(tmp_pat
     import sys
 
     from .crashkit import ROOT
-    from connectors.yonyou.simulator import create_app
-    app = create_app(SimOptions(records=2))
-    wire, url = serve(app, "/merchant/idempotent/newinsert")
-    config = project(tmp_path, f"""    type: yonyou
-    base_url: {url}
-    app_key: triad-client
-    app_secret: triad-secret
-    backoff: 0.01
-    direction: both
-    entities: {{customer: {{}}}}""")
-    triad(config, "db", "upgrade")
-    triad(config, "sync", "run")
+    _, wire, config = yonyou_project(tmp_path, serve)
     env = {k: v for k, v in os.environ.items() if k not in ("TRIAD_DATABASE_URL", "TRIAD_CONFIG")}
     proc = subprocess.Popen([sys.executable, "-m", "cli", "--config", str(config), "sync", "push"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
