@@ -411,6 +411,7 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
     row_g = _live(conn, entity, target, records, step.target or "trigger", lock=True)
     target = row_g.id
     changed = {f: v for f, v in values.items() if row_g.values.get(f) != v}
+    mine: list[str] = []
     if changed:
         history = [{"entity": entity, "record_id": target, "field": f, "old": row_g.values.get(f), "new": v,
                     "system": who, "user": None, "run_id": None, "reason": "flow", "at": now}
@@ -427,8 +428,7 @@ def _execute(conn: Connection, parts: Parts, flow: Flow, step: Step, records: di
         mine = [r["id"] for r in queue.rows.values()]
         queued.extend(mine)
         queue.flush(conn)
-        return {"record_id": target, "entity": entity, "changed": changed, "outbox": mine}
-    return {"record_id": target, "entity": entity, "changed": changed}
+    return {"record_id": target, "entity": entity, "changed": changed, "outbox": mine}
 
 
 def list_runs(engine: Engine, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

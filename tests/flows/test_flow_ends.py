@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .test_flow_engine import project, pushed, triad, write  # noqa: F401 - the fixture and helpers
+from .test_flow_engine import decide, project, pushed, triad, write  # noqa: F401 - the fixture and helpers
 
 OPPS = "id,account,name,stage,amount,currency,owner,reason,ts"
 
@@ -21,8 +21,7 @@ def test_a_cancelled_approval_fails_the_run_and_a_retry_raises_a_new_one(project
     run = _proposal(project, "O1,A1,星海 2027 框架,Proposal,120000.00,CNY,王丽,,2026-11-02T00:00:00Z")
     budget = triad("flows", "show", run["id"])["context"]["records"]["budget"]
     triad("sync", "push")
-    write(project / "oa" / "approvals.csv", "id,kind,status,approver,comment,amount,score,ts",
-          f"T-{budget},budget,cancelled,,,120000.00,,2099-01-03T00:00:00Z")
+    decide(project, budget, "cancelled", "", "", "120000.00")
     assert triad("sync", "run", code=1)["flows"]["failed"] == 1     # said by the sync that read it
     shown = triad("flows", "show", run["id"])
     assert shown["status"] == "failed"
@@ -45,8 +44,7 @@ def test_a_trigger_merged_away_is_followed_to_its_survivor(project: Path):
     survivor = opps["O2"]
     budget = triad("flows", "show", run["id"])["context"]["records"]["budget"]
     triad("sync", "push")
-    write(project / "oa" / "approvals.csv", "id,kind,status,approver,comment,amount,score,ts",
-          f"T-{budget},budget,approved,李总,预算内,120000.00,,2099-01-03T00:00:00Z")
+    decide(project, budget, "approved", "李总", "预算内", "120000.00")
     triad("sync", "run")
     shown = triad("flows", "show", run["id"])
     assert shown["context"]["records"]["trigger"] == survivor

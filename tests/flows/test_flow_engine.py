@@ -123,6 +123,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def decide(project: Path, approval_id: str, status: str, approver: str, comment: str, amount: str) -> None:
+    """The OA system's export of an approval the hub raised (the file connector named it T-<id>)."""
+    write(project / "oa" / "approvals.csv", "id,kind,status,approver,comment,amount,score,ts",
+          f"T-{approval_id},budget,{status},{approver},{comment},{amount},,2099-01-03T00:00:00Z")
+
+
 def approvals_for(folder: Path) -> dict[str, dict]:
     return {row["__change_id__"]: row for row in pushed(folder, "approval")}
 
@@ -150,9 +156,7 @@ def test_lead_to_order_end_to_end_and_replays_start_nothing_twice(project: Path)
     # the approver agrees in the OA system (the file connector named the new record T-<id>)
     shown = triad("flows", "show", run["id"])
     budget_id = shown["context"]["records"]["budget"]
-    key = f"T-{budget_id}"
-    write(project / "oa" / "approvals.csv", "id,kind,status,approver,comment,amount,score,ts",
-          f"{key},budget,approved,李总,预算内,120000.00,,2099-01-03T00:00:00Z")
+    decide(project, budget_id, "approved", "李总", "预算内", "120000.00")
     triad("sync", "run")
     shown = triad("flows", "show", run["id"])
     steps = {s["name"]: s["status"] for s in shown["steps"]}
@@ -200,8 +204,7 @@ def test_a_rejection_closes_the_deal_with_its_reason(project: Path):
     (run,) = triad("flows", "list")["runs"]
     budget_id = triad("flows", "show", run["id"])["context"]["records"]["budget"]
     triad("sync", "push")
-    write(project / "oa" / "approvals.csv", "id,kind,status,approver,comment,amount,score,ts",
-          f"T-{budget_id},budget,rejected,李总,超出季度预算,8000.00,,2099-01-03T00:00:00Z")
+    decide(project, budget_id, "rejected", "李总", "超出季度预算", "8000.00")
     triad("sync", "run")
     shown = triad("flows", "show", run["id"])
     assert shown["status"] == "done"
