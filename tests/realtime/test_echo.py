@@ -127,15 +127,13 @@ def test_round_trip_in_real_time_through_serve(tmp_path: Path, sqlite_url: str, 
         return envelope(sf.sim.org_id, "Account", [sf.sim.get("Account", account_id)])
 
     with Served(cfg_path) as s:
-        # ERP -> Triad -> CRM, within a second
+        # ERP -> Triad -> CRM with no sync run (latency: benchmarks/realtime_latency.py)
         rec = edit_in_erp(kd, 1, FName="云图科技股份有限公司", FCreditAmount=123000.0)
         body, headers = signed({"entity": "customer", "records": [erp_record(rec["FNumber"])],
                                 "event_id": f"kd-{rec['FModifyDate']}"})
-        sent = time.monotonic()
         assert s.post("erp", body, headers).status_code == 202
         account = wait_for(lambda: (a := account_of(sf, rec["FNumber"]))["Name"] == "云图科技股份有限公司" and a,
-                           1.0, "the ERP change to reach the CRM within a second")
-        assert time.monotonic() - sent < 1.0
+                           10.0, "the ERP change to reach the CRM without a sync run")
         # the CRM's outbound message for our own write: recognised as an echo
         wait_for(lambda: rows(engine, "select count(*) n from outbox where status = 'pending'")[0].n == 0, 2,
                  "the push to settle")
@@ -146,15 +144,13 @@ def test_round_trip_in_real_time_through_serve(tmp_path: Path, sqlite_url: str, 
                  "the echo to be processed")
         assert ledger(engine) == before
 
-        # CRM -> Triad -> ERP, within a second, and the ERP's echo changes nothing either
+        # CRM -> Triad -> ERP, and the ERP's echo changes nothing either
         sf.sim.edit("Account", account["Id"], {"Phone": "+86 10 8888 0199"})
-        sent = time.monotonic()
         r = s.post("crm", outbound_message(account["Id"]), {"Content-Type": "text/xml"}, params={"token": "om-token"})
         assert r.status_code == 200
         erp_row = wait_for(lambda: (x := next(c for c in kd.sim.state.data["forms"]["BD_Customer"]
                                               if c["FNumber"] == rec["FNumber"]))["FTEL"] == "+861088880199" and x,
-                           1.0, "the CRM change to reach the ERP within a second")
-        assert time.monotonic() - sent < 1.0
+                           10.0, "the CRM change to reach the ERP without a sync run")
         wait_for(lambda: rows(engine, "select count(*) n from outbox where status = 'pending'")[0].n == 0, 2,
                  "the push to settle")
         before = ledger(engine)
