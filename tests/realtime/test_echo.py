@@ -3,7 +3,6 @@ when the CRM returns what Triad wrote, nothing changes, nothing is recorded and 
 the loop stops after one hop. Once through scheduled-style sync/push, once in real time through `triad serve`."""
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
