@@ -374,11 +374,12 @@ def run_demo(directory: Path, say: Callable[[str], None], *, keep: bool = False,
         summary["hops"] = story.hops
         if keep:
             say("\n--keep: simulators and `triad serve` keep running; Ctrl-C stops them.")
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
+            from hub.interrupts import finish_batch_on_ctrl_c
+            # the first Ctrl-C says what comes next (finishing can take seconds); a second stops at once
+            with finish_batch_on_ctrl_c("Ctrl-C: finishing the demo's pending work, then stopping "
+                                        "(Ctrl-C again to stop at once)") as stop:
+                while not stop.wait(0.5):
+                    pass
     finally:
         try:
             left = finish(hub, systems, server, thread, known)

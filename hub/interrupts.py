@@ -19,8 +19,9 @@ FIRST_PRESS = "Ctrl-C: finishing the current batch, then stopping (Ctrl-C again 
 
 
 @contextmanager
-def finish_batch_on_ctrl_c() -> Iterator[threading.Event]:
-    """Yield an event the first SIGINT sets; a second SIGINT raises KeyboardInterrupt as usual.
+def finish_batch_on_ctrl_c(first_press: str = FIRST_PRESS) -> Iterator[threading.Event]:
+    """Yield an event the first SIGINT sets (saying ``first_press`` on stderr, when not empty); a second
+    SIGINT raises KeyboardInterrupt as usual.
 
     Outside the main thread (signals go to it only), or when SIGINT is ignored (a background job
     of a shell), nothing is installed and the event is never set.
@@ -35,7 +36,8 @@ def finish_batch_on_ctrl_c() -> Iterator[threading.Event]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print(FIRST_PRESS, file=sys.stderr, flush=True)
+        if first_press:
+            print(first_press, file=sys.stderr, flush=True)
 
     signal.signal(signal.SIGINT, handler)
     try:

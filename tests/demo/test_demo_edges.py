@@ -90,8 +90,11 @@ def test_the_written_config_reads_its_addresses_from_the_environment(monkeypatch
 def test_keep_does_not_tell_to_use_keep(tmp_path: Path):
     out = tmp_path / "out.txt"
     with out.open("w") as f:
+        # SIGINT as a terminal delivers it: a shell's background job (a CI script run with &) ignores it, and
+        # so would the demo started from it, waiting for a Ctrl-C that never comes
         proc = subprocess.Popen([sys.executable, "-m", "cli", "demo", "--keep", "--dir", str(tmp_path / "d")],
-                                cwd=tmp_path, env=clean_env(), stdout=f, stderr=subprocess.STDOUT, text=True)
+                                cwd=tmp_path, env=clean_env(), stdout=f, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.time() + 240
             while "Ctrl-C stops them" not in out.read_text(encoding="utf-8") and time.time() < deadline:
@@ -104,6 +107,7 @@ def test_keep_does_not_tell_to_use_keep(tmp_path: Path):
                 proc.kill()
     text = out.read_text(encoding="utf-8")
     assert "Explore further:" in text and "use --keep" not in text
+    assert "Ctrl-C: finishing the demo's pending work" in text
     with sqlite3.connect(tmp_path / "d" / "triad-demo.db") as db:
         assert db.execute("select count(*) from inbox where status = 'pending'").fetchone() == (0,)
         assert db.execute("select count(*) from outbox where status = 'pending'").fetchone() == (0,)
