@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
@@ -24,13 +25,25 @@ MIN_CHANGED = 1000        # rows changed since the last analysis before a table 
 CHANGED_SHARE = 0.5       # ... and this share of the rows it had then
 SQLITE_SAMPLE = 1000      # rows of each index SQLite's ANALYZE looks at (SQLite's own advice: 100-1000)
 
-_STALE = text("""
-    SELECT s.relname
+# ANALYZE of a table is for its owner, the database's owner or a superuser (and, from PostgreSQL 17,
+# whoever holds MAINTAIN on it); for any other role PostgreSQL skips the table with a warning in its log
+_MAY_ANALYZE = ("(pg_has_role(c.relowner, 'USAGE')"
+                " OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE')"
+                " OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user){maintain})")
+_STALE = """
+    SELECT s.relname, {may} AS may
     FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
     WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables)
       AND s.n_mod_since_analyze > :least + :share * greatest(c.reltuples, 0)
     ORDER BY s.relname
-""")
+"""
+_told: set[str] = set()    # store URLs whose role was told once that it cannot analyze some tables
+
+
+def _stale_query(conn: Connection) -> Any:
+    maintain = " OR has_table_privilege(c.oid, 'MAINTAIN')" if (conn.dialect.server_version_info or (0,)) >= (17,) \
+        else ""
+    return text(_STALE.format(may=_MAY_ANALYZE.format(maintain=maintain)))
 
 
 _can_flush: dict[str, bool] = {}   # store URL -> may this role call pg_stat_force_next_flush (asked once)
@@ -54,14 +67,23 @@ def refresh(engine: Engine) -> list[str]:
     """ANALYZE the store's tables whose statistics lag their rows; returns their names (PostgreSQL only).
 
     Never raises: statistics make plans better, and a sync must not fail for want of them (a role
-    that does not own the tables is told so by PostgreSQL and skipped)."""
+    that may not analyze a table leaves it, and is told so once)."""
     if engine.dialect.name != "postgresql":
         return []
     try:
         with engine.connect() as conn:
-            stale = list(conn.scalars(_STALE, {"tables": sorted(Base.metadata.tables), "least": MIN_CHANGED,
-                                               "share": CHANGED_SHARE}))
+            found = conn.execute(_stale_query(conn), {"tables": sorted(Base.metadata.tables), "least": MIN_CHANGED,
+                                                      "share": CHANGED_SHARE}).all()
             conn.rollback()      # ANALYZE runs outside a transaction: it holds no lock of a batch's
+            stale = [name for name, may in found if may]
+            barred = [name for name, may in found if not may]
+            url = str(engine.url)
+            if barred and url not in _told:
+                _told.add(url)
+                log.warning("the planner statistics of %s lag their rows, and only their owner may refresh them "
+                            "(this role is %s): run ANALYZE as the owner after a large load, or keep autovacuum "
+                            "on; lookups may be slow until then", ", ".join(barred),
+                            conn.scalar(text("SELECT current_user")))
             if not stale:
                 return []
             started = time.monotonic()

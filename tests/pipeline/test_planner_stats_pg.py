@@ -4,6 +4,8 @@ looks empty to the planner and each looked-up key scans every row of its system)
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,4 +103,40 @@ connectors:
         assert all(rows >= 1000 for rows in statistics(pg_url).values()), statistics(pg_url)
     finally:
         parts.close()
+        engine.dispose()
+
+
+@pytest.fixture
+def app_role(pg_url: str) -> Iterator[str]:
+    """A role that may read and write the store's tables but does not own them (an application login
+    beside the role that ran the migrations)."""
+    name = f"triad_app_{uuid.uuid4().hex[:8]}"
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE ROLE {name} LOGIN"))
+            conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}"))
+            conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {name}"))
+        yield name
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP OWNED BY {name}"))
+            conn.execute(text(f"DROP ROLE {name}"))
+        engine.dispose()
+
+
+def test_a_role_that_does_not_own_the_tables_does_not_analyze_them_and_is_told_once(
+        project: Path, pg_url: str, app_role: str, caplog: pytest.LogCaptureFixture):
+    (project / "triad.yaml").write_text(CONFIG.format(url=pg_url.replace("postgres@", f"{app_role}@", 1)),
+                                        encoding="utf-8")
+    caplog.set_level("WARNING", logger="hub.planner_stats")
+    assert sync(project)["created"] == N            # three batches, each followed by a look at the statistics
+    assert set(statistics(pg_url).values()) == {-1}    # PostgreSQL would skip them, with a warning in its log
+    told = [r.getMessage() for r in caplog.records if r.name == "hub.planner_stats"]
+    assert len(told) == 1, told
+    assert "only their owner may refresh them" in told[0] and app_role in told[0] and "xref" in told[0]
+    engine = make_engine(pg_url.replace("postgres@", f"{app_role}@", 1))
+    try:
+        assert planner_stats.refresh(engine) == []      # nothing tried
+    finally:
         engine.dispose()
