@@ -8,9 +8,11 @@ rows: a raw sqlite3 executemany into one table, the store floor (raw sqlite3 wri
 of exactly what an initial load stores per record, in Triad's own tables, with the
 store's settings), great-expectations alone (the shipped customer suite, batch by
 batch), the bound those two set together, and dlt's merge load when dlt is
-installed. Prints one JSON line.
+installed (here, or in the interpreter ``--dlt-python`` names). Prints one JSON line.
 
     python benchmarks/sync_throughput.py --records 1000000
+    python -m venv /tmp/dlt && /tmp/dlt/bin/pip install 'dlt[sqlalchemy]'
+    python benchmarks/sync_throughput.py --records 1000000 --dlt-python /tmp/dlt/bin/python
     python benchmarks/sync_throughput.py --records 100000 --store postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
 With ``--store`` the phases run on that (empty) store; the references stay what they are (SQLite), and the
@@ -211,7 +213,15 @@ def validation_rate(rows: list[list[str]], batch_size: int) -> float:
     return len(rows) / (time.perf_counter() - t)
 
 
-def dlt_rate(rows: list[list[str]], workdir: Path) -> float | None:
+def dlt_rate(rows: list[list[str]], workdir: Path, python: str | None = None) -> float | None:
+    """dlt's merge load of the same records into SQLite; with ``python``, in that interpreter (dlt pins
+    libraries of its own, so it usually lives in a virtualenv of its own), else here if dlt imports."""
+    if python:
+        p = subprocess.run([python, __file__, "--dlt-only", "--records", str(len(rows)), "--workdir", str(workdir)],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"dlt reference failed:\n{p.stderr[-3000:]}")
+        return float(p.stdout.strip().splitlines()[-1])
     try:
         import dlt
     except ImportError:
@@ -232,7 +242,13 @@ def main() -> None:
     ap.add_argument("--workdir", help="keep the project here (default: a temp dir, removed)")
     ap.add_argument("--store", default="sqlite:///hub.db",
                     help="the store the phases run on: an empty database (default: SQLite in the workdir)")
+    ap.add_argument("--dlt-python", metavar="PYTHON",
+                    help="measure dlt's merge load with this interpreter (one with dlt[sqlalchemy] installed)")
+    ap.add_argument("--dlt-only", action="store_true", help=argparse.SUPPRESS)   # the child of --dlt-python
     args = ap.parse_args()
+    if args.dlt_only:
+        print(dlt_rate([row(i) for i in range(args.records)], Path(args.workdir)))
+        return
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="triad-bench-"))
     if workdir.exists() and args.workdir:
         shutil.rmtree(workdir)
@@ -243,7 +259,7 @@ def main() -> None:
     rows = [row(i) for i in range(n)]
     write_csv(workdir / "exports" / "customers.csv", rows)
     raw = raw_sqlite_rate(rows, workdir)
-    peer = dlt_rate(rows, workdir)
+    peer = dlt_rate(rows, workdir, args.dlt_python)
     phase(workdir, "migrate", ["db", "upgrade"])
     on_sqlite = args.store.startswith("sqlite")
     floor = store_floor_rate(rows, workdir) if on_sqlite else None
