@@ -366,7 +366,7 @@ class Outbox(Base):
     connector: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(16))
     record_id: Mapped[str] = mapped_column(Id)
-    operation: Mapped[str] = mapped_column(String(16), default="upsert")   # upsert | delete
+    operation: Mapped[str] = mapped_column(String(16), default="upsert")   # upsert | delete | recreate (hub.push_settle)
     field_values: Mapped[dict[str, Any]] = mapped_column("fields")          # canonical field -> encoded value
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16))        # pending | done | dead

@@ -17,7 +17,7 @@ from hub.open_conflicts import open_fields
 from hub.push_claim import _create_attempts
 from hub.push_rules import (_dead_writes, _first_read_pending, _links, _open_candidates, _ref_targets, _resolve_refs,
                             _unread_changes, _waiting_for)
-from hub.push_settle import PushReport, _defer, _mark_done, _settle_failures, _settle_success, _skip
+from hub.push_settle import RECREATE, PushReport, _defer, _mark_done, _settle_failures, _settle_success, _skip
 from hub.streams import Parts
 from hub.values import decode_record
 
@@ -63,10 +63,14 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             if source_id is None:
                 _mark_done(engine, [r["id"] for r in group])
                 continue
+            if g is not None and not g.deleted_in:     # back where it was deleted, after this row was claimed
+                skipped += [(r, f"not sent: {entity} {rid} came back, it is deleted nowhere") for r in group]
+                continue
             changes.append(WriteChange(group[-1]["idempotency_key"], rid, source_id, {}, delete=True))
             change_rows[group[-1]["idempotency_key"]] = group
             continue
-        if source_id is None and rid in gone:   # deleted there: creating it again would undo the delete
+        recreate = any(r["operation"] == RECREATE for r in group)   # the hub's own delete there went too far
+        if source_id is None and rid in gone and not recreate:   # deleted there: creating it again would undo it
             skipped += [(r, f"not sent: {entity} {rid} is deleted in {name}") for r in group]
             continue
         if source_id is not None and rid in unread:   # writing now would overwrite a change the hub has not read

@@ -74,12 +74,43 @@ def _settle_success(engine: Engine, parts: Parts, name: str, entity: str, ok: li
             conn.execute(update(xt).where(xt.c.entity == entity, xt.c.system == name,
                                           xt.c.source_id == bindparam("_sid")).values(status="deleted",
                                                                                        updated_at=now), gone)
+            _recreate_came_back(conn, name, entity, [ch.record_id for ch, _ in ok if ch.delete and ch.source_id],
+                                now)
         report.counts["created"] += len(new_links)
         report.counts["written"] += len(ok)
         if visible:
             _record_bases(conn, name, entity, ok, written, now)
         else:
             _record_written(conn, name, entity, ok, written, now)
+
+
+RECREATE = "recreate"      # an outbox operation: create the record in a system whose copy the hub deleted
+
+
+def _recreate_came_back(conn: Connection, name: str, entity: str, record_ids: list[str], now: datetime) -> None:
+    """Records whose delete just landed in ``name`` but which came back meanwhile (read again in the system
+    that had deleted them, while the delete was being sent): deleted nowhere now, so ``name`` must hold them
+    again. A create of the whole golden record is queued (a link deleted there otherwise stops every later
+    write), under a new id of that system; nothing of the golden record is lost."""
+    t = golden.table_of(entity)
+    back: list[str] = []
+    for part in chunks(sorted(set(record_ids))):
+        back += conn.scalars(select(t.c.id).where(t.c.id.in_(part), t.c.deleted_in.is_(None),
+                                                  t.c.merged_into.is_(None))).all()
+    if not back:
+        return
+    from hub.outbox import OutboxQueue
+    queue = OutboxQueue(entity, None, now)
+    for rid in back:
+        queue.queue(name, rid, {}, operation=RECREATE)
+    rows = list(queue.rows.values())
+    why = "queued again: the record came back while its delete was being sent to this system"
+    for row in rows:
+        row["last_error"] = why
+    queue.flush(conn)
+    log.warning("%s: %d %s record(s) came back while their delete was being sent, and are created there again: %s",
+                name, len(back), entity, ", ".join(back[:10]) + (" ..." if len(back) > 10 else ""),
+                extra={"connector": name})
 
 
 def _fold_read_backs(conn: Connection, parts: Parts, name: str, entity: str, new_links: list[dict[str, Any]]) -> None:

@@ -355,6 +355,85 @@ def test_a_record_back_in_its_system_sends_none_of_the_deletes_queued_for_it(pro
     assert all("came back in erp" in (e or "") for _, e in dropped)
 
 
+def outbox_rows(store_url: str) -> list[tuple[str, str, str, str | None]]:
+    """(operation, status, code, last_error) of crm's outbox rows, oldest first."""
+    from hub.models import Customer
+    engine = make_engine(store_url)
+    ot, ct = Outbox.__table__, Customer.__table__
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                select(ot.c.operation, ot.c.status, ct.c.code, ot.c.last_error)
+                .join(ct, ct.c.id == ot.c.record_id).where(ot.c.connector == "crm")
+                .order_by(ot.c.created_at, ot.c.id))]
+    finally:
+        engine.dispose()
+
+
+def c4_deleted_in_erp(project: Path, store_url: str) -> None:
+    """Five customers in erp and crm; C4 then gone from erp's export: its delete is queued for crm."""
+    export(project, CODES)
+    sync()
+    r = CliRunner().invoke(main, ["--json", "sync", "run", "-c", "crm", "-e", "customer"])
+    assert r.exit_code == 0, r.output
+    push_crm()
+    export(project, ["C1", "C2", "C3", "C5"])
+    assert sync("--full")["deleted"] == 1 and deletes_queued(store_url) == 1
+
+
+def test_a_delete_claimed_before_the_record_came_back_is_not_sent(project: Path, store_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    from hub import push
+    c4_deleted_in_erp(project, store_url)
+    deliver = push._deliver
+
+    def back_after_the_claim(engine, parts, name, entity, rows, report):  # noqa: ANN001, ANN202
+        if any(r["operation"] == "delete" for r in rows):
+            export(project, CODES)
+            assert sync("--full")["status"] == "ok" and deleted_in("C4") is None
+        return deliver(engine, parts, name, entity, rows, report)
+
+    monkeypatch.setattr(push, "_deliver", back_after_the_claim)
+    before = len(crm_ops(project))
+    push_crm()
+    assert crm_ops(project)[before:] == []
+    (delete,) = [(status, err) for op, status, _, err in outbox_rows(store_url) if op == "delete"]
+    assert delete[0] == "dropped" and "came back" in delete[1]
+
+
+def test_a_delete_sent_while_the_record_came_back_is_undone_by_creating_it_again(
+        project: Path, store_url: str, monkeypatch: pytest.MonkeyPatch):
+    from connectors.file.connector import FileConnector
+    c4_deleted_in_erp(project, store_url)
+    write = FileConnector.write
+
+    def back_while_sending(self, stream, changes):  # noqa: ANN001, ANN202
+        if any(ch.delete for ch in changes):        # the delete is on its way: C4 is back in the export
+            export(project, CODES)
+            assert sync("--full")["status"] == "ok" and deleted_in("C4") is None
+        return write(self, stream, changes)
+
+    monkeypatch.setattr(FileConnector, "write", back_while_sending)
+    before = len(crm_ops(project))
+    push_crm()                # the delete landed, crm no longer held C4: the same push creates it there again
+    monkeypatch.setattr(FileConnector, "write", write)
+    assert crm_ops(project)[before:] == [("delete", "C4"), ("create", "C4")]
+    rows = outbox_rows(store_url)
+    assert [(op, status) for op, status, code, _ in rows if code == "C4"] == [("upsert", "done"), ("delete", "done"),
+                                                                             ("recreate", "done")]
+    assert all(status == "done" for _, status, _, _ in rows)
+    engine = make_engine(store_url)
+    xt = Xref.__table__
+    try:
+        with engine.connect() as conn:
+            links = conn.execute(select(xt.c.status).where(xt.c.system == "crm", xt.c.entity == "customer")).all()
+    finally:
+        engine.dispose()
+    assert [s for (s,) in links] == ["active"] * 5     # C4 linked there again (files key it by its code again)
+    push_crm()
+    assert len(crm_ops(project)) == before + 2                              # and created only once
+
+
 TAX_MAPPING = CUSTOMER_MAPPING + "  tax_id: tax_id\n"
 
 
