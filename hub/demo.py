@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -185,6 +188,20 @@ def pending_work(engine: Any) -> dict[str, int]:
     with engine.connect() as conn:
         return {name: int(conn.scalar(select(func.count()).where(t.c.status == "pending")) or 0)
                 for name, t in (("inbox", Inbox.__table__), ("outbox", Outbox.__table__))}
+
+
+@contextmanager
+def _stopped_by_sigterm(stop: threading.Event) -> Iterator[None]:
+    """`kill` (SIGTERM) ends a --keep demo as its first Ctrl-C does: a demo run as a shell's background job
+    ignores Ctrl-C, and killed outright it would leave its pending work to systems that are gone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def finish(hub: Hub, systems: DemoSystems, server: Any, thread: threading.Thread, known: set[str]) -> dict[str, int]:
@@ -377,7 +394,7 @@ def run_demo(directory: Path, say: Callable[[str], None], *, keep: bool = False,
             from hub.interrupts import finish_batch_on_ctrl_c
             # the first Ctrl-C says what comes next (finishing can take seconds); a second stops at once
             with finish_batch_on_ctrl_c("Ctrl-C: finishing the demo's pending work, then stopping "
-                                        "(Ctrl-C again to stop at once)") as stop:
+                                        "(Ctrl-C again to stop at once)") as stop, _stopped_by_sigterm(stop):
                 while not stop.wait(0.5):
                     pass
     finally:

@@ -87,7 +87,8 @@ def test_the_written_config_reads_its_addresses_from_the_environment(monkeypatch
 
 
 @pytest.mark.slow
-def test_keep_does_not_tell_to_use_keep(tmp_path: Path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_keep_does_not_tell_to_use_keep(tmp_path: Path, stop: signal.Signals):
     out = tmp_path / "out.txt"
     with out.open("w") as f:
         # SIGINT as a terminal delivers it: a shell's background job (a CI script run with &) ignores it, and
@@ -100,14 +101,14 @@ def test_keep_does_not_tell_to_use_keep(tmp_path: Path):
             while "Ctrl-C stops them" not in out.read_text(encoding="utf-8") and time.time() < deadline:
                 assert proc.poll() is None, out.read_text(encoding="utf-8")
                 time.sleep(0.2)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(stop)
             assert proc.wait(timeout=120) == 0, out.read_text(encoding="utf-8")
         finally:
             if proc.poll() is None:
                 proc.kill()
     text = out.read_text(encoding="utf-8")
     assert "Explore further:" in text and "use --keep" not in text
-    assert "Ctrl-C: finishing the demo's pending work" in text
+    assert ("Ctrl-C: finishing the demo's pending work" in text) == (stop == signal.SIGINT)
     with sqlite3.connect(tmp_path / "d" / "triad-demo.db") as db:
         assert db.execute("select count(*) from inbox where status = 'pending'").fetchone() == (0,)
         assert db.execute("select count(*) from outbox where status = 'pending'").fetchone() == (0,)
