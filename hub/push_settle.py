@@ -84,14 +84,16 @@ def _settle_success(engine: Engine, parts: Parts, name: str, entity: str, ok: li
             _record_written(conn, name, entity, ok, written, now)
 
 
-RECREATE = "recreate"      # an outbox operation: create the record in a system whose copy the hub deleted
+RECREATE = "recreate"      # an outbox operation: create the record again in a system whose copy the hub deleted
 
 
 def _recreate_came_back(conn: Connection, name: str, entity: str, record_ids: list[str], now: datetime) -> None:
     """Records whose delete just landed in ``name`` but which came back meanwhile (read again in the system
-    that had deleted them, while the delete was being sent): deleted nowhere now, so ``name`` must hold them
-    again. A create of the whole golden record is queued (a link deleted there otherwise stops every later
-    write), under a new id of that system; nothing of the golden record is lost."""
+    that had deleted them while the delete was on its way): deleted nowhere now, yet ``name`` may no longer
+    hold them, and its deleted link stops every later write there. A create of the whole golden record is
+    put before a steward as a dead outbox item, not sent by itself: a system that archives or cancels instead
+    of deleting (an SAP business partner, an approval) still holds the record, and a workflow must not
+    start again unasked. ``triad outbox retry ID`` sends it, ``triad outbox drop ID`` leaves it."""
     t = golden.table_of(entity)
     back: list[str] = []
     for part in chunks(sorted(set(record_ids))):
@@ -103,14 +105,15 @@ def _recreate_came_back(conn: Connection, name: str, entity: str, record_ids: li
     queue = OutboxQueue(entity, None, now)
     for rid in back:
         queue.queue(name, rid, {}, operation=RECREATE)
-    rows = list(queue.rows.values())
-    why = "queued again: the record came back while its delete was being sent to this system"
-    for row in rows:
-        row["last_error"] = why
+    for row in queue.rows.values():
+        row["status"] = "dead"
+        row["last_error"] = (f"{entity} {row['record_id']} came back while its delete was on its way to {name}, "
+                             f"which may no longer hold it: `triad outbox retry {row['id']}` creates it there again, "
+                             f"`triad outbox drop {row['id']}` leaves it (where {name} archived it instead)")
     queue.flush(conn)
-    log.warning("%s: %d %s record(s) came back while their delete was being sent, and are created there again: %s",
-                name, len(back), entity, ", ".join(back[:10]) + (" ..." if len(back) > 10 else ""),
-                extra={"connector": name})
+    log.warning("%s: %d %s record(s) came back while their delete was on its way there; a create of each waits "
+                "in the outbox as dead (triad outbox list --status dead): %s", name, len(back), entity,
+                ", ".join(back[:10]) + (" ..." if len(back) > 10 else ""), extra={"connector": name})
 
 
 def _fold_read_backs(conn: Connection, parts: Parts, name: str, entity: str, new_links: list[dict[str, Any]]) -> None:

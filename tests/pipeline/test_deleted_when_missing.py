@@ -401,7 +401,7 @@ def test_a_delete_claimed_before_the_record_came_back_is_not_sent(project: Path,
     assert delete[0] == "dropped" and "came back" in delete[1]
 
 
-def test_a_delete_sent_while_the_record_came_back_is_undone_by_creating_it_again(
+def test_a_delete_sent_while_the_record_came_back_puts_its_create_there_before_a_steward(
         project: Path, store_url: str, monkeypatch: pytest.MonkeyPatch):
     from connectors.file.connector import FileConnector
     c4_deleted_in_erp(project, store_url)
@@ -415,13 +415,22 @@ def test_a_delete_sent_while_the_record_came_back_is_undone_by_creating_it_again
 
     monkeypatch.setattr(FileConnector, "write", back_while_sending)
     before = len(crm_ops(project))
-    push_crm()                # the delete landed, crm no longer held C4: the same push creates it there again
+    push_crm()                                   # the delete landed: crm no longer holds C4
     monkeypatch.setattr(FileConnector, "write", write)
-    assert crm_ops(project)[before:] == [("delete", "C4"), ("create", "C4")]
+    assert crm_ops(project)[before:] == [("delete", "C4")]
     rows = outbox_rows(store_url)
     assert [(op, status) for op, status, code, _ in rows if code == "C4"] == [("upsert", "done"), ("delete", "done"),
-                                                                             ("recreate", "done")]
-    assert all(status == "done" for _, status, _, _ in rows)
+                                                                             ("recreate", "dead")]
+    why = rows[-1][3]
+    assert "came back" in why and "triad outbox retry" in why    # before a steward, not sent by itself
+    push_crm()
+    assert crm_ops(project)[before:] == [("delete", "C4")]
+    item = why.split("`triad outbox retry ")[1].split("`")[0]
+    r = CliRunner().invoke(main, ["outbox", "retry", item])
+    assert r.exit_code == 0, r.output
+    push_crm()
+    assert crm_ops(project)[before:] == [("delete", "C4"), ("create", "C4")]
+    assert all(status == "done" for _, status, _, _ in outbox_rows(store_url))
     engine = make_engine(store_url)
     xt = Xref.__table__
     try:
@@ -431,7 +440,7 @@ def test_a_delete_sent_while_the_record_came_back_is_undone_by_creating_it_again
         engine.dispose()
     assert [s for (s,) in links] == ["active"] * 5     # C4 linked there again (files key it by its code again)
     push_crm()
-    assert len(crm_ops(project)) == before + 2                              # and created only once
+    assert len(crm_ops(project)) == before + 2          # and created only once
 
 
 TAX_MAPPING = CUSTOMER_MAPPING + "  tax_id: tax_id\n"
