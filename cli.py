@@ -480,6 +480,7 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     where it stopped, and records read again change nothing. Flows (`flows:` in
     triad.yaml) then move on. Exit 1 if a stream or a flow run failed. Ctrl-C lets
     the batch in progress commit and stops (exit 130); Ctrl-C again stops at once.
+    SIGTERM (kill, a service manager, timeout) stops the same way (exit 143).
 
     \b
     Examples:
@@ -498,7 +499,7 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     check_selection(parts.cfg, connector_names, entity_names, streams)
     _build_connectors(parts, {name for name, _ in streams})
     try:
-        with finish_batch_on_ctrl_c() as interrupted, spinner(ctx, "starting") as say:
+        with finish_batch_on_ctrl_c(sigterm=True) as interrupted, spinner(ctx, "starting") as say:
             progress = None if say is None else lambda name, entity, counts: say(
                 f"{name}/{entity}: {counts['read']} read, {counts['created']} created, {counts['updated']} updated")
             if parts.cfg.flows and not dry_run:
@@ -551,7 +552,7 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     if interrupted.is_set():   # a stopped stream's line above says how to go on
         if not any(r.status == "stopped" for r in reports):
             render.note("interrupted after the last batch: the load is complete")
-        sys.exit(130)
+        sys.exit(128 + interrupted.signum)     # 130 after Ctrl-C, 143 after SIGTERM
     if any(r.status == "error" for r in reports) or (flow_report and flow_report["failed"]):
         sys.exit(1)
 
@@ -568,7 +569,7 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     """Drain the outbox: write queued changes to each system, creating and linking unknown records.
 
     Ctrl-C lets the writes in flight finish and be recorded, then stops (exit 130);
-    Ctrl-C again stops at once.
+    Ctrl-C again stops at once. SIGTERM stops the same way (exit 143).
 
     \b
     Example:
@@ -590,7 +591,7 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
                                                  if c.direction in ("out", "both")])
     from hub.interrupts import finish_batch_on_ctrl_c
     try:
-        with finish_batch_on_ctrl_c() as interrupted:   # a write in flight gets its answer recorded
+        with finish_batch_on_ctrl_c(sigterm=True) as interrupted:   # a write in flight gets its answer recorded
             reports = push(engine, parts, connector_names, cancel=interrupted)
     except KeyboardInterrupt:   # Ctrl-C twice: what was in flight is sent again, as a create that may have been
         render.error("interrupted: writes in flight are sent again by the next `triad sync push`")
@@ -615,7 +616,7 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     emit(ctx, data, human)
     if interrupted.is_set():
         render.error("interrupted: the writes in flight were settled; the next `triad sync push` sends the rest")
-        sys.exit(130)
+        sys.exit(128 + interrupted.signum)
     if any(r.status == "error" or r.counts["dead"] or r.counts["failed"] for r in reports):
         sys.exit(1)
 

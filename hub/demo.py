@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -188,20 +185,6 @@ def pending_work(engine: Any) -> dict[str, int]:
     with engine.connect() as conn:
         return {name: int(conn.scalar(select(func.count()).where(t.c.status == "pending")) or 0)
                 for name, t in (("inbox", Inbox.__table__), ("outbox", Outbox.__table__))}
-
-
-@contextmanager
-def _stopped_by_sigterm(stop: threading.Event) -> Iterator[None]:
-    """`kill` (SIGTERM) ends a --keep demo as its first Ctrl-C does: a demo run as a shell's background job
-    ignores Ctrl-C, and killed outright it would leave its pending work to systems that are gone."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def finish(hub: Hub, systems: DemoSystems, server: Any, thread: threading.Thread, known: set[str]) -> dict[str, int]:
@@ -393,8 +376,11 @@ def run_demo(directory: Path, say: Callable[[str], None], *, keep: bool = False,
             say("\n--keep: simulators and `triad serve` keep running; Ctrl-C stops them.")
             from hub.interrupts import finish_batch_on_ctrl_c
             # the first Ctrl-C says what comes next (finishing can take seconds); a second stops at once
+            # `kill` too: a demo run as a shell's background job ignores Ctrl-C, and killed outright it would
+            # leave its pending work to systems that are gone
             with finish_batch_on_ctrl_c("Ctrl-C: finishing the demo's pending work, then stopping "
-                                        "(Ctrl-C again to stop at once)") as stop, _stopped_by_sigterm(stop):
+                                        "(Ctrl-C again to stop at once)", sigterm=True,
+                                        first_term="SIGTERM: finishing the demo's pending work, then stopping") as stop:
                 while not stop.wait(0.5):
                     pass
     finally:

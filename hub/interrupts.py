@@ -18,29 +18,48 @@ from typing import Any
 FIRST_PRESS = "Ctrl-C: finishing the current batch, then stopping (Ctrl-C again to stop at once)"
 
 
-@contextmanager
-def finish_batch_on_ctrl_c(first_press: str = FIRST_PRESS) -> Iterator[threading.Event]:
-    """Yield an event the first SIGINT sets (saying ``first_press`` on stderr, when not empty); a second
-    SIGINT raises KeyboardInterrupt as usual.
+TERM_FIRST = "SIGTERM: finishing the current batch, then stopping (a second signal stops at once)"
 
-    Outside the main thread (signals go to it only), or when SIGINT is ignored (a background job
-    of a shell), nothing is installed and the event is never set.
+
+class Interrupt(threading.Event):
+    """Set by the first SIGINT (or SIGTERM, where asked for); ``signum`` says which (exit status 128 + signum)."""
+
+    signum: int = signal.SIGINT
+
+
+@contextmanager
+def finish_batch_on_ctrl_c(first_press: str = FIRST_PRESS, *, sigterm: bool = False,
+                           first_term: str = TERM_FIRST) -> Iterator[Interrupt]:
+    """Yield an event the first SIGINT sets (saying ``first_press`` on stderr, when not empty); a second
+    SIGINT raises KeyboardInterrupt as usual. With ``sigterm``, SIGTERM (a `kill`, a service manager's stop,
+    `timeout`) does the same, saying ``first_term``: a command run in the background, where Ctrl-C cannot
+    reach it, also stops after its batch.
+
+    Outside the main thread (signals go to it only) nothing is installed and the event is never set; a
+    signal that is ignored (SIGINT in a shell's background job) stays ignored.
     """
-    stop = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
+    stop = Interrupt()
+    if threading.current_thread() is not threading.main_thread():
         yield stop
         return
 
-    def handler(_signum: int, _frame: Any) -> None:
+    def handler(signum: int, _frame: Any) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
+        stop.signum = signum
         stop.set()
-        if first_press:
-            print(first_press, file=sys.stderr, flush=True)
+        text = first_press if signum == signal.SIGINT else first_term
+        if text:
+            print(text, file=sys.stderr, flush=True)
 
-    signal.signal(signal.SIGINT, handler)
+    installed: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM) if sigterm else (signal.SIGINT,):
+        previous = signal.getsignal(signum)
+        if previous is not None and previous is not signal.SIG_IGN:   # None: a handler not set from Python
+            installed[signum] = previous
+            signal.signal(signum, handler)
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, previous in installed.items():
+            signal.signal(signum, previous)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from hub.interrupts import FIRST_PRESS, finish_batch_on_ctrl_c
+from hub.interrupts import FIRST_PRESS, TERM_FIRST, finish_batch_on_ctrl_c
 
 
 @pytest.fixture
@@ -49,3 +49,34 @@ def test_outside_the_main_thread_nothing_is_installed(default_sigint):
     t.start()
     t.join()
     assert seen == [(signal.default_int_handler, False)]
+
+
+def test_sigterm_where_asked_for_finishes_the_batch_like_ctrl_c(default_sigint, capsys):
+    before = signal.getsignal(signal.SIGTERM)
+    with finish_batch_on_ctrl_c(sigterm=True) as stop:
+        signal.raise_signal(signal.SIGTERM)        # would end the process here without the handler
+        assert stop.is_set() and stop.signum == signal.SIGTERM
+        assert TERM_FIRST in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_is_left_alone_unless_asked_for(default_sigint):
+    before = signal.getsignal(signal.SIGTERM)
+    with finish_batch_on_ctrl_c() as stop:
+        assert signal.getsignal(signal.SIGTERM) is before
+        signal.raise_signal(signal.SIGINT)
+        assert stop.signum == signal.SIGINT
+
+
+def test_sigterm_is_caught_where_sigint_is_ignored():
+    """A shell's background job ignores Ctrl-C; `kill` still reaches it, and stops it after its batch."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with finish_batch_on_ctrl_c(sigterm=True) as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGTERM)
+            assert stop.is_set()
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -125,9 +125,11 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path):
     assert got == expected
 
 
-def test_ctrl_c_mid_run_records_the_run_as_stopped_and_says_so(tmp_path: Path):
-    """SIGINT (Ctrl-C) during a run: the batch in progress commits, one line says how to resume, exit 130,
-    and the run row ends as stopped (it stayed "running" for good); the next run completes the load."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_mid_run_records_the_run_as_stopped_and_says_so(tmp_path: Path, stop: signal.Signals):
+    """SIGINT (Ctrl-C) or SIGTERM (kill) during a run: the batch in progress commits, one line says how to
+    resume, exit 128 + the signal, and the run row ends as stopped (it stayed "running" for good); the next
+    run completes the load."""
     # small batches: a run of many short steps, so that the signal (sent after the first 300 records, from a
     # test process that may be slow to get the CPU beside others) still finds it running, not exiting
     n = 1500     # the signal comes after 300: 60 batches left to find it running
@@ -138,9 +140,9 @@ def test_ctrl_c_mid_run_records_the_run_as_stopped_and_says_so(tmp_path: Path):
     while count(root) < 300 and p.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     assert p.poll() is None, "the run finished before it could be interrupted; raise n"
-    p.send_signal(signal.SIGINT)
+    p.send_signal(stop)
     out, err = p.communicate(timeout=120)
-    assert p.returncode == 130, (err, out[-1000:], count(root))
+    assert p.returncode == 128 + stop, (err, out[-1000:], count(root))
     assert "finishing the current batch" in err and "resumes after the last committed batch" in err
     assert "Traceback" not in err
     stopped_at = count(root)
