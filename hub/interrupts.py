@@ -18,7 +18,7 @@ from typing import Any
 FIRST_PRESS = "Ctrl-C: finishing the current batch, then stopping (Ctrl-C again to stop at once)"
 
 
-TERM_FIRST = "SIGTERM: finishing the current batch, then stopping (a second signal stops at once)"
+TERM_FIRST = "SIGTERM: finishing the current batch, then stopping (Ctrl-C stops at once)"
 
 
 class Interrupt(threading.Event):
@@ -32,8 +32,8 @@ def finish_batch_on_ctrl_c(first_press: str = FIRST_PRESS, *, sigterm: bool = Fa
                            first_term: str = TERM_FIRST) -> Iterator[Interrupt]:
     """Yield an event the first SIGINT sets (saying ``first_press`` on stderr, when not empty); a second
     SIGINT raises KeyboardInterrupt as usual. With ``sigterm``, SIGTERM (a `kill`, a service manager's stop,
-    `timeout`) does the same, saying ``first_term``: a command run in the background, where Ctrl-C cannot
-    reach it, also stops after its batch.
+    `timeout`) sets it too, saying ``first_term``: a command run in the background, where Ctrl-C cannot
+    reach it, also stops after its batch; a second SIGTERM changes nothing (`timeout` sends two).
 
     Outside the main thread (signals go to it only) nothing is installed and the event is never set; a
     signal that is ignored (SIGINT in a shell's background job) stays ignored.
@@ -45,7 +45,9 @@ def finish_batch_on_ctrl_c(first_press: str = FIRST_PRESS, *, sigterm: bool = Fa
 
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set():
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return      # `timeout` signals the process and then its group: the same request twice
         stop.signum = signum
         stop.set()
         text = first_press if signum == signal.SIGINT else first_term

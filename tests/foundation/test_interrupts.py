@@ -57,7 +57,9 @@ def test_sigterm_where_asked_for_finishes_the_batch_like_ctrl_c(default_sigint, 
         signal.raise_signal(signal.SIGTERM)        # would end the process here without the handler
         assert stop.is_set() and stop.signum == signal.SIGTERM
         assert TERM_FIRST in capsys.readouterr().err
-        with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGTERM)        # `timeout` signals the process, then its group: still one stop
+        assert stop.signum == signal.SIGTERM and capsys.readouterr().err == ""
+        with pytest.raises(KeyboardInterrupt):     # Ctrl-C then stops at once
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGTERM) is before
 
