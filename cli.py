@@ -1187,8 +1187,10 @@ def outbox_list(ctx: Context, status: str | None, connector: str | None, limit: 
         if denied and isinstance(r.get("fields"), dict):
             r["fields"] = {f: v for f, v in r["fields"].items() if f not in denied}
     emit(ctx, {"items": rows, "more": more, "total": total}, lambda: (
-        render.table("outbox", ["id", "connector", "entity", "record", "status", "attempts", "fields", "last error"],
-                     [(r["id"], r["connector"], r["entity"], r["record_id"], r["status"], r["attempts"], r["fields"], r["last_error"]) for r in rows]),
+        render.table("outbox", ["id", "connector", "entity", "record", "operation", "status", "attempts", "fields",
+                                "last error"],
+                     [(r["id"], r["connector"], r["entity"], r["record_id"], r["operation"], r["status"], r["attempts"],
+                       r["fields"], r["last_error"]) for r in rows]),
         render.hint(f"showing {len(rows)} of {total} items (dead, then pending, newest first): "
                     "narrow with --status/--connector or raise --limit") if more else None))
 
