@@ -7,13 +7,15 @@ executemany. This skips the per-row bookkeeping of a generic
 ``Connection.execute(stmt, rows)``, which costs more than the insert itself
 on the hot tables (golden rows, xref, source_state, field_history, outbox).
 The per-row conversion is one generated function per statement: a tuple (or
-dict) display with the processors inlined, the fastest form Python has.
+dict) display with the processors inlined, the fastest form Python has. New
+rows on PostgreSQL go as one ``COPY ... FROM STDIN`` (:func:`insert_many`).
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 _Prepared = tuple[str, Callable[[dict[str, Any]], Any]]
@@ -81,3 +83,51 @@ class _Memo:
 
 
 _NOTHING = object()
+
+
+_copy_cache: dict[tuple[str, str, tuple[str, ...]], _Prepared] = {}
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> None:
+    """Insert new rows (all with the same keys). On PostgreSQL one ``COPY ... FROM STDIN`` (about twice the
+    rate of an executemany of INSERTs, whose time is the server's per-statement work); elsewhere
+    :func:`execute_many`. Values go through the same bind processors; a database error is raised as
+    SQLAlchemy raises it (``IntegrityError`` and the rest), and the rows are part of the open transaction."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        execute_many(conn, insert(table), rows, key)
+        return
+    names = tuple(rows[0])
+    sql, convert = _prepare_copy(conn, table, names)
+    dbapi = conn.connection.dbapi_connection     # inside the transaction the caller began
+    import psycopg
+    try:
+        with dbapi.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(convert(row))
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
+
+
+def _prepare_copy(conn: Connection, table: Table, names: tuple[str, ...]) -> _Prepared:
+    cache_key = (str(conn.dialect.name), table.name, names)
+    hit = _copy_cache.get(cache_key)
+    if hit is None:
+        dialect = conn.dialect
+        quote = dialect.identifier_preparer.quote
+        env: dict[str, Any] = {}
+        parts = []
+        for n, name in enumerate(names):
+            proc = table.c[name].type._cached_bind_processor(dialect)  # noqa: SLF001 - as execute_many
+            if proc is not None:
+                env[f"p{n}"] = _Memo(proc)
+                parts.append(f"p{n}(r[{name!r}])")
+            else:
+                parts.append(f"r[{name!r}]")
+        convert = eval(f"lambda r: ({', '.join(parts)},)", env)  # noqa: S307 - built from the table's own columns
+        sql = (f"COPY {dialect.identifier_preparer.format_table(table)} "
+               f"({', '.join(quote(name) for name in names)}) FROM STDIN")
+        hit = (sql, convert)
+        _copy_cache[cache_key] = hit
+    return hit

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
-from hub.bulk import execute_many
+from hub.bulk import execute_many, insert_many
 
 from hub.canonical import ENTITIES, ORDER_LINE_FIELDS
 from hub.models import GOLDEN_MODELS, OrderLine
@@ -90,7 +90,7 @@ def insert_new(conn: Connection, entity: str, records: list[tuple[str, dict[str,
                 row[f] = decode(v, type_name)
         row.update(id=rid, provenance=prov, updated_at=now, version=1, deleted_in=None, merged_into=None)
         rows.append(row)
-    execute_many(conn, insert(table_of(entity)), rows, f"golden-insert:{entity}")
+    insert_many(conn, table_of(entity), rows, f"golden-insert:{entity}")
     if entity == "order":
         replace_lines(conn, {rid: values.get("lines") or [] for rid, values, _ in records}, fresh=True)
 

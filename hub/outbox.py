@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Collection
 
-from sqlalchemy import Connection, Engine, Select, case, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Select, case, func, or_, select, update
 
 from hub.errors import NotFound, UsageError
 from hub.models import Outbox
@@ -39,8 +39,8 @@ class OutboxQueue:
     def flush(self, conn: Connection) -> int:
         if not self.rows:
             return 0
-        from hub.bulk import execute_many
-        execute_many(conn, insert(Outbox.__table__), list(self.rows.values()), "outbox-insert")
+        from hub.bulk import insert_many
+        insert_many(conn, Outbox.__table__, list(self.rows.values()), "outbox-insert")
         n = len(self.rows)
         self.rows = {}
         return n

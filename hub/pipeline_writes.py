@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from hub import golden
-from hub.bulk import execute_many
+from hub.bulk import execute_many, insert_many
 from hub.changefeed import lock_history
 from hub.models import Conflict, Outbox, SourceState, Xref
 from hub.pipeline_types import StreamContext
@@ -88,11 +88,10 @@ class _Writes:
                          .values(status="dropped", last_error=why, updated_at=ctx.now))
 
     def flush_history(self, conn: Connection) -> None:
-        from sqlalchemy import insert
         from hub.models import FieldHistory
         if self.history:
             lock_history(conn)   # the change feed hands out history numbers in commit order
-            execute_many(conn, insert(FieldHistory.__table__), self.history, "history-insert")
+            insert_many(conn, FieldHistory.__table__, self.history, "history-insert")
 
     def flush(self, conn: Connection, ctx: StreamContext) -> None:
         from sqlalchemy import bindparam, insert
@@ -107,7 +106,7 @@ class _Writes:
                 deleted_in=bindparam("deleted_in"), updated_at=now),
                 [{"_id": rid, "deleted_in": v} for rid, v in self.deleted_in.items()])
         self._drop_queued_deletes(conn, ctx)
-        execute_many(conn, insert(Xref.__table__), list(self.xrefs.values()), "xref-insert")
+        insert_many(conn, Xref.__table__, list(self.xrefs.values()), "xref-insert")
         if self.xref_status:
             xt = Xref.__table__
             conn.execute(update(xt).where(xt.c.entity == ctx.entity, xt.c.system == ctx.system,
