@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from hub.bulk import execute_many, insert_many
 
@@ -143,4 +143,4 @@ def replace_lines(conn: Connection, lines_by_order: dict[str, list[dict[str, Any
             row["order_id"] = oid
             rows.append(row)
     if rows:
-        execute_many(conn, insert(lt), rows, "order-lines-insert")
+        insert_many(conn, lt, rows, "order-lines-insert")

@@ -19,7 +19,7 @@ import logging
 from operator import itemgetter
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, func, or_, select
 
 from hub import normalize as norm
 from hub.golden import table_of
@@ -120,12 +120,12 @@ def insert_keys(conn: Connection, rows: list[dict[str, str]], *, upsert: bool = 
     """Insert ``match_key`` rows in one executemany (``upsert``: rows that exist already are left alone)."""
     if not rows:
         return
-    from hub.bulk import execute_many
+    from hub.bulk import execute_many, insert_many
     kt = MatchKey.__table__
     rows = sorted(rows, key=_primary_key)   # in key order: each insert lands next to the one before
     dialect = conn.dialect.name
     if not upsert:
-        execute_many(conn, insert(kt), rows, "match-key-insert")
+        insert_many(conn, kt, rows, "match-key-insert")
     elif dialect in ("sqlite", "postgresql"):
         if dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert as dialect_insert

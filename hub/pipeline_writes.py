@@ -119,7 +119,7 @@ class _Writes:
                                               st.c.source_id == bindparam("_sid")).values(raw_hash=None), gone)
         upsert(conn, SourceState.__table__, list(self.states.values()), ["entity", "system", "source_id"])
         self._update_open_conflicts(conn, ctx.entity)
-        execute_many(conn, insert(Conflict.__table__), self.conflicts, "conflict-insert")
+        insert_many(conn, Conflict.__table__, self.conflicts, "conflict-insert")
         if self.candidates:
             from hub.models import MatchCandidate
             execute_many(conn, insert(MatchCandidate.__table__), self.candidates, "candidate-insert")
