@@ -38,11 +38,8 @@ def _prepare(conn: Connection, stmt: ClauseElement, key: str, names: tuple[str, 
                 value = bind.effective_value
                 env[f"c{n}"] = proc(value) if proc else value
                 expr = f"c{n}"
-            elif proc is not None:
-                env[f"p{n}"] = _Memo(proc)
-                expr = f"p{n}(r[{name!r}])"
             else:
-                expr = f"r[{name!r}]"
+                expr = _processed(env, n, name, proc)
             parts.append(expr if compiled.positional else f"{name!r}: {expr}")
         body = f"({', '.join(parts)},)" if compiled.positional else f"{{{', '.join(parts)}}}"
         convert = eval(f"lambda r: {body}", env)  # noqa: S307 - built from the statement's own bind names
@@ -61,6 +58,14 @@ def execute_many(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str,
         return
     sql, convert = _prepare(conn, stmt, key, tuple(rows[0]))
     conn.exec_driver_sql(sql, list(map(convert, rows)))
+
+
+def _processed(env: dict[str, Any], n: int, name: str, proc: Callable | None) -> str:
+    """The expression of a generated converter that gives row ``r``'s value of ``name`` as the driver takes it."""
+    if proc is None:
+        return f"r[{name!r}]"
+    env[f"p{n}"] = _Memo(proc)
+    return f"p{n}(r[{name!r}])"
 
 
 class _Memo:
@@ -100,7 +105,9 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
         return
     names = tuple(rows[0])
     sql, convert = _prepare_copy(conn, table, names)
-    dbapi = conn.connection.dbapi_connection     # inside the transaction the caller began
+    if not conn.in_transaction():    # as a statement would: the COPY then belongs to the transaction commit() ends
+        conn.begin()
+    dbapi = conn.connection.dbapi_connection
     import psycopg
     try:
         with dbapi.cursor() as cur, cur.copy(sql) as copy:
@@ -111,20 +118,14 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
 
 
 def _prepare_copy(conn: Connection, table: Table, names: tuple[str, ...]) -> _Prepared:
-    cache_key = (str(conn.dialect.name), table.name, names)
+    cache_key = (conn.dialect.name, table.name, names)
     hit = _copy_cache.get(cache_key)
     if hit is None:
         dialect = conn.dialect
         quote = dialect.identifier_preparer.quote
         env: dict[str, Any] = {}
-        parts = []
-        for n, name in enumerate(names):
-            proc = table.c[name].type._cached_bind_processor(dialect)  # noqa: SLF001 - as execute_many
-            if proc is not None:
-                env[f"p{n}"] = _Memo(proc)
-                parts.append(f"p{n}(r[{name!r}])")
-            else:
-                parts.append(f"r[{name!r}]")
+        parts = [_processed(env, n, name, table.c[name].type._cached_bind_processor(dialect))  # noqa: SLF001
+                 for n, name in enumerate(names)]
         convert = eval(f"lambda r: ({', '.join(parts)},)", env)  # noqa: S307 - built from the table's own columns
         sql = (f"COPY {dialect.identifier_preparer.format_table(table)} "
                f"({', '.join(quote(name) for name in names)}) FROM STDIN")

@@ -58,3 +58,13 @@ def test_a_duplicate_key_is_sqlalchemys_integrity_error_and_the_transaction_keep
             insert_many(conn, Xref.__table__, [xref(3, "C1")], "test-xref")   # (entity, system, source_id) again
     with engine.connect() as conn:
         assert sorted(conn.scalars(select(Xref.__table__.c.source_id))) == ["C1"]
+
+
+def test_rows_inserted_first_thing_on_a_connection_are_kept_by_its_commit(engine: Engine):
+    """The COPY goes to the driver's connection; the rows still belong to the SQLAlchemy transaction it
+    begins, so `commit()` keeps them (on a connection that had run nothing yet, it had none to commit)."""
+    with engine.connect() as conn:
+        insert_many(conn, Xref.__table__, [xref(1, "C1")], "test-xref")
+        conn.commit()
+    with engine.connect() as conn:
+        assert list(conn.scalars(select(Xref.__table__.c.source_id))) == ["C1"]
