@@ -48,16 +48,19 @@ def _prepare(conn: Connection, stmt: ClauseElement, key: str, names: tuple[str, 
     return hit
 
 
-def execute_many(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str, Any]], key: str) -> None:
+def execute_many(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str, Any]], key: str) -> int:
     """Run ``stmt`` once per row dict (all rows have the same keys) with one executemany.
 
     Args:
         key: names the statement for the compile cache (the same key must always mean the same statement).
+
+    Returns:
+        The rows the statements matched in all (the stores' drivers count an executemany as a whole).
     """
     if not rows:
-        return
+        return 0
     sql, convert = _prepare(conn, stmt, key, tuple(rows[0]))
-    conn.exec_driver_sql(sql, list(map(convert, rows)))
+    return conn.exec_driver_sql(sql, list(map(convert, rows))).rowcount
 
 
 def _processed(env: dict[str, Any], n: int, name: str, proc: Callable | None) -> str:

@@ -18,14 +18,13 @@ from hub.sqlutil import chunks
 
 def _delete_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow], w: _Writes,
                 stats: BatchStats) -> None:
-    w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
-                                "record_id": item.record_id, "values": item.base or item.values,
-                                "row_hash": item.hash, "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts),
-                                "seen_at": ctx.now, "run_id": ctx.run_id, "written": item.written}
-    if item.record_id is None:
-        w.states.pop(item.source_id)   # never seen alive: nothing to flag
+    if item.record_id is None:   # never seen alive: nothing to flag
         stats.add("unchanged")
         return
+    w.keep_state(item, {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
+                        "record_id": item.record_id, "values": item.base or item.values,
+                        "row_hash": item.hash, "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts),
+                        "seen_at": ctx.now, "run_id": ctx.run_id, "written": item.written})
     _flag_deleted(ctx, item.source_id, item.record_id, item.xref_status, rows, w, stats)
 
 

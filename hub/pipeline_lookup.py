@@ -22,7 +22,7 @@ def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item])
     base = type_coerce(st.c["values"], Text).label("base")
     for part in chunks(sorted(items)):
         q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash, st.c.source_ts,
-                    base, st.c.written)
+                    base, st.c.written, st.c.record_id.label("state_record_id"))
              .select_from(xt.outerjoin(st, and_(st.c.entity == xt.c.entity, st.c.system == xt.c.system,
                                                 st.c.source_id == xt.c.source_id)))
              .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part)))
@@ -30,7 +30,7 @@ def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item])
             item = items[r.source_id]
             item.record_id, item.xref_status = r.record_id, r.status
             item.state_hash, item.state_raw_hash, item.state_ts = r.row_hash, r.raw_hash, r.source_ts
-            item.stored_base, item.written = r.base, r.written
+            item.stored_base, item.written, item.state_record_id = r.base, r.written, r.state_record_id
 
 
 def _note_older(ctx: StreamContext, older: list[_Item], stats: BatchStats) -> None:

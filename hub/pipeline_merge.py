@@ -76,10 +76,10 @@ def _merge_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow
             w.candidates.append({"id": new_id(), "entity": ctx.entity, "record_a": rid, "record_b": other,
                                  "score": float(score), "details": details, "status": "open",
                                  "created_at": ctx.now, "decided_at": None, "decided_by": None})
-    w.states[item.source_id] = {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
-                                "record_id": rid, "values": item.values, "row_hash": item.hash,
-                                "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now,
-                                "run_id": ctx.run_id, "written": still_pending(item.written, item.values)}
+    w.keep_state(item, {"entity": ctx.entity, "system": ctx.system, "source_id": item.source_id,
+                         "record_id": rid, "values": item.values, "row_hash": item.hash,
+                         "raw_hash": item.raw_hash, "source_ts": _dt(item.source_ts), "seen_at": ctx.now,
+                         "run_id": ctx.run_id, "written": still_pending(item.written, item.values)})
 
 
 def _back_in(ctx: StreamContext, rid: str, rows: dict[str, golden.GoldenRow], w: _Writes) -> None:

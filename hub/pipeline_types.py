@@ -60,6 +60,7 @@ class _Item:
     state_hash: str | None = None     # row_hash / raw_hash / source_ts of the stored source_state
     state_raw_hash: str | None = None
     state_ts: datetime | None = None
+    state_record_id: str | None = None   # the record the stored source_state row names (None: no row yet)
     linked_now: bool = False
     xref_status: str | None = None
     base: dict[str, Any] | None = None

@@ -23,6 +23,9 @@ class _Writes:
         self.xrefs: dict[str, dict[str, Any]] = {}
         self.xref_status: list[dict[str, Any]] = []
         self.states: dict[str, dict[str, Any]] = {}
+        # source ids whose stored source_state row names the same record: updated in place, so the
+        # record_id index is not rewritten (an upsert rewrites every index of the columns it sets)
+        self.states_in_place: set[str] = set()
         self.history: list[dict[str, Any]] = []
         self.conflicts: list[dict[str, Any]] = []
         self.open_conflicts: dict[tuple[str, str], dict[str, Any]] = {}   # (record, field) -> its open row
@@ -33,6 +36,14 @@ class _Writes:
         self.gone_rows: dict[str, golden.GoldenRow] = {}
         self.back: set[str] = set()             # records deleted nowhere any more: their queued deletes go
         self.candidates: list[dict[str, Any]] = []
+
+    def keep_state(self, item: Any, row: dict[str, Any]) -> None:
+        """The source_state row the batch leaves for ``item`` (an ``_Item``)."""
+        self.states[item.source_id] = row
+        if item.state_record_id is not None and item.state_record_id == row["record_id"]:
+            self.states_in_place.add(item.source_id)
+        else:
+            self.states_in_place.discard(item.source_id)
 
     def add_conflict(self, row: dict[str, Any]) -> None:
         """Keep one open conflict per (record, field): a later value for it updates that system's entry."""
@@ -87,6 +98,24 @@ class _Writes:
                                           ot.c.operation == "delete", ot.c.status == "pending")
                          .values(status="dropped", last_error=why, updated_at=ctx.now))
 
+    def _write_states(self, conn: Connection) -> None:
+        """Rows known to exist under the same record are updated (their keys and record_id left alone);
+        the rest, and any of those that another transaction removed meanwhile, are upserted."""
+        st = SourceState.__table__
+        keys = ["entity", "system", "source_id"]
+        in_place = [row for sid, row in self.states.items() if sid in self.states_in_place]
+        rest = [row for sid, row in self.states.items() if sid not in self.states_in_place]
+        if in_place:
+            columns = [c for c in in_place[0] if c not in keys and c != "record_id"]
+            stmt = update(st).where(st.c.entity == bindparam("_entity"), st.c.system == bindparam("_system"),
+                                    st.c.source_id == bindparam("_sid")
+                                    ).values({c: bindparam(c) for c in columns})
+            params = [{"_entity": r["entity"], "_system": r["system"], "_sid": r["source_id"],
+                       **{c: r[c] for c in columns}} for r in in_place]
+            if execute_many(conn, stmt, params, f"source-state-update:{','.join(columns)}") != len(params):
+                rest += in_place
+        upsert(conn, st, rest, keys)
+
     def flush_history(self, conn: Connection) -> None:
         from hub.models import FieldHistory
         if self.history:
@@ -117,7 +146,7 @@ class _Writes:
                 st = SourceState.__table__
                 conn.execute(update(st).where(st.c.entity == ctx.entity, st.c.system == ctx.system,
                                               st.c.source_id == bindparam("_sid")).values(raw_hash=None), gone)
-        upsert(conn, SourceState.__table__, list(self.states.values()), ["entity", "system", "source_id"])
+        self._write_states(conn)
         self._update_open_conflicts(conn, ctx.entity)
         insert_many(conn, Conflict.__table__, self.conflicts, "conflict-insert")
         if self.candidates:
