@@ -75,7 +75,8 @@ class Context:
 
     def close(self) -> None:
         if self._engine is not None:
-            self._engine.dispose()
+            from hub.sqlite_checkpoint import dispose
+            dispose(self._engine)
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:

@@ -146,10 +146,11 @@ def prepare(directory: Path, systems: DemoSystems) -> Context:
     for name in ("TRIAD_DATABASE_URL", *values):
         os.environ.pop(name, None)
     ctx = Context(config_path=str(directory / "triad.yaml"), user_name="demo")
+    from hub.sqlite_checkpoint import dispose
     from hub.store import make_engine, upgrade
     engine = make_engine(ctx.config().store.url)
     upgrade(engine)
-    engine.dispose()
+    dispose(engine)
     return ctx
 
 

@@ -26,6 +26,7 @@ def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
         TriadError: the store cannot be opened (down, refused, unknown database, bad credentials).
     """
     from sqlalchemy.exc import OperationalError
+    from hub.sqlite_checkpoint import dispose
     from hub.store import make_engine, upgrade
     root = Path(directory)
     made: list[Path] = []         # files and folders this call created, in order
@@ -62,7 +63,7 @@ def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
             reason = str(exc.orig or exc).strip().splitlines()[0]
             raise TriadError(f"cannot open the store at {masked_url(cfg.store.url)}: {reason}") from None
         finally:
-            engine.dispose()
+            dispose(engine)
     except BaseException:
         _take_back(made, cfg_path, previous)
         raise

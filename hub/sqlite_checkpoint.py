@@ -127,6 +127,27 @@ def attach(engine: Engine, path: str) -> Checkpointer:
     return checkpointer
 
 
+def dispose(engine: Engine) -> None:
+    """Close ``engine``'s connections, its checkpoint thread first (after the checkpoint in progress).
+
+    The thread checks a connection out while it copies; disposed meanwhile, the engine would leave
+    that one open until the garbage collector found it, and only the close of the last connection
+    takes the rest of the log into the database file and removes it (a copy of the file alone is
+    then the whole store). Any engine, SQLite or not; one used again afterwards has its log copied
+    by the commits past the backstop only.
+    """
+    checkpointer = _of.get(engine)
+    if checkpointer is not None:
+        checkpointer.close(wait=60.0)
+    engine.dispose()
+
+
+def dispose_all() -> None:
+    """:func:`dispose` every engine that has a checkpoint thread (at exit)."""
+    for engine in list(_of.keys()):
+        dispose(engine)
+
+
 def checkpointer_of(engine: Engine) -> Checkpointer | None:
     """The checkpointer attached to ``engine`` (None for in-memory and PostgreSQL stores)."""
     return _of.get(engine)

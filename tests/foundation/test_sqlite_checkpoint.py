@@ -95,3 +95,45 @@ def test_a_disposed_engine_s_files_do_not_change_under_a_copy(tmp_path: Path) ->
     time.sleep(sqlite_checkpoint.MIN_INTERVAL + 0.5)    # the checkpoint the commit asked for has run
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert sqlite_checkpoint.checkpointer_of(engine) is not None
+
+
+def test_dispose_lets_the_thread_finish_then_closes_every_connection(tmp_path: Path) -> None:
+    # disposed while the thread held a connection, the engine left that one open: the log stayed
+    # beside the file until a garbage collection, which a `triad` process skips at exit
+    import threading
+
+    from sqlalchemy import event
+    db = tmp_path / "hub.db"
+    engine = make_engine(f"sqlite:///{db}")
+    holding = threading.Event()
+
+    @event.listens_for(engine, "checkout")
+    def _slow_checkpoint(*_args) -> None:  # noqa: ANN002
+        if threading.current_thread().name.startswith("wal-checkpoint"):
+            holding.set()
+            time.sleep(0.5)
+
+    fill_log(engine)
+    assert holding.wait(10), "the checkpoint thread never took a connection"
+    sqlite_checkpoint.dispose(engine)
+    assert not (tmp_path / "hub.db-wal").exists()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM blob").fetchone()[0] == 6000
+
+
+def test_a_triad_process_closes_its_stores_and_skips_the_last_collection(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    code = ("import atexit, gc, os\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"   # runs last
+            "import cli; cli.skip_final_collection_at_exit()\n"
+            "from sqlalchemy import text; from hub.store import make_engine\n"
+            f"e = make_engine('sqlite:///{db}')\n"
+            "with e.begin() as c:\n"
+            "    c.execute(text('CREATE TABLE blob (x BLOB)'))\n"
+            "    c.execute(text('INSERT INTO blob VALUES (:x)'), [{'x': os.urandom(900)} for _ in range(6000)])\n")
+    p = subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2],
+                       timeout=120, capture_output=True, text=True)
+    assert p.stdout.strip() == "frozen True"
+    assert not (tmp_path / "hub.db-wal").exists()    # the engine was never disposed: the exit closed it
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM blob").fetchone()[0] == 6000
