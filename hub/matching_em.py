@@ -205,9 +205,9 @@ def train(conn: Connection, entity: str, fuzzy: Any, *, max_records: int = 200_0
         for f in scorer.fields:
             if f not in masked:
                 sums[f].append((matches, params.m[f]))
-    if total_pairs < MIN_PAIRS:
-        from hub.errors import UsageError
-        raise UsageError(f"only {len(found)} candidate pairs of {entity} records in the store; "
+    if total_pairs < MIN_PAIRS:   # the command ran, the store cannot train it yet: exit 1, not bad usage
+        from hub.errors import TriadError
+        raise TriadError(f"only {len(found)} candidate pairs of {entity} records in the store; "
                          f"training needs at least {MIN_PAIRS} (sync more data first)")
     out = Params(max(best_matches / (n * (n - 1) / 2), 1e-9), {}, {}, trained=True)
     kept = []
