@@ -5,15 +5,20 @@ A source record's xref is marked deleted at once; its golden record is flagged d
 to it and active: two rows of one system can hold one golden record (an exact key, a changed key)."""
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import Connection, select
 
 from hub import golden
 from hub.models import Xref
 from hub.outbox import OutboxQueue
+from hub.pipeline_map import _bad_char
 from hub.pipeline_merge import _dt
 from hub.pipeline_types import BatchStats, StreamContext, _Item
 from hub.pipeline_writes import _Writes
 from hub.sqlutil import chunks
+
+log = logging.getLogger("hub.pipeline")   # the batch's log lines keep one logger name
 
 
 def _delete_one(ctx: StreamContext, item: _Item, rows: dict[str, golden.GoldenRow], w: _Writes,
@@ -33,6 +38,14 @@ def _delete_by_id(conn: Connection, ctx: StreamContext, source_ids: list[str], w
     """The source ids reported deleted; then the golden records of every source record this batch flagged
     deleted (here and in _delete_one) are flagged in the system where it has none active left."""
     xt = Xref.__table__
+    usable = [sid for sid in source_ids if _bad_char(sid) is None]
+    if len(usable) < len(source_ids):
+        # no record the hub holds has such an id (it keeps only text every store can): nothing to flag,
+        # as for any unknown id; looked up, the id would fail the whole batch in the driver, every time
+        bad = next(sid for sid in source_ids if _bad_char(sid) is not None)
+        log.warning("%s/%s: %d deleted id(s) hold a NUL byte or a lone surrogate, so match no record (%s): "
+                    "ignored", ctx.system, ctx.entity, len(source_ids) - len(usable), ascii(bad))
+        source_ids = usable
     found = []
     for part in chunks(source_ids):
         found += list(conn.execute(select(xt.c.source_id, xt.c.record_id, xt.c.status).where(

@@ -143,9 +143,14 @@ def test_a_poison_row_does_not_hold_up_the_others(tmp_path: Path, pg_url: str):
     cfg = load_config(str(write_project(tmp_path / "p", CONFIG, pg_url)))
     engine = make_engine(cfg.store.url)
     parts = Parts(cfg)
+    # a row the store refuses every time (a trigger stands for a constraint a record breaks)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.source_id = 'C0009' "
+                             "THEN RAISE EXCEPTION USING MESSAGE = 'poisoned row ' || NEW.source_id; END IF; "
+                             "RETURN NEW; END $$ LANGUAGE plpgsql")
+        conn.exec_driver_sql("CREATE TRIGGER poison BEFORE INSERT ON xref FOR EACH ROW EXECUTE FUNCTION poison()")
     good = [deliver(engine, "erp", [customer_row(i, f"Good {i}")]) for i in range(3)]
-    # a deleted id holding a lone surrogate: no store encodes it, the batch fails (one in a value is parked instead)
-    bad = deliver(engine, "erp", [customer_row(9, "Nine")], deleted=["C\ud800"])
+    bad = deliver(engine, "erp", [customer_row(9, "Nine")])
     proc = InboxProcessor(engine, parts, worker="t")
     report = proc.run_once()
     assert report.done == 3 and report.retry == 1
@@ -155,9 +160,24 @@ def test_a_poison_row_does_not_hold_up_the_others(tmp_path: Path, pg_url: str):
         proc._not_before.clear()
         proc.run_once()
     final = rows(engine, "select status, attempts, error from inbox where id = :i", i=bad)[0]
-    assert final.status == "error" and final.attempts == 5 and "surrogates not allowed" in final.error
+    assert final.status == "error" and final.attempts == 5 and "poisoned row C0009" in final.error
     parts.close()
     engine.dispose()
+
+
+def test_a_deleted_id_no_store_can_hold_matches_nothing_and_the_rest_goes_through(hub):
+    # a lone surrogate is valid JSON text ("\\ud800") that no UTF-8 encodes: looked up, it failed the
+    # whole delivery five times; no record the hub holds can have that id
+    engine, parts = hub
+    deliver(engine, "erp", [customer_row(1, "One"), customer_row(2, "Two")])
+    proc = InboxProcessor(engine, parts, worker="t")
+    assert proc.run_once().done == 1
+    gone = deliver(engine, "erp", [customer_row(3, "Three")], deleted=["C\ud800", "C0001", "C\x00"])
+    report = proc.run_once()
+    assert (report.done, report.retry) == (1, 0)
+    assert rows(engine, "select status, attempts from inbox where id = :i", i=gone)[0] == ("done", 1)
+    links = {r.source_id: r.status for r in rows(engine, "select source_id, status from xref")}
+    assert links == {"C0001": "deleted", "C0002": "active", "C0003": "active"}
 
 
 def test_rows_that_fail_are_parked_and_the_rest_goes_through(hub):
