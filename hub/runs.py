@@ -27,5 +27,6 @@ def show_run(engine: Engine, run_id: str) -> dict[str, Any]:
     with engine.connect() as conn:
         r = conn.execute(select(t).where(t.c.id == run_id)).mappings().first()
     if r is None:
-        raise NotFound(f"no run {run_id} (see `triad runs list`)")
+        # a dry run reports run ids too, and keeps nothing: say so to whoever looks one up
+        raise NotFound(f"no run {run_id} (see `triad runs list`; `sync run --dry-run` keeps no runs)")
     return _row(r)

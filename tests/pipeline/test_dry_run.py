@@ -68,6 +68,8 @@ def test_dry_run_reports_what_the_real_run_does_and_writes_nothing(project: Path
     assert after == before
     assert all(r["dry_run"] is True for r in dry["runs"])
     assert triad("runs", "list")["runs"] == []
+    gone = CliRunner().invoke(main, ["runs", "show", dry["runs"][0]["id"]])   # its ids were reported, not kept
+    assert gone.exit_code == 1 and "`sync run --dry-run` keeps no runs" in gone.output, gone.output
     assert {s["last_status"] for s in triad("status")["streams"]} == {None}
     assert {s["cursor"] for s in triad("status")["streams"]} == {None}
 
