@@ -1203,7 +1203,9 @@ def outbox_retry(ctx: Context, item_id: str) -> None:
     """Put a dead item back in the queue, due now, with a fresh attempt count.
 
     A pending item waiting out its backoff is made due now; a delivered (done) or
-    dropped item is refused.
+    dropped item is refused. A create that may have reached the system before
+    (a timeout, a push that died) goes under its first key and is looked up
+    there first, so the retry does not make a second record.
 
     \b
     Example:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Date, ForeignKey, Index, Integer, MetaData, Numeric, String,
-                        Text, UniqueConstraint, text)
+                        Text, UniqueConstraint, false, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.types import JsonType, UTCDateTime
@@ -371,6 +371,8 @@ class Outbox(Base):
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16))        # pending | done | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # an attempt may have reached the system before a steward's retry set attempts back to 0 (hub.push_claim)
+    tried: Mapped[bool] = mapped_column(Boolean, server_default=false())   # the database fills it in
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(Id)

@@ -171,10 +171,15 @@ def get(conn: Connection, item_id: str) -> dict[str, Any]:
 
 
 def retry(conn: Connection, item_id: str) -> dict[str, Any]:
-    """A dead (or waiting) item goes back to pending, due now, with a fresh attempt count."""
+    """A dead (or waiting) item goes back to pending, due now, with a fresh attempt count; whether an
+    attempt may have reached the system is kept (``tried``): a create is then looked up there first."""
     before = _checked(conn, item_id, RETRYABLE, "retried")
     now = utcnow()
-    _move(conn, before, status="pending", attempts=0, next_attempt_at=now, claimed_by=None, claimed_until=None)
+    ot = Outbox.__table__
+    held = conn.execute(select(ot.c.tried, ot.c.claimed_until).where(ot.c.id == item_id)).one()
+    tried = bool(held.tried or before["attempts"] or held.claimed_until is not None)
+    _move(conn, before, status="pending", attempts=0, tried=tried, next_attempt_at=now, claimed_by=None,
+          claimed_until=None)
     _reconsider_held(conn, before, next_attempt_at=now)   # due with it, not after their long wait
     return before
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, and_, func, literal_column, or_, select, update
 
 from hub.liveness import dead_here
-from hub.models import Outbox
+from hub.models import Outbox, Xref
 from hub.sqlutil import chunks
 from hub.types import utcnow
 
@@ -103,26 +103,52 @@ def _create_attempts(conn: Connection, name: str, entity: str, groups: dict[str,
     """Per record to create in ``name``: the key its create is sent under and, when an earlier attempt may
     have sent it, the earliest time it could have (else None).
 
-    The key is the oldest pending row's, however many rows a delivery combines and whether or not that row
-    is due: every attempt of a create goes under the key of its first, so a system's idempotency (a
-    resubmit key, a field holding the change id) finds it. An attempt may have reached the system when a
-    row failed before (a timeout) or was claimed and never settled (its push died): every settle and
-    release clears the claim. ``groups`` are claimed rows as read before the claim.
+    The key is the first attempt's, however many rows a delivery combines and whether or not that row is
+    due: every attempt of a create goes under one key, so a system's idempotency (a resubmit key, a field
+    holding the change id) finds it. The first attempt is the oldest pending row's, or, older still, a
+    create given up on (dead, or dropped by a steward) since the record was last written there, if it
+    may have reached the system: a later change then finds what that attempt made instead of making a
+    second record. An attempt may have reached the system when a row failed before (a timeout), was
+    claimed and never settled (its push died: every settle and release clears the claim), or was retried
+    by a steward after either (``tried``). ``groups`` are claimed rows as read before the claim.
     """
     ot = Outbox.__table__
     rows = {rid: list(group) for rid, group in groups.items()}
     claimed = {r["id"] for group in groups.values() for r in group}
+    xt = Xref.__table__
     for part in chunks(sorted(groups)):
-        for r in conn.execute(select(ot).where(ot.c.connector == name, ot.c.entity == entity, PENDING,
-                                               ot.c.record_id.in_(part))).mappings():
-            if r["id"] not in claimed:
-                rows[r["record_id"]].append(dict(r))
+        # a row given up on before the record's last write there, or before its link there ended, was an
+        # update of what the system held then, not an attempt of this create
+        since: dict[str, datetime] = {}
+        for rid, at in [*conn.execute(select(ot.c.record_id, func.max(ot.c.created_at)).where(
+                            ot.c.connector == name, ot.c.entity == entity, ot.c.status == "done",
+                            ot.c.record_id.in_(part)).group_by(ot.c.record_id)),
+                        *conn.execute(select(xt.c.record_id, func.max(xt.c.updated_at)).where(
+                            xt.c.entity == entity, xt.c.system == name, xt.c.record_id.in_(part))
+                            .group_by(xt.c.record_id))]:
+            since[rid] = max(at, since.get(rid, at))
+        for r in conn.execute(select(ot).where(ot.c.connector == name, ot.c.entity == entity,
+                                               ot.c.record_id.in_(part),
+                                               or_(PENDING, and_(ot.c.status.in_(("dead", "dropped")),
+                                                                 ot.c.operation != "delete")))).mappings():
+            if r["id"] in claimed:
+                continue
+            if r["status"] != "pending":
+                bound = since.get(r["record_id"])
+                if not _tried(r) or (bound is not None and r["created_at"] <= bound):
+                    continue
+            rows[r["record_id"]].append(dict(r))
     out: dict[str, tuple[str, datetime | None]] = {}
     for rid, group in rows.items():
         first = min(group, key=lambda r: (r["created_at"], r["id"]))
-        sent = any(r["attempts"] or r["claimed_until"] is not None for r in group)
+        sent = any(_tried(r) for r in group)
         out[rid] = (first["idempotency_key"], first["created_at"] if sent else None)
     return out
+
+
+def _tried(row: dict[str, Any]) -> bool:
+    """An attempt of this outbox row may have reached its system."""
+    return bool(row["attempts"] or row["claimed_until"] is not None or row.get("tried"))
 
 
 def _release(engine: Engine, ids: list[str]) -> None:
