@@ -11,7 +11,7 @@ from hub.bulk import execute_many, insert_many
 
 from hub.canonical import ENTITIES, ORDER_LINE_FIELDS
 from hub.models import GOLDEN_MODELS, OrderLine
-from hub.sqlutil import chunks
+from hub.sqlutil import among, chunks, key_parts
 from hub.values import decode, encode
 
 
@@ -39,8 +39,8 @@ def load(conn: Connection, entity: str, ids: Sequence[str], *, lock: bool = Fals
     fields = scalar_fields(entity)
     out: dict[str, GoldenRow] = {}
     ordered = sorted(set(ids))   # one lock order for every worker: no deadlocks
-    for part in chunks(ordered):
-        stmt = select(t).where(t.c.id.in_(part)).order_by(t.c.id)
+    for part in key_parts(conn, ordered):
+        stmt = select(t).where(among(conn, t.c.id, part)).order_by(t.c.id)
         if lock and conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         for r in conn.execute(stmt).mappings():

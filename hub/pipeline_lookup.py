@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Text, and_, bindparam, select, type_coerce, u
 from hub.bulk import execute_many
 from hub.models import SourceState, Xref
 from hub.pipeline_types import BatchStats, StreamContext, _Item
-from hub.sqlutil import chunks
+from hub.sqlutil import among, key_parts
 
 log = logging.getLogger("hub.pipeline")   # the batch's log lines keep one logger name
 
@@ -20,12 +20,13 @@ def _attach_state(conn: Connection, ctx: StreamContext, items: dict[str, _Item])
     stored text on SQLite: only the changed rows' are decoded, see _attach_bases)."""
     xt, st = Xref.__table__, SourceState.__table__
     base = type_coerce(st.c["values"], Text).label("base")
-    for part in chunks(sorted(items)):
+    for part in key_parts(conn, sorted(items)):
         q = (select(xt.c.source_id, xt.c.record_id, xt.c.status, st.c.row_hash, st.c.raw_hash, st.c.source_ts,
                     base, st.c.written, st.c.record_id.label("state_record_id"))
              .select_from(xt.outerjoin(st, and_(st.c.entity == xt.c.entity, st.c.system == xt.c.system,
                                                 st.c.source_id == xt.c.source_id)))
-             .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system, xt.c.source_id.in_(part)))
+             .where(xt.c.entity == ctx.entity, xt.c.system == ctx.system,
+                    among(conn, xt.c.source_id, part)))
         for r in conn.execute(q):
             item = items[r.source_id]
             item.record_id, item.xref_status = r.record_id, r.status

@@ -45,6 +45,25 @@ def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: Seq
     execute_many(conn, stmt, rows, f"upsert:{table.name}:{','.join(keys)}:{','.join(update_cols)}")
 
 
+def key_parts(conn: Connection, keys: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """Parts of ``keys`` to look up with :func:`among`: all of them at once on PostgreSQL (one array
+    parameter: one statement and one plan per batch, not one per 900 keys), IN_CHUNK elsewhere."""
+    if conn.dialect.name == "postgresql":
+        if keys:
+            yield keys
+        return
+    yield from chunks(keys)
+
+
+def among(conn: Connection, column: ColumnElement, keys: Sequence[Any]) -> ColumnElement:
+    """``column`` is one of ``keys`` (a part from :func:`key_parts`)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+        return column == any_(bindparam(None, list(keys), type_=ARRAY(column.type), unique=True))
+    return column.in_(keys)
+
+
 def in_clause(column: ColumnElement, values: Sequence[Any]) -> ColumnElement:
     return column.in_(values)
 
