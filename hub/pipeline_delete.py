@@ -38,14 +38,13 @@ def _delete_by_id(conn: Connection, ctx: StreamContext, source_ids: list[str], w
     """The source ids reported deleted; then the golden records of every source record this batch flagged
     deleted (here and in _delete_one) are flagged in the system where it has none active left."""
     xt = Xref.__table__
-    usable = [sid for sid in source_ids if _bad_char(sid) is None]
-    if len(usable) < len(source_ids):
+    bad = {sid for sid in source_ids if _bad_char(sid) is not None}
+    if bad:
         # no record the hub holds has such an id (it keeps only text every store can): nothing to flag,
         # as for any unknown id; looked up, the id would fail the whole batch in the driver, every time
-        bad = next(sid for sid in source_ids if _bad_char(sid) is not None)
         log.warning("%s/%s: %d deleted id(s) hold a NUL byte or a lone surrogate, so match no record (%s): "
-                    "ignored", ctx.system, ctx.entity, len(source_ids) - len(usable), ascii(bad))
-        source_ids = usable
+                    "ignored", ctx.system, ctx.entity, len(bad), ascii(min(bad)))
+        source_ids = [sid for sid in source_ids if sid not in bad]
     found = []
     for part in chunks(source_ids):
         found += list(conn.execute(select(xt.c.source_id, xt.c.record_id, xt.c.status).where(

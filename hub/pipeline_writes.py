@@ -9,7 +9,7 @@ from hub import golden
 from hub.bulk import execute_many, insert_many
 from hub.changefeed import lock_history
 from hub.models import Conflict, Outbox, SourceState, Xref
-from hub.pipeline_types import StreamContext
+from hub.pipeline_types import StreamContext, _Item
 from hub.sqlutil import chunks, upsert
 
 
@@ -37,8 +37,8 @@ class _Writes:
         self.back: set[str] = set()             # records deleted nowhere any more: their queued deletes go
         self.candidates: list[dict[str, Any]] = []
 
-    def keep_state(self, item: Any, row: dict[str, Any]) -> None:
-        """The source_state row the batch leaves for ``item`` (an ``_Item``)."""
+    def keep_state(self, item: _Item, row: dict[str, Any]) -> None:
+        """The source_state row the batch leaves for ``item``."""
         self.states[item.source_id] = row
         if item.state_record_id is not None and item.state_record_id == row["record_id"]:
             self.states_in_place.add(item.source_id)

@@ -58,9 +58,11 @@ def key_parts(conn: Connection, keys: Sequence[Any]) -> Iterator[Sequence[Any]]:
 def among(conn: Connection, column: ColumnElement, keys: Sequence[Any]) -> ColumnElement:
     """``column`` is one of ``keys`` (a part from :func:`key_parts`)."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy import any_, bindparam
+        from sqlalchemy import String, any_, bindparam
         from sqlalchemy.dialects.postgresql import ARRAY
-        return column == any_(bindparam(None, list(keys), type_=ARRAY(column.type), unique=True))
+        # unsized: a cast to varchar(n)[] would cut a longer key to n characters, and match another
+        item = String() if isinstance(column.type, String) else column.type
+        return column == any_(bindparam(None, list(keys), type_=ARRAY(item), unique=True))
     return column.in_(keys)
 
 

@@ -27,3 +27,15 @@ def test_every_key_of_a_batch_larger_than_a_chunk_is_found_once(migrated: Engine
         assert sorted(found) == sorted(f"C{i}" for i in range(n))
         assert len(parts) == (1 if conn.dialect.name == "postgresql" else 3)
         assert list(key_parts(conn, [])) == []
+
+
+def test_a_key_longer_than_the_column_matches_nothing_not_its_first_characters(migrated: Engine):
+    stored = "C" + "x" * 254      # as long as xref.source_id holds
+    with migrated.begin() as conn:
+        conn.execute(XT.insert(), [{"id": "X1", "entity": "customer", "system": "erp", "source_id": stored,
+                                    "record_id": "R1", "status": "active", "created_at": NOW, "updated_at": NOW}])
+    with migrated.connect() as conn:
+        for keys in ([stored + "y"], [stored]):
+            found = [r.source_id for part in key_parts(conn, keys)
+                     for r in conn.execute(select(XT.c.source_id).where(among(conn, XT.c.source_id, part)))]
+            assert found == ([] if keys[0] != stored else [stored])
