@@ -56,8 +56,9 @@ def load(conn: Connection, entity: str, ids: Sequence[str], *, lock: bool = Fals
 def load_lines(conn: Connection, order_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     lt = OrderLine.__table__
     found: dict[str, list[dict[str, Any]]] = {}
-    for part in chunks(list(order_ids)):
-        for r in conn.execute(select(lt).where(lt.c.order_id.in_(part)).order_by(lt.c.order_id, lt.c.line_no)).mappings():
+    for part in key_parts(conn, list(order_ids)):
+        for r in conn.execute(select(lt).where(among(conn, lt.c.order_id, part))
+                              .order_by(lt.c.order_id, lt.c.line_no)).mappings():
             found.setdefault(r["order_id"], []).append({f: encode(r[f]) for f in ORDER_LINE_FIELDS})
     return found
 

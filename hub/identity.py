@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select
 
 from hub.golden import table_of
 from hub.normalize import exact_key
-from hub.sqlutil import chunks
+from hub.sqlutil import among, chunks, key_parts
 
 
 KEY_LOCKS = 32                  # locks the exact keys of new records are spread over
@@ -82,8 +82,8 @@ def exact_hits(conn: Connection, entity: str, keys: Sequence[str],
         def hit(value: str | None, rid: str) -> None:
             if value and (value not in hits or rid < hits[value]):
                 hits[value] = rid
-        for part in chunks(spellings):
-            q = select(col, t.c.id, t.c.merged_into).where(col.in_(part))
+        for part in key_parts(conn, spellings):
+            q = select(col, t.c.id, t.c.merged_into).where(among(conn, col, part))
             for value, rid, merged_into in conn.execute(q):
                 if merged_into is None:   # tombstones never match (filtered here: SQLite would scan that index)
                     hit(exact_key(key, value), rid)

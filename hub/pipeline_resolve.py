@@ -8,7 +8,7 @@ from sqlalchemy import Connection, select
 from hub.models import Xref
 from hub.pipeline_types import StreamContext, _Item
 from hub.quarantine import QuarantineWriter
-from hub.sqlutil import chunks
+from hub.sqlutil import among, key_parts
 from hub.types import new_id
 from hub.values import record_hash
 
@@ -49,9 +49,9 @@ def _resolve_refs(conn: Connection, ctx: StreamContext, items: list[_Item],
     xt = Xref.__table__
     found: dict[tuple[str, str], str] = {}
     for ref_entity, sids in wanted.items():
-        for part in chunks(sorted(sids)):
+        for part in key_parts(conn, sorted(sids)):
             for r in conn.execute(select(xt.c.source_id, xt.c.record_id).where(
-                    xt.c.entity == ref_entity, xt.c.system == ctx.system, xt.c.source_id.in_(part))):
+                    xt.c.entity == ref_entity, xt.c.system == ctx.system, among(conn, xt.c.source_id, part))):
                 found[(ref_entity, r.source_id)] = r.record_id
     keep = []
     for item in items:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from hub.models import Quarantine
-from hub.sqlutil import chunks
+from hub.sqlutil import among, chunks, key_parts
 from hub.types import new_id
 from hub.values import record_hash
 
@@ -103,12 +103,13 @@ class QuarantineWriter:
     def supersede(self, source_ids: Sequence[str], keep: set[str]) -> None:
         """Parked rows of source records that have now gone through are resolved (a newer version won)."""
         qt = Quarantine.__table__
-        for part in chunks(sorted(set(source_ids))):
-            self.conn.execute(update(qt).where(
+        conn = self.conn
+        for part in key_parts(conn, sorted(set(source_ids))):
+            conn.execute(update(qt).where(
                 qt.c.connector == self.connector, qt.c.entity == self.entity, qt.c.status == "parked",
-                qt.c.source_id.in_(part), qt.c.run_id != self.run_id).values(status="resolved", updated_at=self.now))
-        ids = sorted(keep)
-        for part in chunks(ids):
-            self.conn.execute(update(qt).where(qt.c.id.in_(part), qt.c.status == "parked",
-                                               or_(qt.c.run_id != self.run_id, qt.c.run_id.is_(None)))
-                              .values(status="resolved", updated_at=self.now))
+                among(conn, qt.c.source_id, part), qt.c.run_id != self.run_id)
+                .values(status="resolved", updated_at=self.now))
+        for part in key_parts(conn, sorted(keep)):
+            conn.execute(update(qt).where(among(conn, qt.c.id, part), qt.c.status == "parked",
+                                          or_(qt.c.run_id != self.run_id, qt.c.run_id.is_(None)))
+                         .values(status="resolved", updated_at=self.now))
