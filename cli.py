@@ -123,8 +123,12 @@ def init(ctx: Context, directory: str, force: bool) -> None:
     from hub import render
     from hub.setup import init_project
     result = init_project(directory, force=force)
+    named = " (named by $TRIAD_DATABASE_URL)" if result["store_from_env"] else ""
+    said = (f"Created {result['config']}; the store at {result['store']}{named} was there already and keeps its "
+            f"data (migrated to the current schema)" if result["store_existed"]
+            else f"Created {result['config']} and the store at {result['store']}{named}")
     emit(ctx, result, lambda: (
-        render.say(f"Created {result['config']} and the store at {result['store']}"),
+        render.say(said),
         render.hint(f"cd {directory} && triad config validate && triad sync run")))
 
 
@@ -145,12 +149,19 @@ def config_validate(ctx: Context) -> None:
     """
     from hub import render
     from hub.setup import validate_all
+    from hub.setup import store_report
     report = validate_all(ctx.config())
+    # a valid config can name a store that cannot be opened now (a server down, a file not made yet): a warning
+    store = store_report(ctx, check=not report["problems"])
+    if store["problem"]:
+        report["problems" if store["config_error"] else "warnings"].append(store["problem"])
     data = {"ok": not report["problems"], "config": str(ctx.config().path), "problems": report["problems"],
-            "warnings": report["warnings"], "connectors": report["connectors"], "effective": ctx.config().printable()}
+            "warnings": report["warnings"], "connectors": report["connectors"], "store": store,
+            "effective": ctx.config().printable()}
 
     def human() -> None:
         render.say(f"config: {data['config']}")
+        render.say(f"store: {store['url']}" + (" (from $TRIAD_DATABASE_URL)" if store["from_env"] else ""))
         render.table("connectors", ["name", "type", "direction", "entities"],
                      [(c["name"], c["type"], c["direction"], ", ".join(c["entities"])) for c in report["connectors"]])
         for p in report["problems"]:
@@ -874,14 +885,27 @@ def conflicts_show(ctx: Context, conflict_id: str) -> None:
         merged = [("merged into", f"{c['entity']} {c['merged_into']}")] if c["merged_into"] else []
         render.kv(f"conflict {conflict_id}", [("record", f"{c['entity']} {c['record_id']}"), *merged,
                                               ("field", c["field"]), ("status", c["status"]), ("rule", c["rule"]),
-                                              ("winner", c["winner"]), ("golden now", c["current_golden"])])
+                                              ("winner", c["winner"]), ("golden now", c["current_golden"]),
+                                              *_settled_rows(c)])
         render.table("values", ["system", "value", "source time"],
                      [(s, v, (c["timestamps"] or {}).get(s)) for s, v in (c["values"] or {}).items()])
         if c["merged_into"]:
             render.hint(f"the record was merged away: triad records show {c['entity']} {c['merged_into']}")
-        else:
+        elif c["status"] == "open":
             render.hint(f"triad conflicts resolve {conflict_id} --take {next(iter(c['values'] or {'SYSTEM': 0}))}")
+        else:   # settled: what it says is history; the field's story goes on in the record
+            render.hint(f"triad records history {c['entity']} {c['record_id']} --field {c['field']}")
     emit(ctx, c, human)
+
+
+def _settled_rows(c: dict) -> list[tuple[str, object]]:
+    """Who settled a conflict, when and why (nothing for an open one)."""
+    if c["status"] == "open":
+        return []
+    # a rule settles a conflict as the run records it: its time is the conflict's own
+    rows = [("settled by", c.get("resolved_by") or f"the rule ({c['rule']})"),
+            ("settled at", c.get("resolved_at") or c.get("created_at"))]
+    return rows + ([("note", c["note"])] if c.get("note") else [])
 
 
 @conflicts.command("resolve")
@@ -1517,15 +1541,17 @@ def users() -> None:
 @reporting
 @pass_ctx
 def users_list(ctx: Context) -> None:
-    """Every user with their roles, from the config and the database.
+    """Every user with their roles, from the config and the database (admin only, as changing them is).
 
     \b
     Example:
       triad users list
     """
     from hub import render
+    from hub.rbac import require
     from hub.users import list_users
     engine = ctx.engine()
+    require(engine, _who(ctx), "admin", target="users list")
     with engine.connect() as conn:
         rows = list_users(conn, ctx.config(required=False))
     emit(ctx, {"users": rows}, lambda: render.table("users", ["name", "roles", "from"],

@@ -49,9 +49,7 @@ class Context:
         """The hub store; by default refuses a database that is not migrated to head. Only ``create``
         (`triad db upgrade`) makes a SQLite file (and its folder) that does not exist yet."""
         if self._engine is None:
-            from sqlalchemy.exc import OperationalError
-            from hub.errors import TriadError
-            from hub.secrets import masked_url
+            from sqlalchemy.exc import DatabaseError
             from hub.store import ensure_current, make_engine
             cfg = self.config(required=False)
             if cfg.path is None and not os.environ.get("TRIAD_DATABASE_URL"):
@@ -66,17 +64,28 @@ class Context:
                     pass
                 if check_schema:
                     ensure_current(self._engine)
-            except OperationalError as exc:   # down, refused, unknown database, bad credentials
+            except DatabaseError as exc:   # down, refused, unknown database, bad credentials, not a database
                 self._engine.dispose()
                 self._engine = None
-                reason = str(exc.orig or exc).strip().splitlines()[0]
-                raise TriadError(f"cannot open the store at {masked_url(url)}: {reason}") from None
+                raise store_open_error(url, exc) from None
         return self._engine
 
     def close(self) -> None:
         if self._engine is not None:
             from hub.sqlite_checkpoint import dispose
             dispose(self._engine)
+
+
+def store_open_error(url: str, exc: Exception) -> Exception:
+    """What to tell of a store that would not open: a SQLite store.url naming a file that is no database is
+    a config error (exit 2, as a folder there is); anything else is the store failing now (exit 1)."""
+    from hub.errors import ConfigError, TriadError
+    from hub.secrets import masked_url
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if url.startswith("sqlite") and "file is not a database" in reason:
+        from sqlalchemy.engine import make_url
+        return ConfigError(f"store.url: {make_url(url).database} is not a SQLite database ({reason})")
+    return TriadError(f"cannot open the store at {masked_url(url)}: {reason}")
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:
@@ -102,8 +111,15 @@ def install_redaction(cfg: TriadConfig) -> None:
     values |= secret_values({"url": _url_password(cfg.store.url)})
     if not values:
         return
-    flt = RedactingFilter(values)
     root = logging.getLogger()
+    # one filter holding every secret configured in this process (a second config, as in a test run of many
+    # commands, joins the first): with two filters, the one added first could mask a shorter secret inside a
+    # longer one and leave the rest of the longer one for the second filter not to recognize
+    for owner in (root, *root.handlers):
+        for old in [f for f in owner.filters if isinstance(f, RedactingFilter)]:
+            values |= set(old.values)
+            owner.removeFilter(old)
+    flt = RedactingFilter(values)
     for h in root.handlers:
         h.addFilter(flt)
     root.addFilter(flt)

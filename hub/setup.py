@@ -1,6 +1,7 @@
 """`triad init` and `triad config validate`: a working project in one command, and a full check of it."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,9 @@ def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
         UsageError: triad.yaml exists already and ``force`` is not set, or DIRECTORY cannot be written.
         TriadError: the store cannot be opened (down, refused, unknown database, bad credentials).
     """
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DatabaseError
     from hub.sqlite_checkpoint import dispose
-    from hub.store import make_engine, upgrade
+    from hub.store import current_revision, make_engine, upgrade
     root = Path(directory)
     made: list[Path] = []         # files and folders this call created, in order
     try:
@@ -58,16 +59,18 @@ def init_project(directory: str, *, force: bool = False) -> dict[str, Any]:
         cfg = load_config(str(cfg_path))
         engine = make_engine(cfg.store.url)
         try:
+            existed = current_revision(engine) is not None   # a store made before keeps its data
             upgrade(engine)
-        except OperationalError as exc:   # the wording and exit code of every other command's failed open
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            raise TriadError(f"cannot open the store at {masked_url(cfg.store.url)}: {reason}") from None
+        except DatabaseError as exc:   # the wording and exit code of every other command's failed open
+            from hub.context import store_open_error
+            raise store_open_error(cfg.store.url, exc) from None
         finally:
             dispose(engine)
     except BaseException:
         _take_back(made, cfg_path, previous)
         raise
-    return {"directory": str(root.resolve()), "config": str(cfg_path), "store": masked_url(cfg.store.url)}
+    return {"directory": str(root.resolve()), "config": str(cfg_path), "store": masked_url(cfg.store.url),
+            "store_existed": existed, "store_from_env": bool(os.environ.get("TRIAD_DATABASE_URL"))}
 
 
 def _make_folder(folder: Path, made: list[Path]) -> None:
@@ -140,6 +143,22 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
         except ConfigError as exc:
             problems.append(str(exc))
     return {"problems": _with_lines(cfg, problems), "warnings": _with_lines(cfg, warnings), "connectors": connectors}
+
+
+def store_report(ctx: Any, *, check: bool = True) -> dict[str, Any]:
+    """The store a command would use (password masked), whether ``$TRIAD_DATABASE_URL`` named it, and, when
+    ``check``, why it cannot be used now (``problem``: down, refused, no such file or database, not migrated;
+    ``config_error`` when the fault is the URL's, as a file there that is no database)."""
+    cfg = ctx.config()
+    out: dict[str, Any] = {"url": masked_url(cfg.store.url), "from_env": bool(os.environ.get("TRIAD_DATABASE_URL")),
+                           "problem": None, "config_error": False}
+    if check:
+        try:
+            ctx.engine()
+        except TriadError as exc:   # ConfigError too
+            out["problem"] = str(exc) if str(exc).startswith("store.url") else f"store.url: {exc}"
+            out["config_error"] = isinstance(exc, ConfigError)
+    return out
 
 
 def _with_lines(cfg: TriadConfig, messages: list[str]) -> list[str]:

@@ -106,7 +106,7 @@ def test_hostile_user_names_are_refused_or_stored_literally(project: Project):
     clean(project.triad("--user", "alice", "users", "add", "alice"), 0)        # the first user: an admin
     out = clean(project.triad("--user", "alice", "users", "add", SQL_ID), 2)     # a name has no spaces
     assert "user name" in out.stderr
-    assert SQL_ID not in {u["name"] for u in project.ok("users", "list")["users"]}
+    assert SQL_ID not in {u["name"] for u in project.ok("--user", "alice", "users", "list")["users"]}
     out = clean(project.triad("--user", "nobody", "records", "list", "customer"), 2)
     assert "permission denied" in out.stderr
     clean(project.triad("--user", "alice", "users", "grant", SQL_ID, "'; DROP TABLE users;--"), 1, 2)

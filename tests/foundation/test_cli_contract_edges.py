@@ -55,6 +55,15 @@ def test_a_failed_init_force_keeps_the_old_config_and_the_users_files(tmp_path, 
     assert (tmp_path / "p" / "triad.yaml").read_text(encoding="utf-8") == "# mine\n"
 
 
+def test_init_force_over_a_store_with_data_says_the_store_keeps_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = run("--json", "init", "p", env={"TRIAD_DATABASE_URL": None})
+    assert first.exit_code == 0 and json.loads(first.stdout)["store_existed"] is False
+    again = run("init", "--force", "p", env={"TRIAD_DATABASE_URL": None})
+    assert again.exit_code == 0 and "was there already and keeps its data" in again.stdout
+    assert json.loads(run("--json", "init", "--force", "p", env={"TRIAD_DATABASE_URL": None}).stdout)["store_existed"]
+
+
 def test_init_into_a_folder_that_cannot_be_made_is_a_usage_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("x", encoding="utf-8")

@@ -80,6 +80,21 @@ def test_secrets_are_masked_in_printable_config_and_logs(monkeypatch, caplog):
     assert "hunter2" not in caplog.text
 
 
+def test_secrets_of_two_configs_in_one_process_are_both_masked_whole(monkeypatch, caplog):
+    from hub.context import install_redaction
+    from hub.secrets import RedactingFilter
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "filters", [f for f in root.filters if not isinstance(f, RedactingFilter)])
+    install_redaction(parse_config("store: {url: 'postgresql+psycopg://u:secret@127.0.0.1/db'}"))
+    monkeypatch.setenv("SF_SECRET", "hunter2-very-secret")
+    install_redaction(parse_config("connectors: {crm: {type: salesforce, auth: {client_id: abc, "
+                                   "client_secret: '${SF_SECRET}'}}}"))
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("triad.test").info("token %s, then %s", "hunter2-very-secret", "secret")
+    assert "hunter2" not in caplog.text and "secret" not in caplog.text.replace("triad.test", "")
+    assert sum(isinstance(f, RedactingFilter) for f in root.filters) == 1
+
+
 def test_variables_inside_flow_maps_as_spec_writes_them(monkeypatch):
     monkeypatch.setenv("SF_CLIENT_ID", "abc: not # yaml")
     cfg = parse_config("connectors:\n  crm:\n    type: salesforce\n    base_url: http://${SF_HOST:-127.0.0.1}:8701\n"

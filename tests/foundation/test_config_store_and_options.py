@@ -116,3 +116,35 @@ def test_fuzzy_weights_that_cannot_share_out_a_score_are_refused(weights, says):
     with pytest.raises(ConfigError) as exc:
         parse_config(text, "triad.yaml", env_override=False)
     assert "matching.customer.fuzzy" in str(exc.value) and says in str(exc.value), str(exc.value)
+
+
+def test_validate_names_the_store_and_warns_when_it_cannot_be_opened_now(project, monkeypatch):
+    code, doc = _json("config", "validate")
+    assert code == 0 and doc["warnings"] == [] and doc["store"]["problem"] is None
+    assert doc["store"]["url"].endswith("/p/triad.db") and doc["store"]["from_env"] is False
+
+    # a valid config whose store is down or not made yet: still exit 0 (nothing to fix in the file), but said
+    monkeypatch.setenv("TRIAD_DATABASE_URL", "postgresql+psycopg://postgres:secret@127.0.0.1:1/nodb")
+    code, doc = _json("config", "validate")
+    assert code == 0 and doc["ok"] is True and doc["store"]["from_env"] is True
+    assert len(doc["warnings"]) == 1 and doc["warnings"][0].startswith("store.url: cannot open the store at")
+    assert "Connection refused" in doc["warnings"][0] and "secret" not in json.dumps(doc)
+    r = CliRunner().invoke(main, ["config", "validate"])
+    assert r.exit_code == 0 and "(from $TRIAD_DATABASE_URL)" in r.stdout and "Connection refused" in r.stdout
+
+    monkeypatch.delenv("TRIAD_DATABASE_URL")
+    (project / "triad.db").rename(project / "elsewhere.db")
+    code, doc = _json("config", "validate")
+    assert code == 0 and doc["warnings"] == [doc["store"]["problem"]]
+    assert "no store at" in doc["store"]["problem"] and "triad db upgrade" in doc["store"]["problem"]
+    assert not (project / "triad.db").exists()     # validating made no store
+
+
+def test_a_store_file_that_is_no_database_is_a_config_error_not_a_traceback(project):
+    (project / "triad.db").write_bytes(b"garbage, not a database\n" * 100)
+    for args in (["status"], ["records", "list", "customer"], ["db", "upgrade"], ["config", "validate"]):
+        r = CliRunner().invoke(main, ["--json", *args])
+        assert r.exit_code == 2, (args, r.output, r.exception)
+        doc = json.loads(r.stdout)
+        text = doc["error"] if "error" in doc else " ".join(doc["problems"])
+        assert "store.url:" in text and "is not a SQLite database" in text, (args, doc)

@@ -257,3 +257,18 @@ def test_of_several_conflicts_one_that_fails_is_named_and_the_others_go_on(proje
     assert [d["id"] for d in out["resolved"]] == [good]
     assert out["failed"] == [{"id": lacking, "error": f"conflict {lacking} has no value from 'erp'; it has: crm"}]
     assert footprint(engine, good)[0] == "resolved" and footprint(engine, lacking)[0] == "open"
+
+
+def test_show_offers_resolve_only_while_open_and_then_says_who_settled_it_and_why(project, engine):
+    cid = open_conflict(engine, customer_id(engine, "C0003"), "tier", {"erp": "gold", "crm": "silver"})
+    before = CliRunner().invoke(main, ["--user", "root", "conflicts", "show", cid])
+    assert before.exit_code == 0 and f"triad conflicts resolve {cid} --take" in before.output
+    assert "settled by" not in before.output
+    assert triad("--user", "root", "conflicts", "resolve", cid, "--take", "crm", "--note", "per the contract").exit_code == 0
+    after = CliRunner().invoke(main, ["--user", "root", "conflicts", "show", cid])
+    assert after.exit_code == 0 and "conflicts resolve" not in after.output
+    assert "per the contract" in after.output and "root" in after.output
+    assert "triad records history customer" in after.output and "--field tier" in after.output
+    auto = next(c for c in json.loads(triad("conflicts", "list", "--status", "auto").stdout)["conflicts"])
+    shown = CliRunner().invoke(main, ["conflicts", "show", auto["id"]])
+    assert f"the rule ({auto['rule']})" in shown.output and "conflicts resolve" not in shown.output

@@ -143,6 +143,7 @@ def test_database_users_and_roles(tmp_path, monkeypatch):
     ok("bob", "records", "list", "customer")
     denied("bob", "records", "list", "order", missing="read")
     denied("bob", "users", "grant", "bob", "admin", missing="admin")
+    denied("bob", "users", "list", missing="admin")     # who holds which roles: an admin's to read, as to change
     ok("root2", "users", "revoke", "bob", "auditor")
     denied("bob", "records", "list", "customer", missing="read")
     actions = [e["action"] for e in ok("root2", "audit", "list")["entries"]]
