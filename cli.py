@@ -80,6 +80,13 @@ def _json_usage_failure(exc: click.ClickException, raw_args: list[str], obj: Con
         render.json_failure(message, exc.exit_code)
 
 
+class _TerminalFormatter(logging.Formatter):
+    """``warning: message``, as the CLI's own errors read (``error: ...``)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return f"{record.levelname.lower()}: {record.message}"
+
+
 @click.group(cls=TriadGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", metavar="PATH", help="Config file (else $TRIAD_CONFIG, else ./triad.yaml).")
 @click.option("--user", "user_name", metavar="NAME", help="Act as this user (else $TRIAD_USER, else the OS login).")
@@ -98,11 +105,19 @@ def main(click_ctx: click.Context, config_path: str | None, user_name: str | Non
       triad status                   # streams, records, open conflicts, outbox
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # a one-shot command talks to the admin at the terminal ("warning: ..."); the long-running ones, and -v,
+    # keep the time and the logger of each line for the log they end up in
+    long_running = click_ctx.invoked_subcommand in ("serve", "worker", "scheduler", "simulate")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+                         if verbose or long_running else _TerminalFormatter())
+    logging.basicConfig(level=max(level, logging.DEBUG), handlers=[handler])
     ctx = Context(config_path=config_path, user_name=user_name, as_json=as_json)
     click_ctx.obj = ctx
     click_ctx.call_on_close(ctx.close)
+    if user_name is not None and not user_name.strip():
+        raise UsageError("--user: a user name cannot be empty (leave the option out to act as $TRIAD_USER "
+                         "or the OS login)")
 
 
 # --- init, config, db ------------------------------------------------------------------------------
@@ -236,10 +251,10 @@ def db_check(ctx: Context) -> None:
       triad db check && echo schema ok
     """
     from hub import render
-    from hub.store import current_revision, head_revision, schema_diff
+    from hub.store import current_revision, describe_difference, head_revision, schema_diff
     engine = ctx.engine(check_schema=False)
     cur, head = current_revision(engine), head_revision()
-    diffs = [str(d) for d in schema_diff(engine)] if cur == head else []
+    diffs = [describe_difference(d) for d in schema_diff(engine)] if cur == head else []
     ok = cur == head and not diffs
     data = {"ok": ok, "current": cur, "head": head, "differences": diffs}
 
@@ -247,7 +262,7 @@ def db_check(ctx: Context) -> None:
         if cur != head:
             render.error(f"database at {cur or 'none'}, migrations at {head}: run `triad db upgrade`")
         for d in diffs:
-            render.error(f"models and migrations differ: {d}")
+            render.error(f"the database and the models differ: {d}")
         if ok:
             render.say(f"[green]ok[/green]: database at {head}, models match the migrations")
     emit(ctx, data, human)
@@ -541,6 +556,10 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
                 "quarantined", "conflicts", "queued"]
         if any(r.counts["deleted"] for r in reports):    # flagged deleted in their source (a dry run: would be)
             cols.insert(cols.index("quarantined"), "deleted")
+        if any(r.counts["still_parked"] for r in reports):   # parked rows tried again and parked again
+            cols.insert(cols.index("quarantined") + 1, "still_parked")
+        if any(r.counts["older"] for r in reports):     # among the unchanged: older than the version taken in
+            cols.insert(cols.index("unchanged") + 1, "older")
         render.table("dry run (nothing written)" if dry_run else "sync", cols,
                      [[r.as_dict()[c] for c in cols] for r in reports])
         for r in reports:
@@ -579,6 +598,12 @@ INTERRUPTED_LINE = ("interrupted: the run is recorded as stopped; the next `tria
 def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     """Drain the outbox: write queued changes to each system, creating and linking unknown records.
 
+    \b
+    Per connector and entity: written (records written; created: those of them new
+    there), unchanged (settled without a write: the system holds those values already),
+    failed (retried with backoff), dead, deferred (waiting for a read, a record or a
+    steward) and skipped (not to be sent, with the reason in `triad outbox list`).
+
     Ctrl-C lets the writes in flight finish and be recorded, then stops (exit 130);
     Ctrl-C again stops at once. SIGTERM stops the same way (exit 143).
 
@@ -615,7 +640,8 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
         for d in data["pushes"]]})
 
     def human() -> None:
-        cols = ["connector", "entity", "status", "written", "created", "failed", "dead", "deferred", "skipped"]
+        cols = ["connector", "entity", "status", "written", "created", "unchanged", "failed", "dead", "deferred",
+                "skipped"]
         render.table("push", cols, [[r.as_dict()[c] for c in cols] for r in reports])
         for r in reports:
             if r.error:

@@ -367,7 +367,7 @@ def run_demo(directory: Path, say: Callable[[str], None], *, keep: bool = False,
                   f"the whole story took {summary['elapsed']}s")
         say("\nExplore further:" if keep else "\nExplore further (while the simulators run, use --keep):")
         for cmd in (f"triad {cfg} records show customer {summary['linked_customer']}",
-                    f"triad {cfg} conflicts list",
+                    f"triad {cfg} conflicts list --status open",
                     f"triad {cfg} flows show {runs[0]['id'] if runs else 'RUN_ID'}",
                     f"triad {cfg} records history order {summary['order']}",
                     f"triad {cfg} runs list"):

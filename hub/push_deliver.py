@@ -60,8 +60,9 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             continue
         source_id = links.get(rid)
         if delete:
-            if source_id is None:
+            if source_id is None:    # never there: nothing to delete
                 _mark_done(engine, [r["id"] for r in group])
+                report.counts["unchanged"] += len(group)
                 continue
             if g is not None and not g.deleted_in:     # back where it was deleted, after this row was claimed
                 skipped += [(r, f"not sent: {entity} {rid} came back, it is deleted nowhere") for r in group]
@@ -113,6 +114,7 @@ def _deliver(engine: Engine, parts: Parts, name: str, entity: str, rows: list[di
             continue
         if not payload and source_id is not None:
             _mark_done(engine, [r["id"] for r in group])    # nothing this system holds has changed
+            report.counts["unchanged"] += len(group)
             continue
         # an update goes under its newest row's key (new content, new key); a create under its first
         # attempt's, with whether that attempt may have reached the system (hub.push_claim._create_attempts)

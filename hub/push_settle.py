@@ -32,8 +32,9 @@ class PushReport:
     connector: str
     entity: str
     status: str = "ok"
-    counts: dict[str, int] = field(default_factory=lambda: {"written": 0, "created": 0, "failed": 0, "dead": 0,
-                                                             "deferred": 0, "skipped": 0})
+    # unchanged: rows settled without a write (the system holds those values already)
+    counts: dict[str, int] = field(default_factory=lambda: {"written": 0, "created": 0, "unchanged": 0, "failed": 0,
+                                                             "dead": 0, "deferred": 0, "skipped": 0})
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -129,6 +130,34 @@ def schema_diff(engine: Engine) -> list:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include})
         return compare_metadata(ctx, metadata)
+
+
+def describe_difference(diff: Any) -> str:
+    """One of :func:`schema_diff`'s differences as an admin reads it (alembic's own form is a tuple of objects).
+
+    "add" means the migrations would add what the models have and the database lacks; "remove" the reverse.
+    """
+    if isinstance(diff, list):          # alembic groups the changes of one column
+        return "; ".join(describe_difference(d) for d in diff)
+    op, *args = diff
+    kind, _, what = op.partition("_")
+    where = {"add": "in the models, not in the database", "remove": "in the database, not in the models"}
+    try:
+        if what == "table":
+            return f"table {args[0].name}: {where[kind]}"
+        if what == "column":
+            return f"column {args[1]}.{args[2].name}: {where[kind]}"
+        if what in ("index", "constraint", "fk"):
+            obj = args[0]
+            table = getattr(getattr(obj, "table", None), "name", None) or getattr(obj, "parent", None)
+            cols = ", ".join(c.name for c in getattr(obj, "columns", []))
+            return f"{what} {obj.name or '(unnamed)'} on {table}({cols}): {where[kind]}"
+        if kind == "modify":
+            _, table, column, _, before, after = args
+            return f"column {table}.{column}: {what} {before} in the database, {after} in the models"
+    except (KeyError, IndexError, AttributeError, ValueError, TypeError):
+        pass
+    return str(diff)
 
 
 def _stamped_revision(engine: Engine) -> str | None:

@@ -104,3 +104,41 @@ def test_help_loads_no_heavy_modules():
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_db_check_names_each_difference_as_an_admin_reads_it(tmp_path):
+    (tmp_path / "triad.yaml").write_text("store: {url: 'sqlite:///hub.db'}\n")
+    assert triad("db", "upgrade", cwd=tmp_path).returncode == 0
+    import sqlite3
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        db.execute("CREATE TABLE zzz_extra (a INTEGER)")
+        db.execute("ALTER TABLE customer ADD COLUMN extra_col TEXT")
+        db.execute("DROP INDEX ix_customer_email")
+    r = triad("db", "check", "--json", cwd=tmp_path)
+    assert r.returncode == 1
+    assert sorted(json.loads(r.stdout)["differences"]) == [
+        "column customer.extra_col: in the database, not in the models",
+        "index ix_customer_email on customer(email): in the models, not in the database",
+        "table zzz_extra: in the database, not in the models"]
+
+
+def test_a_one_shot_command_logs_to_the_admin_plainly_and_v_adds_time_and_logger(tmp_path):
+    assert triad("init", "p", cwd=tmp_path).returncode == 0
+    p = tmp_path / "p"
+    assert triad("sync", "run", cwd=p).returncode == 0
+    export = p / "exports" / "erp" / "customers.csv"
+    lines = export.read_text(encoding="utf-8-sig").splitlines()
+    lines[1] = lines[1].replace(lines[1].split(",")[1], lines[1].split(",")[1] + " X", 1)
+    lines[1] = ",".join(lines[1].split(",")[:-1] + ["2020-01-01T00:00:00"])    # an older version, edited
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plain = triad("sync", "run", "--full", "-c", "erp", "-e", "customer", cwd=p)
+    assert plain.returncode == 0
+    assert plain.stderr.startswith("warning: erp/customer: 1 row(s) differ"), plain.stderr
+    assert "older" in plain.stdout.splitlines()[2] and "still_parked" not in plain.stdout    # a column when there are some
+    verbose = triad("-v", "sync", "run", "--full", "-c", "erp", "-e", "customer", cwd=p)
+    assert " WARNING hub.pipeline: erp/customer: 1 row(s) differ" in verbose.stderr, verbose.stderr
+
+
+def test_an_empty_user_name_is_refused_not_taken_for_the_login(tmp_path):
+    r = triad("--json", "--user", " ", "status", cwd=tmp_path)
+    assert r.returncode == 2 and "--user: a user name cannot be empty" in json.loads(r.stdout)["error"]
