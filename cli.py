@@ -1046,7 +1046,7 @@ def quarantine_list(ctx: Context, status: str, connector: str | None, entity: st
       triad quarantine list --connector erp --json
     """
     from hub import render
-    from hub.quarantine_admin import Redactor, list_items
+    from hub.quarantine_admin import Redactor, list_items, reason_text
     from hub.rbac import require
     engine = ctx.engine()
     who = _who(ctx)
@@ -1071,7 +1071,7 @@ def quarantine_list(ctx: Context, status: str, connector: str | None, entity: st
     emit(ctx, {"items": rows, "more": more}, lambda: (
         render.table(f"quarantine ({status})", ["id", "connector", "entity", "source id", "kind", "reasons"],
                      [(r["id"], r["connector"], r["entity"], r["source_id"], r["kind"],
-                       "; ".join(x.get("message") or f"{x.get('expectation')} {x.get('column')}={x.get('value')}" for x in r["reasons"])) for r in rows]),
+                       "; ".join(reason_text(x) for x in r["reasons"])) for r in rows]),
         hints()))
 
 
@@ -1087,7 +1087,7 @@ def quarantine_show(ctx: Context, item_id: str) -> None:
       triad quarantine show 01J9Z...
     """
     from hub import render
-    from hub.quarantine_admin import Redactor, get_item
+    from hub.quarantine_admin import Redactor, get_item, reason_text
     from hub.rbac import require
     engine = ctx.engine()
     who = _who(ctx)
@@ -1099,7 +1099,7 @@ def quarantine_show(ctx: Context, item_id: str) -> None:
     finally:
         parts.close()
     emit(ctx, item, lambda: (render.kv(f"quarantine {item_id}", [(k, item[k]) for k in ("connector", "entity", "source_id", "kind", "status", "attempts", "created_at")]),
-                             render.table("reasons", ["reason", "field", "detail"], [(x.get("reason"), x.get("field") or x.get("column"), x.get("message") or f"{x.get('expectation')}: {x.get('value')}") for x in item["reasons"]], width=1000),
+                             render.table("reasons", ["reason", "field", "detail"], [(x.get("reason"), x.get("field") or x.get("column"), reason_text(x)) for x in item["reasons"]], width=1000),
                              render.table("raw payload", ["field", "value"], item["raw"].items()),
                              render.hint(f"denied to your roles, so hidden: {', '.join(item['hidden_fields'])} and the "
                                          "payload fields mapped to it") if item.get("hidden_fields") else None))

@@ -98,10 +98,20 @@ def still_parked(engine: Engine, item_ids: Collection[str], run_ids: Collection[
 
 
 def reason_text(reason: Any) -> str:
-    """One reason in words, as `quarantine list` shows it."""
+    """One reason in words, as `quarantine list` shows it: a failed expectation says what the value failed
+    ('credit_limit=-100 is below 0 (expect_column_values_to_be_between)'), not only the check's name."""
     if not isinstance(reason, dict):
         return str(reason)
-    return reason.get("message") or f"{reason.get('expectation')} {reason.get('column')}={reason.get('value')}"
+    if reason.get("message"):
+        return reason["message"]
+    name, column, value = reason.get("expectation"), reason.get("column"), reason.get("value")
+    try:
+        from hub.steward_values import failure_words
+        words = failure_words(column or "", {"expectation": name or "", "kwargs": reason.get("kwargs") or {},
+                                             "column": column}, {})
+    except (KeyError, TypeError, AttributeError):     # a reason stored by an older version, or odd kwargs
+        return f"{name} {column}={value}"
+    return f"{column}={value} {words} ({name})"
 
 
 def drop_item(engine: Engine, item_id: str, user: str, note: str | None) -> dict[str, Any]:

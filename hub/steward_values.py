@@ -84,7 +84,7 @@ def steward_values(entity: str, field: str, text: str, records: list[dict[str, A
     for n, (i, typed, record) in enumerate(checked):
         failure = failures.get(n)
         if failure is not None:
-            out[i] = UsageError(f"{field}: {text!r} {_reason(field, failure, record)} ({failure['expectation']})")
+            out[i] = UsageError(f"{field}: {text!r} {failure_words(field, failure, record)} ({failure['expectation']})")
         elif refusals[i] is not None:   # the suite let it through, the canonical form did not
             out[i] = UsageError(refusals[i])
         else:
@@ -160,7 +160,7 @@ def _across_rows(name: str) -> bool:
     return "unique" in name and not name.endswith("_within_record")
 
 
-def _reason(field: str, failure: dict[str, Any], record: dict[str, Any]) -> str:
+def failure_words(field: str, failure: dict[str, Any], record: dict[str, Any]) -> str:
     """What the value failed, in words: 'does not match ^...$', 'is not one of a, b'."""
     name, kwargs = failure["expectation"], failure["kwargs"]
     if name.endswith("_to_match_regex"):

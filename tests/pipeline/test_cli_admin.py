@@ -197,3 +197,22 @@ def test_sync_push_accounts_for_every_pending_row(project: Path):
     assert {k: sum(p[c] for c in outcome) for k, p in pushes.items() if k in pending} == pending
     assert sum(p["unchanged"] for p in pushes.values()) > 0       # the sample has writes the systems hold already
     assert json.loads(run("outbox", "list", "--status", "pending").stdout)["items"] == []
+
+
+def test_quarantine_says_what_a_value_failed_not_only_the_checks_name(project: Path):
+    assert run("sync", "run").exit_code == 0
+    listed = CliRunner().invoke(main, ["quarantine", "list"])
+    assert listed.exit_code == 0
+    assert "credit_limit=-100 is below 0" in listed.output     # the sample's negative credit limit
+    item = next(i for i in json.loads(run("quarantine", "list").stdout)["items"] if i["kind"] == "validation")
+    shown = CliRunner().invoke(main, ["quarantine", "show", item["id"]])
+    assert "credit_limit=-100 is below 0 (expect_column_values_to_be_between)" in shown.output
+
+
+def test_a_reason_stored_in_another_shape_still_reads():
+    from hub.quarantine_admin import reason_text
+    assert reason_text({"expectation": "expect_x", "column": "c", "value": "v", "kwargs": None}) == "c=v fails (expect_x)"
+    assert reason_text({"expectation": "expect_column_values_to_be_in_set", "column": "status", "value": "x",
+                        "kwargs": {"value_set": ["a", "b"]}}) == \
+        "status=x is not one of a, b (expect_column_values_to_be_in_set)"
+    assert reason_text("plain text") == "plain text" and reason_text({"message": "m"}) == "m"
