@@ -123,6 +123,9 @@ def validate_all(cfg: TriadConfig) -> dict[str, Any]:
                          for p in validate_options(name, c.options, str(cfg.base_dir))]
         else:   # the others check their options when built (no I/O then): build it here, not at the first run
             problems += _build_problems(cls, name, c.options, str(cfg.base_dir))
+        option_warnings = getattr(cls, "option_warnings", None)
+        if option_warnings is not None:   # valid, but it will not work as things are (a folder not there)
+            warnings += option_warnings(name, c.options, str(cfg.base_dir))
         for entity, binding in c.entities.items():
             if entity not in cls.entities:
                 problems.append(f"connectors.{name}.entities.{entity}: the {c.type} connector does not offer "

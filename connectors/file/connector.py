@@ -65,6 +65,18 @@ class FileConnector(Connector):
             return [exc.message]
         return []
 
+    @classmethod
+    def option_warnings(cls, name: str, options: dict[str, Any], base_dir: str = ".") -> list[str]:
+        """What `triad config validate` warns of: a valid block whose folder is not there (yet)."""
+        try:
+            folder = FileSettings.from_options(name, options, base_dir).folder
+        except ConfigError:
+            return []      # validate_options reports it
+        if folder.is_dir():
+            return []
+        return [f"connectors.{name}.path: folder {folder} does not exist (yet): `triad sync run` fails for {name} "
+                f"until it does"]
+
     def check(self) -> CheckResult:
         """The folder exists and can be listed; for writes, the outbox can be created."""
         folder = self.settings.folder

@@ -148,3 +148,13 @@ def test_a_store_file_that_is_no_database_is_a_config_error_not_a_traceback(proj
         doc = json.loads(r.stdout)
         text = doc["error"] if "error" in doc else " ".join(doc["problems"])
         assert "store.url:" in text and "is not a SQLite database" in text, (args, doc)
+
+
+def test_validate_warns_of_a_file_connector_whose_folder_is_not_there(project):
+    (project / "exports" / "crm").rename(project / "exports" / "crm-moved")
+    code, doc = _json("config", "validate")
+    assert code == 0 and doc["ok"] is True       # a folder made later is fine: a warning, not a problem
+    said = [w for w in doc["warnings"] if w.startswith("connectors.crm.path: folder ")]
+    assert len(said) == 1 and said[0].startswith(
+        f"connectors.crm.path: folder {project / 'exports' / 'crm'} does not exist (yet): `triad sync run` fails "
+        f"for crm until it does (line ")
