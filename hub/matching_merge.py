@@ -300,8 +300,11 @@ def merge(conn: Connection, entity: str, winner_id: str, loser_id: str, *, user:
     golden.update_changed(conn, entity, [(merged, prov)], now)
     conn.execute(update(t).where(t.c.id == loser_id).values(merged_into=winner_id, updated_at=now,
                                                            version=t.c.version + 1))
+    # linked to the winner from now on: the winner's own link stays the first in each system, the one its
+    # updates and the references to it go to (hub.push_rules._links, _ref_targets); unmerge restores the
+    # loser's links as they were
     conn.execute(update(xt).where(xt.c.entity == entity, xt.c.record_id == loser_id)
-                 .values(record_id=winner_id, updated_at=now))
+                 .values(record_id=winner_id, created_at=now, updated_at=now))
     conn.execute(update(st).where(st.c.record_id == loser_id).values(record_id=winner_id))   # see _states
     history = [_hist(entity, winner_id, f, old, new, user, now, "merge") for f, (old, new) in changed.items()]
     history.append(_hist(entity, loser_id, "merged_into", None, winner_id, user, now, "merge"))

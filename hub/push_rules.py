@@ -22,14 +22,15 @@ NOT_READ_YET = "has not been read yet"
 
 
 def _links(conn: Connection, name: str, entity: str, record_ids: list[str]) -> tuple[dict[str, str], set[str]]:
-    """Record id -> the system's id (active links), and the records whose only links there are deleted."""
+    """Record id -> the system's id (its first active link there: see :func:`_ref_targets`), and the records
+    whose only links there are deleted."""
     xt = Xref.__table__
     links: dict[str, str] = {}
     deleted: set[str] = set()
     for part in chunks(record_ids):
         for x in conn.execute(select(xt.c.record_id, xt.c.source_id, xt.c.status).where(
                 xt.c.entity == entity, xt.c.system == name, xt.c.status.in_(("active", "deleted")),
-                xt.c.record_id.in_(part))):
+                xt.c.record_id.in_(part)).order_by(xt.c.created_at, xt.c.id)):
             if x.status == "active":
                 links.setdefault(x.record_id, x.source_id)
             else:
@@ -49,10 +50,12 @@ def _ref_targets(conn: Connection, name: str, entity: str, current: dict[str, go
     out: dict[tuple[str, str], str] = {}
     for ref_entity, ids in wanted.items():
         for part in chunks(sorted(ids)):
+            # a record with two links in one system (a merge moved the loser's there) is referred to by its
+            # first: the one it had before, not a merged-away record's row there
             for x in conn.execute(select(xt.c.record_id, xt.c.source_id).where(
                     xt.c.entity == ref_entity, xt.c.system == name, xt.c.status == "active",
-                    xt.c.record_id.in_(part))):
-                out[(ref_entity, x.record_id)] = x.source_id
+                    xt.c.record_id.in_(part)).order_by(xt.c.created_at, xt.c.id)):
+                out.setdefault((ref_entity, x.record_id), x.source_id)
     return out
 
 
