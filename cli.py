@@ -1065,7 +1065,8 @@ def quarantine_list(ctx: Context, status: str, connector: str | None, entity: st
         if more:
             render.hint(f"the oldest {limit} shown: narrow with --connector/--entity or raise --limit")
         if status == "parked" and kinds - {"unresolved_ref"}:
-            render.hint("after fixing a mapping or a source row: triad quarantine retry")
+            render.hint("after fixing a mapping: triad quarantine retry (it re-runs the stored rows); after fixing "
+                        "a source row, the next sync run takes it if its change time moved on, else sync run --full")
         if status == "parked" and "unresolved_ref" in kinds:
             render.hint("unresolved references are retried on every sync run, once the record they point to arrives")
     emit(ctx, {"items": rows, "more": more}, lambda: (

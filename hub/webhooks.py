@@ -123,7 +123,13 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def receive(connector: str, request: Request) -> Response:
     """Verify, store durably, then acknowledge one webhook delivery."""
     rt = realtime(request.app)
-    body = await _read_limited(request, inbox.MAX_BODY)
+    from starlette.requests import ClientDisconnect
+    try:
+        body = await _read_limited(request, inbox.MAX_BODY)
+    except ClientDisconnect:     # the sender gave up mid-body: nothing was stored, so nothing was acknowledged
+        log.info("webhook %s: the sender disconnected before the whole body arrived; nothing stored", connector)
+        rt.metrics.inc("triad_webhook_events_rejected_total", connector=_label(rt, connector), reason="disconnected")
+        return Response(status_code=400)
     if body is None:
         rt.metrics.inc("triad_webhook_events_rejected_total", connector=_label(rt, connector), reason="too_large")
         return JSONResponse({"error": f"body larger than {inbox.MAX_BODY} bytes"}, status_code=413)

@@ -158,3 +158,19 @@ def test_a_body_whose_credentials_cannot_be_taken_out_is_not_stored(served: Serv
     r = served.post("fs", _lark_event(), {"Content-Type": "application/json"})
     assert r.status_code == 503
     assert rows(served.engine, "select id from inbox") == []
+
+
+def test_a_sender_that_disconnects_mid_body_leaves_no_traceback_and_nothing_stored(
+        served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+    import time
+    with caplog.at_level(logging.INFO):
+        with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+            sock.sendall(b"POST /webhooks/fs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\nabc")
+            time.sleep(0.3)
+        time.sleep(0.5)      # the server notices the closed connection
+        assert served.http.get(f"{served.url}/healthz", timeout=5).status_code == 200
+    assert "Exception in ASGI application" not in caplog.text and "Traceback" not in caplog.text, caplog.text
+    assert "disconnected before the whole body arrived" in caplog.text
+    assert rows(served.engine, "SELECT id FROM inbox") == []
