@@ -109,9 +109,7 @@ def install_redaction(cfg: TriadConfig) -> None:
     """Mask every configured secret in all log output."""
     values = secret_values(cfg.model_dump(mode="python", exclude={"path"}))
     values |= secret_values({"url": _url_password(cfg.store.url)})
-    if not values:
-        return
-    root = logging.getLogger()
+    root = logging.getLogger()     # installed even without configured secrets: it masks minted ones too
     # one filter holding every secret configured in this process (a second config, as in a test run of many
     # commands, joins the first): with two filters, the one added first could mask a shorter secret inside a
     # longer one and leave the rest of the longer one for the second filter not to recognize

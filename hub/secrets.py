@@ -96,17 +96,27 @@ def secret_values(data: Any) -> set[str]:
     return found
 
 
+# credentials minted at run time travel in query strings, and HTTP libraries log URLs at debug level
+# (YonBIP's access_token, a signed request's signature): no config holds them to mask by value
+QUERY_CREDENTIAL = re.compile(r"([?&](?:access_token|accesstoken|token|signature|sign|sig|client_secret|app_secret"
+                              r"|appsecret|password|secret)=)[^&\s\"']+", re.IGNORECASE)
+
+
 class RedactingFilter(logging.Filter):
-    """Masks known secret values in every log record that passes through a handler."""
+    """Masks known secret values, and credentials in URLs' query strings, in every log record that passes
+    through a handler."""
 
     def __init__(self, values: set[str]) -> None:
         super().__init__()
         self.values = sorted(values, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.values:
-            msg = record.getMessage()
-            for v in self.values:
-                msg = msg.replace(v, MASK)
-            record.msg, record.args = msg, ()
+        msg = record.getMessage()
+        masked = msg
+        for v in self.values:
+            masked = masked.replace(v, MASK)
+        if "=" in masked:
+            masked = QUERY_CREDENTIAL.sub(lambda m: m.group(1) + MASK, masked)
+        if masked is not msg and masked != msg:
+            record.msg, record.args = masked, ()
         return True

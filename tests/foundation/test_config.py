@@ -95,6 +95,19 @@ def test_secrets_of_two_configs_in_one_process_are_both_masked_whole(monkeypatch
     assert sum(isinstance(f, RedactingFilter) for f in root.filters) == 1
 
 
+def test_a_token_minted_at_run_time_is_masked_in_logged_urls(caplog):
+    from hub.context import install_redaction
+    install_redaction(parse_config("connectors: {}"))     # no configured secret: the filter is there all the same
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("urllib3.connectionpool").debug(
+            '%s "%s %s HTTP/1.1" %s', "http://127.0.0.1:1", "POST",
+            "/yonbip/digitalModel/merchant/newlist?access_token=71f257bf7bbc0e658b&x=1", 200)
+        logging.getLogger("urllib3.connectionpool").debug(
+            "GET /open-auth/getAccessToken?appKey=triad-client&timestamp=1&signature=2Ww%2Be3ZSW HTTP/1.1")
+    assert "71f257bf" not in caplog.text and "2Ww" not in caplog.text
+    assert "access_token=***&x=1" in caplog.text and "appKey=triad-client&timestamp=1&signature=***" in caplog.text
+
+
 def test_variables_inside_flow_maps_as_spec_writes_them(monkeypatch):
     monkeypatch.setenv("SF_CLIENT_ID", "abc: not # yaml")
     cfg = parse_config("connectors:\n  crm:\n    type: salesforce\n    base_url: http://${SF_HOST:-127.0.0.1}:8701\n"
