@@ -42,7 +42,7 @@ import requests
 from connectors.sap import wire
 from connectors.sap.client import BearerAuth, SapClient
 from connectors.sap.metadata import ServiceModel, TypeInfo, parse_metadata, query_paths
-from connectors.sap.names import NAME_FIELDS, NameTooLong, org_name, split_org_name
+from connectors.sap.names import NAME_FIELDS, ORGANIZATION, NameTooLong, org_name, split_org_name
 from connectors.sap.raw import SeenRecords, drop_deferred, first_along
 from connectors.sap.stamps import STAMP_RULES, Phase, StampRule
 from connectors.sap.writes import (CREATE_REFS, PERSON, EarlierCreates, RecordWriter, WriteFailed, name_person,
@@ -406,6 +406,10 @@ class SapConnector(Connector):
             if change.maybe_sent is not None:
                 self._update(writer, stream, made, values)
             return made
+        if stream.source == "A_BusinessPartner" and values.get("BusinessPartnerCategory") in (None, ""):
+            # SAP refuses a business partner without a category; a customer the hub has no type for (read
+            # from a system that keeps none) is created as an organization, what nearly every customer is
+            values = {**values, "BusinessPartnerCategory": ORGANIZATION}
         return writer.create(self._named(writer, stream, None, values), stream.key, earlier.ref(change.change_id))
 
     def _update(self, writer: RecordWriter, stream: StreamSpec, source_id: str, values: dict[str, Any]) -> None:

@@ -49,6 +49,15 @@ def test_create_customer_deep_insert_round_trip(connector, app):
     assert back["code"] == result.source_id
 
 
+def test_a_customer_without_a_type_is_created_as_an_organization(connector, app):
+    # read from a system that keeps no type (a CRM account, a Kingdee customer): SAP needs a category
+    untyped = {k: v for k, v in CUSTOMER.items() if k != "customer_type"} | {"name": "无类型贸易有限公司"}
+    (result,) = connector.write(stream_of("customer"), [change(9, None, mapping("customer").to_source(untyped))])
+    assert result.ok, result.error
+    stored = app.store.get("A_BusinessPartner", result.source_id)
+    assert stored["BusinessPartnerCategory"] == "2" and stored["OrganizationBPName1"] == "无类型贸易有限公司"
+
+
 def test_update_reaches_child_records(connector, app):
     m = mapping("customer")
     key = "17100004"
