@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from fastapi import FastAPI
 
@@ -21,8 +21,13 @@ log = logging.getLogger(__name__)
 FEATURES = ("hub.webhooks", "hub.api")
 
 
-def create_app(ctx: Context, *, worker: bool = True) -> FastAPI:
-    """The app for this config; ``worker`` starts the inbox worker with it (tests may turn it off)."""
+READY_WAIT_S = 60.0     # how long start-up waits for the worker to prepare before serving anyway
+
+
+def create_app(ctx: Context, *, worker: bool = True, on_ready: Callable[[], None] | None = None) -> FastAPI:
+    """The app for this config; ``worker`` starts the inbox worker with it (tests may turn it off).
+    ``on_ready`` is called once the worker has prepared its mappings and validators (or at once without one),
+    before the first request is served."""
     modules = []
     for name in FEATURES:
         try:
@@ -37,6 +42,13 @@ def create_app(ctx: Context, *, worker: bool = True) -> FastAPI:
         for m in modules:
             if worker and hasattr(m, "start"):
                 m.start(app)
+        rt = getattr(app.state, "triad_realtime", None)
+        if rt is not None and getattr(rt, "worker", None) is not None:
+            # a delivery is taken at once, not after the worker's start-up (great-expectations, the validators)
+            from anyio import to_thread
+            await to_thread.run_sync(rt.worker.inbox.ready.wait, READY_WAIT_S)
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:
@@ -77,6 +89,8 @@ def serve(ctx: Context, host: str, port: int, **uvicorn_options: Any) -> None:
         raise UsageError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     sock.listen(2048)    # from now on a client waits in the backlog until the app has started
     bound = sock.getsockname()[1]
-    print(f"listening on http://{f'[{host}]' if ':' in host else host}:{bound}", flush=True)
-    config = uvicorn.Config(create_app(ctx), host=host, port=bound, log_level="warning", **uvicorn_options)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
+    # said once the worker is ready: a delivery sent on seeing the line is applied within the second
+    app = create_app(ctx, on_ready=lambda: print(f"listening on {url}", flush=True))
+    config = uvicorn.Config(app, host=host, port=bound, log_level="warning", **uvicorn_options)
     uvicorn.Server(config).run(sockets=[sock])

@@ -30,7 +30,9 @@ def test_serve_on_port_zero_prints_its_address(tmp_path: Path, sqlite_url: str):
     try:
         first = proc.stdout.readline().strip()
         assert first.startswith("listening on http://127.0.0.1:"), (first, proc.stderr.read() if proc.poll() else "")
-        assert requests.get(first.split(" ")[-1] + "/healthz", timeout=10).status_code == 200
+        health = requests.get(first.split(" ")[-1] + "/healthz", timeout=10)
+        # said once the worker is ready: a delivery sent on seeing the line does not wait for its start-up
+        assert health.status_code == 200 and health.json()["worker"] == "running", health.json()
     finally:
         proc.terminate()
         proc.wait(20)
