@@ -41,10 +41,15 @@ def _note_older(ctx: StreamContext, older: list[_Item], stats: BatchStats) -> No
         return
     stats.add("older", len(older))
     first = older[0]
-    log.warning("%s/%s: %d row(s) differ from the version taken in but are older, so not taken (%s: %s < %s): "
-                "a superseded export read again, or the source's clock or the mapping's timezone changed",
-                ctx.system, ctx.entity, len(older), first.source_id, first.source_ts,
-                first.state_ts.isoformat() if first.state_ts else None)
+    # once a run: a superseded export read again has such rows in every batch (the run's total is in its report)
+    again = "older" in ctx.said
+    ctx.said.add("older")
+    log.log(logging.INFO if again else logging.WARNING,
+            "%s/%s: %d row(s) differ from the version taken in but are older, so not taken (%s: %s < %s): "
+            "a superseded export read again, or the source's clock or the mapping's timezone changed%s",
+            ctx.system, ctx.entity, len(older), first.source_id, first.source_ts,
+            first.state_ts.isoformat() if first.state_ts else None,
+            "" if again else " (later batches of this run: counted in its report; each named with -v)")
 
 
 def _older(item: _Item) -> bool:

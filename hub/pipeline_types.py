@@ -26,6 +26,7 @@ class StreamContext:
     synced: frozenset[str] = frozenset()   # entities this connector syncs: references to others cannot resolve
     validator: Any = None             # hub.validation.Validator, or None to skip
     matcher: Any = None               # fuzzy matcher (hub.matching), optional
+    said: set[str] = field(default_factory=set)   # warnings given once a run (later batches: counted, info)
 
     @property
     def writes_back(self) -> bool:

@@ -128,15 +128,23 @@ def test_a_one_shot_command_logs_to_the_admin_plainly_and_v_adds_time_and_logger
     assert triad("sync", "run", cwd=p).returncode == 0
     export = p / "exports" / "erp" / "customers.csv"
     lines = export.read_text(encoding="utf-8-sig").splitlines()
-    lines[1] = lines[1].replace(lines[1].split(",")[1], lines[1].split(",")[1] + " X", 1)
-    lines[1] = ",".join(lines[1].split(",")[:-1] + ["2020-01-01T00:00:00"])    # an older version, edited
+    for n in (1, 3):        # older versions, edited, in the first and the second batch of two rows
+        lines[n] = lines[n].replace(lines[n].split(",")[1], lines[n].split(",")[1] + " X", 1)
+        lines[n] = ",".join(lines[n].split(",")[:-1] + ["2020-01-01T00:00:00"])
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = p / "triad.yaml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("    direction: both", "    direction: both\n"
+                                                           "    batch_size: 2", 1), encoding="utf-8")
     plain = triad("sync", "run", "--full", "-c", "erp", "-e", "customer", cwd=p)
     assert plain.returncode == 0
     assert plain.stderr.startswith("warning: erp/customer: 1 row(s) differ"), plain.stderr
+    assert plain.stderr.count("differ from the version taken in") == 1, plain.stderr    # once a run, not a batch
     assert "older" in plain.stdout.splitlines()[2] and "still_parked" not in plain.stdout    # a column when there are some
+    assert json.loads(triad("--json", "sync", "run", "--full", "-c", "erp", "-e", "customer", cwd=p).stdout
+                      )["runs"][0]["older"] == 2
     verbose = triad("-v", "sync", "run", "--full", "-c", "erp", "-e", "customer", cwd=p)
     assert " WARNING hub.pipeline: erp/customer: 1 row(s) differ" in verbose.stderr, verbose.stderr
+    assert " INFO hub.pipeline: erp/customer: 1 row(s) differ" in verbose.stderr, verbose.stderr
 
 
 def test_an_empty_user_name_is_refused_not_taken_for_the_login(tmp_path):
