@@ -563,8 +563,8 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
         render.table("dry run (nothing written)" if dry_run else "sync", cols,
                      [[r.as_dict()[c] for c in cols] for r in reports])
         for r in reports:
-            if r.error:   # an ok run's text says what to know, not what failed
-                (render.note if r.status == "ok" else render.error)(f"{r.connector}/{r.entity}: {r.error}")
+            if r.error:   # an ok or stopped run's text says what to know (it resumes next run), not what failed
+                (render.error if r.status == "error" else render.note)(f"{r.connector}/{r.entity}: {r.error}")
         tot = {k: sum(r.counts[k] for r in reports) for k in ("conflicts", "quarantined", "queued", "older")}
         if tot["older"]:
             render.hint(f"{tot['older']} row(s) not taken: older than the version taken in (a superseded export "

@@ -216,3 +216,17 @@ def test_a_reason_stored_in_another_shape_still_reads():
                         "kwargs": {"value_set": ["a", "b"]}}) == \
         "status=x is not one of a, b (expect_column_values_to_be_in_set)"
     assert reason_text("plain text") == "plain text" and reason_text({"message": "m"}) == "m"
+
+
+def test_a_stream_stopped_by_the_request_limit_is_a_note_not_an_error(project: Path, monkeypatch):
+    from connectors.file.connector import FileConnector
+    from hub.errors import LimitExceeded
+
+    def spent(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        raise LimitExceeded("the API's daily request budget is spent")
+        yield      # a generator, as read is
+    monkeypatch.setattr(FileConnector, "read", spent)
+    r = CliRunner().invoke(main, ["sync", "run", "-c", "erp", "-e", "customer"])
+    assert r.exit_code == 0, r.output        # it resumes next run: nothing failed
+    assert "note: erp/customer: request limit reached, resumes next run" in r.stderr, r.stderr
+    assert "error:" not in r.stderr, r.stderr
