@@ -163,8 +163,7 @@ def config_validate(ctx: Context) -> None:
       triad --config prod.yaml config validate
     """
     from hub import render
-    from hub.setup import validate_all
-    from hub.setup import store_report
+    from hub.setup import store_report, validate_all
     report = validate_all(ctx.config())
     # a valid config can name a store that cannot be opened now (a server down, a file not made yet): a warning
     store = store_report(ctx, check=not report["problems"])

@@ -104,9 +104,9 @@ def reason_text(reason: Any) -> str:
         return str(reason)
     if reason.get("message"):
         return reason["message"]
+    from hub.steward_values import failure_words
     name, column, value = reason.get("expectation"), reason.get("column"), reason.get("value")
     try:
-        from hub.steward_values import failure_words
         words = failure_words(column or "", {"expectation": name or "", "kwargs": reason.get("kwargs") or {},
                                              "column": column}, {})
     except (KeyError, TypeError, AttributeError):     # a reason stored by an older version, or odd kwargs

@@ -117,6 +117,6 @@ class RedactingFilter(logging.Filter):
             masked = masked.replace(v, MASK)
         if "=" in masked:
             masked = QUERY_CREDENTIAL.sub(lambda m: m.group(1) + MASK, masked)
-        if masked is not msg and masked != msg:
+        if masked != msg:     # an untouched record keeps its args
             record.msg, record.args = masked, ()
         return True

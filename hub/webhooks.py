@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from hub import inbox
 from hub.connector import WebhookRejected
@@ -123,7 +124,6 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def receive(connector: str, request: Request) -> Response:
     """Verify, store durably, then acknowledge one webhook delivery."""
     rt = realtime(request.app)
-    from starlette.requests import ClientDisconnect
     try:
         body = await _read_limited(request, inbox.MAX_BODY)
     except ClientDisconnect:     # the sender gave up mid-body: nothing was stored, so nothing was acknowledged

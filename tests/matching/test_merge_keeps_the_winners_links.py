@@ -19,13 +19,10 @@ def triad(*args: str) -> dict:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in ("TRIAD_CONFIG", "TRIAD_USER", "TRIAD_DATABASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    assert CliRunner().invoke(main, ["init", str(tmp_path / "p")]).exit_code == 0
-    monkeypatch.chdir(tmp_path / "p")
+def project(init_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("TRIAD_CONFIG", raising=False)
     triad("sync", "run")
-    return tmp_path / "p"
+    return init_project
 
 
 def golden_id(code: str) -> str:
