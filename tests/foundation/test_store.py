@@ -83,3 +83,26 @@ def test_a_store_of_the_first_revision_upgrades_with_its_rows(store_url: str):
         assert row == ({"city": "Shanghai"}, None)
     finally:
         engine.dispose()
+
+
+def test_json_is_stored_as_compact_utf8_text_and_reads_back_the_same(migrated):
+    """Chinese text takes its UTF-8 bytes, not six-byte escapes; on SQLite a lone surrogate (which no UTF-8
+    encodes) still stores, as its JSON escape (PostgreSQL's JSON refuses it either way: the pipeline parks
+    such values as escape text), and every value reads back as it went in."""
+    from hub.models import Quarantine
+    from hub.store import compact_json
+    assert compact_json({"name": "上海测试", "n": [1, 2]}) == '{"name":"上海测试","n":[1,2]}'
+    assert compact_json({"x": "a\ud800"}) == '{"x":"a\\ud800"}'
+    qt = Quarantine.__table__
+    raws = {"q1": {"name": "上海测试贸易有限公司", "city": "上海"}}
+    if migrated.dialect.name == "sqlite":
+        raws["q2"] = {"note": "a\ud800b"}
+    with migrated.begin() as conn:
+        conn.execute(insert(qt), [dict(id=qid, connector="erp", entity="customer", source_id=qid, raw_hash=qid,
+                                       kind="read", raw=raw, reasons=[], status="parked", created_at=NOW,
+                                       updated_at=NOW) for qid, raw in raws.items()])
+    with migrated.connect() as conn:
+        assert dict(conn.execute(select(qt.c.id, qt.c.raw)).all()) == raws
+        if migrated.dialect.name == "sqlite":
+            text = conn.exec_driver_sql("SELECT raw FROM quarantine WHERE id = 'q1'").scalar()
+            assert text == '{"name":"上海测试贸易有限公司","city":"上海"}'
