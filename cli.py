@@ -372,14 +372,19 @@ def connectors_list(ctx: Context) -> None:
 def connectors_check(ctx: Context, name: str) -> None:
     """Reach a connector's system and prove its credentials work (exit 1 if not).
 
+    A system that does not answer is tried twice, a second apart (a sync run
+    retries with backoff, as the connector's `retries` option says).
+
     \b
     Example:
       triad connectors check crm
     """
     from hub import render
+    from hub.http import answering_quickly
     parts = _parts(ctx)
     try:
-        result = parts.connector(name).check()
+        with answering_quickly():    # a verdict in seconds: one retry, short waits (a sync run is more patient)
+            result = parts.connector(name).check()
     finally:
         parts.close()
     data = {"name": name, "ok": result.ok, "detail": result.detail, "info": result.info}

@@ -10,7 +10,10 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
@@ -23,6 +26,37 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 STOP_AFTER = 30.0    # a Retry-After longer than this (and than max_wait) is waited out between runs, not in one
+
+# `connectors check` wants a verdict: a system that is down is said so in seconds, not after a run's patience
+QUICK_ATTEMPTS, QUICK_WAIT, QUICK_CONNECT_TIMEOUT = 2, 1.0, 10.0
+_quick: ContextVar[bool] = ContextVar("triad_http_quick", default=False)
+
+
+@contextmanager
+def answering_quickly() -> Iterator[None]:
+    """Requests sent within (this thread or task): at most QUICK_ATTEMPTS sends, at most QUICK_WAIT seconds
+    between them (a Retry-After too) and QUICK_CONNECT_TIMEOUT seconds to connect."""
+    token = _quick.set(True)
+    try:
+        yield
+    finally:
+        _quick.reset(token)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a connection failure was, in a few words (``Connection refused``, ``Name or service not known``,
+    ``timed out``); "" when the exception does not say. requests buries it in urllib3's wrapped errors."""
+    text = str(exc)
+    m = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if m:
+        return m.group(1).strip()
+    if isinstance(exc, requests.ConnectTimeout):
+        return "timed out connecting"
+    if isinstance(exc, requests.Timeout):
+        return "timed out waiting for the answer"
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the server closed the connection without answering"
+    return ""
 
 
 class NotCarriedOut(RetriableError):
@@ -125,7 +159,10 @@ class HttpClient:
         A Retry-After longer than the policy's ``max_wait`` and :data:`STOP_AFTER` is not cut short:
         LimitExceeded, so the run stops cleanly and the next one resumes after it.
         """
-        kwargs.setdefault("timeout", self.policy.timeout)
+        quick = _quick.get()
+        attempts = min(self.policy.attempts, QUICK_ATTEMPTS) if quick else self.policy.attempts
+        timeout = self.policy.timeout
+        kwargs.setdefault("timeout", (min(QUICK_CONNECT_TIMEOUT, timeout), timeout) if quick else timeout)
         # requests prefers $REQUESTS_CA_BUNDLE over session.verify; a per-request value wins over both
         kwargs.setdefault("verify", self.session.verify)
         url = self.url(path)
@@ -136,7 +173,9 @@ class HttpClient:
             try:
                 resp = self.session.request(method, url, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                failure = RetriableError(f"{method} {path}: {type(exc).__name__}", connector=self.name)
+                reason = failure_reason(exc)
+                failure = RetriableError(f"{method} {path}: {type(exc).__name__}" + (f" ({reason})" if reason else ""),
+                                         connector=self.name)
                 if not idempotent and not isinstance(exc, requests.ConnectTimeout) and not _never_sent(exc):
                     raise failure from exc     # it may have been carried out: not sent again blindly
             else:
@@ -155,7 +194,7 @@ class HttpClient:
                     self._stop_for_long_waits(exc)
                     if not idempotent and not _not_carried_out(resp, exc):
                         raise                  # an answer came back: the create may be done
-            if attempt >= self.policy.attempts:
+            if attempt >= attempts:
                 raise failure
             self._pause(method, path, attempt, failure)
             reauthed = False                   # the token may expire during the wait: it may be renewed again
@@ -187,7 +226,7 @@ class HttpClient:
             wait *= 0.5 + random.random()  # jitter so several workers do not retry in step
         log.info("retrying %s %s in %.2fs (attempt %d): %s", method, path, wait, attempt, failure,
                  extra={"connector": self.name})
-        self.sleep(min(wait, self.policy.max_wait))
+        self.sleep(min(wait, self.policy.max_wait, QUICK_WAIT if _quick.get() else wait))
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self.request(method, path, **kwargs)

@@ -102,3 +102,47 @@ def test_a_retry_after_longer_than_a_run_waits_stops_the_run(server):
     assert exc.value.retry_after == 120 and slept == [] and script.calls == 1
     script.answers = [(429, 2)]                    # a short one is waited (up to max_wait) and retried
     assert c.request("POST", "/query", json={}).status_code == 200 and slept == [0.01]
+
+
+def _closed_port_url() -> str:
+    import socket
+    with socket.socket() as s:           # a port nothing listens on (bound, then released)
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_refused_connection_says_so_and_a_check_asks_twice_a_second_apart(server):
+    from hub.http import answering_quickly
+    slept: list[float] = []
+    c = client(_closed_port_url(), attempts=5, backoff=4, max_wait=30)
+    c.sleep = slept.append
+    with answering_quickly(), pytest.raises(RetriableError, match=r"ConnectionError \(Connection refused\)"):
+        c.request("POST", "/query", json={})
+    assert len(slept) == 1 and slept[0] <= 1.0
+    url, script = server                 # a throttled answer: also one wait of at most a second
+    script.answers = [(429, 20), (429, 20)]
+    c = client(url, attempts=5, max_wait=30)
+    c.sleep = slept.append
+    with answering_quickly(), pytest.raises(RetriableError, match="429"):
+        c.request("POST", "/query", json={})
+    assert script.calls == 2 and slept[1:] == [1.0]
+    slept.clear()                        # outside the block: the run's patience again
+    with pytest.raises(RetriableError, match="Connection refused"):
+        client(_closed_port_url(), attempts=3).request("POST", "/query", json={})
+
+
+def test_the_connectors_check_command_gives_its_verdict_in_seconds(tmp_path, monkeypatch):
+    """SAP's check against a system that is down took 42 s (five sends, backoff); now two sends, a second apart."""
+    from click.testing import CliRunner
+
+    from cli import main
+    monkeypatch.delenv("TRIAD_DATABASE_URL", raising=False)
+    (tmp_path / "triad.yaml").write_text(f"""
+store: {{url: 'sqlite:///{tmp_path / "hub.db"}'}}
+connectors:
+  sap: {{type: sap, base_url: {_closed_port_url()}, auth: {{user: u, password: p}}, entities: {{customer: {{}}}}}}
+""", encoding="utf-8")
+    began = time.monotonic()
+    r = CliRunner().invoke(main, ["--config", str(tmp_path / "triad.yaml"), "connectors", "check", "sap"])
+    assert r.exit_code == 1 and "Connection refused" in r.output, r.output
+    assert time.monotonic() - began < 15
