@@ -47,8 +47,8 @@ class PushReport:
 def _mark_done(engine: Engine, ids: list[str]) -> None:
     ot = Outbox.__table__
     with engine.begin() as conn:
-        conn.execute(update(ot).where(ot.c.id.in_(ids)).values(status="done", updated_at=utcnow(), claimed_by=None,
-                                                                claimed_until=None))
+        conn.execute(update(ot).where(ot.c.id.in_(ids)).values(status="done", last_error=None, updated_at=utcnow(),
+                                                                claimed_by=None, claimed_until=None))
 
 
 def _settle_success(engine: Engine, parts: Parts, name: str, entity: str, ok: list, change_rows: dict,

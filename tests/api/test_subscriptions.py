@@ -198,6 +198,8 @@ def test_a_record_s_events_reach_the_subscriber_in_the_order_of_its_changes(api,
         subscriptions.deliver(api.engine, parts)
     phones = [json.loads(c["body"])["changed"]["phone"] for c in recv.calls]
     assert phones == ["+14155550002", "+14155550002", "+14155550002", "+14155550003"]
+    # delivered at last: the earlier failures' errors do not stay on the done rows
+    assert [(r["status"], r["last_error"]) for r in _rows(api, "mirror")] == [("done", None), ("done", None)]
     assert [r["status"] for r in _rows(api, "mirror")] == ["done", "done"]
 
 
