@@ -325,7 +325,8 @@ class InboxProcessor:
         ctx = StreamContext(system=name, entity=entity, mapping=p.mapping(name, entity), rules=p.rules(entity),
                             exact_keys=p.exact_keys(entity), out_systems=p.out_systems(entity),
                             delete_targets=p.delete_targets(entity), run_id=report.id, now=now,
-                            validator=p.validator(name, entity), matcher=_matcher(p, entity))
+                            validator=p.validator(name, entity), matcher=_matcher(p, entity),
+                            out_fields=p.out_fields(entity))
         self._runs[(name, entity)] = (ctx, report, time.monotonic())
         return ctx, report
 

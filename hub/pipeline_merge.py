@@ -120,10 +120,17 @@ def _record_outcome(ctx: StreamContext, item: _Item, rid: str, outcome: MergeOut
     stats.add("conflicts", sum(c.status != CAUGHT_UP for c in outcome.conflicts))
     if outcome.propagate:
         for target in ctx.out_systems:
-            if target != ctx.system:
+            if target != ctx.system and _writes_any(ctx, target, outcome.propagate):
                 outbox.queue(target, rid, outcome.propagate)
     if outcome.send_back and ctx.writes_back:
         outbox.queue(ctx.system, rid, outcome.send_back)
+
+
+def _writes_any(ctx: StreamContext, target: str, changes: dict[str, Any]) -> bool:
+    """Whether ``target``'s mapping writes one of the changed fields (a CRM's owner, say, means
+    nothing to an ERP that does not keep it)."""
+    wanted = ctx.out_fields.get(target)
+    return wanted is None or not wanted.isdisjoint(changes)
 
 
 def _dt(iso: str | None) -> datetime | None:

@@ -27,6 +27,10 @@ class StreamContext:
     validator: Any = None             # hub.validation.Validator, or None to skip
     matcher: Any = None               # fuzzy matcher (hub.matching), optional
     said: set[str] = field(default_factory=set)   # warnings given once a run (later batches: counted, info)
+    # target -> the canonical fields its mapping writes: a change of none of them is not queued there (its
+    # push would settle it without a write, or retry a failed create with the same values); a target not
+    # named here takes every change
+    out_fields: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def writes_back(self) -> bool:

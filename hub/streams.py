@@ -12,7 +12,7 @@ from typing import Any
 from hub.canonical import ENTITIES
 from hub.config import TriadConfig
 from hub.connector import Connector, StreamSpec, load_registry
-from hub.errors import ConfigError, UsageError
+from hub.errors import ConfigError, TriadError, UsageError
 from hub.mapping import Mapping, find_mapping, load_mapping
 from hub.merge import Rules, rules_from_config
 
@@ -110,6 +110,17 @@ class Parts:
         """Connectors that take writes of ``entity``: direction out or both, and a type that can write it."""
         return tuple(n for n, c in self.cfg.connectors.items()
                      if c.direction in ("out", "both") and entity in c.entities and self.writable(c.type, entity))
+
+    def out_fields(self, entity: str) -> dict[str, frozenset[str]]:
+        """For each system taking writes of ``entity``, the canonical fields its mapping writes. A system
+        whose mapping does not load is left out (it then takes every change; its own push says why)."""
+        found = {}
+        for target in self.out_systems(entity):
+            try:
+                found[target] = frozenset(self.mapping(target, entity).writable_fields)
+            except TriadError:
+                continue
+        return found
 
     def writable(self, type_name: str, entity: str) -> bool:
         """False for an entity the connector type declares read-only (its API takes no writes)."""

@@ -165,7 +165,7 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
                             out_systems=parts.out_systems(entity), delete_targets=parts.delete_targets(entity),
                             run_id=report.id, now=started, validator=parts.validator(name, entity),
                             synced=frozenset(parts.cfg.connectors[name].entities),
-                            matcher=_matcher(parts, entity))
+                            matcher=_matcher(parts, entity), out_fields=parts.out_fields(entity))
         _retry_parked(store, ctx, report, kinds=("unresolved_ref",))
         with store.tx() as conn:
             cursor = None if full else _cursor(conn, name, entity)
@@ -422,7 +422,8 @@ def retry_quarantine(engine: Engine, parts: Parts, ids: list[str], user: str | N
                             exact_keys=parts.exact_keys(entity), out_systems=parts.out_systems(entity),
                             delete_targets=parts.delete_targets(entity), run_id=report.id, now=started,
                             synced=frozenset(parts.cfg.connectors[name].entities),
-                            validator=parts.validator(name, entity), matcher=_matcher(parts, entity))
+                            validator=parts.validator(name, entity), matcher=_matcher(parts, entity),
+                            out_fields=parts.out_fields(entity))
         try:
             _retry_parked(engine, ctx, report, False, ids=ids or None)
             report.status = "ok"
