@@ -280,6 +280,9 @@ def _compile_writer(plan: FieldPlan, tz: Any) -> Callable[[Any, dict], None]:
         return write_lines
     outbound = plan.outbound_values
     fmt = _source_converter(plan, tz)
+    # a value the field's transforms refuse (a German VAT id in a field read as a Chinese credit code) is
+    # not written: the system would hold it, and every read of the record would park it as a mapping error
+    checks = plan.transforms if outbound is None else ()
 
     def write(value: Any, out: dict) -> None:
         if value is None:
@@ -293,12 +296,27 @@ def _compile_writer(plan: FieldPlan, tz: Any) -> Callable[[Any, dict], None]:
                                    f"known: {', '.join(map(str, outbound))}", field=name) from None
             return
         try:
-            put(fmt(value), out)
+            written = fmt(value)
         except (TypeError, ValueError, AttributeError) as exc:
             raise MappingError(f"{name}: cannot write {_describe(value)} as {plan.source_type or plan.type}: "
                                f"{exc}",
                                field=name) from None
+        if checks and written is not None:
+            _check_read_back(name, value, to_string(written), checks)
+        put(written, out)
     return write
+
+
+def _check_read_back(name: str, value: Any, text: str, checks: tuple[Callable[[str], Any], ...]) -> None:
+    try:
+        for func in checks:
+            text = func(text)
+            if not text:
+                return
+    except (MappingError, ValueError) as exc:
+        why = exc.message if isinstance(exc, MappingError) else str(exc)
+        raise MappingError(f"{name}: {_describe(value)} is not written, as reading it back would refuse it "
+                           f"({why})", field=name) from None
 
 
 class Mapping:

@@ -157,3 +157,21 @@ def test_every_shipped_customer_mapping_writes_every_allowed_status(path: Path):
         pytest.skip("the mapping does not write status")
     for status in allowed:
         assert mapping.to_source({"status": status}, ["status"]), (path, status)
+
+
+def test_a_value_the_field_would_refuse_on_reading_back_is_not_written(make_mapping) -> None:
+    """YonBIP's creditCode is read as a Chinese unified social credit code: a German VAT id written there
+    made the merchant, and every read of it then parked it as a mapping error."""
+    mapping = make_mapping("""
+        fields:
+          tax_id: {from: creditCode, transform: tax_id_cn}
+          phone: {from: contactTel, transform: phone_e164}
+          name: {from: name, transform: [strip, upper]}
+        """)
+    assert mapping.to_source({"tax_id": "91310115MA1H7GQX4A", "phone": "+4989123456", "name": "acme "}) == {
+        "creditCode": "91310115MA1H7GQX4A", "contactTel": "+4989123456", "name": "acme "}   # written as they are
+    with pytest.raises(MappingError, match=r"tax_id: 'DE538685015' is not written, as reading it back would "
+                                           r"refuse it \(invalid unified social credit code") as exc:
+        mapping.to_source({"tax_id": "DE538685015", "name": "Müller GmbH"})
+    assert exc.value.field == "tax_id"
+    assert mapping.to_source({"tax_id": None}) == {"creditCode": None}

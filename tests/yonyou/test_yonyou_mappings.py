@@ -47,7 +47,7 @@ def test_writing_mapped_values_back_changes_nothing(sim, make_connector, entity)
 def test_new_customer_from_canonical_values(sim, make_connector) -> None:
     mapping = load_mapping(MAPPINGS / "customer.yaml", "customer")
     conn = make_connector(sim)
-    values = {"code": "MAP-1", "name": "映射新建有限公司", "tax_id": "91310115MA1H7GQX4E", "phone": "+862161234567",
+    values = {"code": "MAP-1", "name": "映射新建有限公司", "tax_id": "91310115MA1H7GQX4A", "phone": "+862161234567",
               "status": "inactive"}
     (result,) = conn.write(spec(mapping, "customer"), [WriteChange("map-new", "r", None, mapping.to_source(values))])
     assert result.ok, result.error
