@@ -266,6 +266,63 @@ def country_iso2(value: str) -> str | None:
     return code
 
 
+# ---- Chinese provinces ----------------------------------------------------------------------------
+
+# what pycountry's Chinese catalogue lacks, and English names its subdivision names do not hold
+_PROVINCE_FIXES = {"CN-NX": "宁夏回族自治区"}
+_PROVINCE_ALIASES = {"innermongolia": "CN-NM", "tibet": "CN-XZ", "macau": "CN-MO", "澳門": "CN-MO",
+                     "臺灣": "CN-TW", "台灣": "CN-TW"}
+# a kind of division written after the name ("Guangdong Province", "上海市"), in normalized form
+_DIVISION_WORD = re.compile(r"(province|sheng|municipality|city|shi|autonomousregion|zizhiqu|"
+                            r"specialadministrativeregion|sar|省|市|自治区|特别行政区)$")
+_PINYIN_KIND = {"sheng", "shi", "zizhiqu", "sar", "zhuangzu", "huizu", "uygur"}
+
+
+def _place_key(text: str) -> str:
+    return re.sub(r"[\s\-_'’.·]", "", text.translate(_FULLWIDTH)).casefold()
+
+
+@lru_cache(maxsize=1)
+def _province_table() -> dict[str, str]:
+    """Normalized spelling -> the official Chinese name (GB/T 2260) of each province-level division:
+    ISO 3166-2 code (CN-GD), Chinese full and short name (广东省, 广东), pinyin (Guangdong Sheng, Guangdong)."""
+    import gettext
+
+    import pycountry
+    try:
+        chinese = gettext.translation("iso3166-2", pycountry.LOCALES_DIR, languages=["zh_CN"]).gettext
+    except OSError:
+        chinese = str
+    by_code: dict[str, str] = {}
+    table: dict[str, str] = {}
+    for sub in pycountry.subdivisions.get(country_code="CN") or ():
+        full = _PROVINCE_FIXES.get(sub.code) or chinese(sub.name)
+        by_code[sub.code] = full
+        short = re.sub(r"(壮族|回族|维吾尔)$", "", _DIVISION_WORD.sub("", full))
+        pinyin = " ".join(w for w in sub.name.split() if w.casefold() not in _PINYIN_KIND)
+        named = " ".join(w for w in sub.name.split() if w.casefold() not in ("sheng", "shi", "zizhiqu", "sar"))
+        for spelling in (sub.code, full, short, sub.name, pinyin, named):
+            table.setdefault(_place_key(spelling), full)
+    for alias, code in _PROVINCE_ALIASES.items():
+        if code in by_code:
+            table.setdefault(_place_key(alias), by_code[code])
+    return table
+
+
+@transform("province_cn")
+def province_cn(value: str) -> str | None:
+    """A Chinese province, municipality or region however written (上海, Shanghai, Guangdong Province,
+    CN-GD) -> its official Chinese name (上海市, 广东省). Anything else (Bayern, California) is kept as it
+    is: a province field holds other countries' regions too."""
+    text = _WS.sub(" ", value.translate(_FULLWIDTH)).strip()
+    if not text:
+        return None
+    key = _place_key(text)
+    table = _province_table()
+    found = table.get(key) or table.get(_DIVISION_WORD.sub("", key))
+    return found or text
+
+
 _CURRENCY_ALIASES = {
     "RMB": "CNY", "人民币": "CNY", "人民幣": "CNY", "元": "CNY", "CNH": "CNY",
     "美元": "USD", "US$": "USD", "欧元": "EUR", "€": "EUR", "日元": "JPY", "港币": "HKD",

@@ -192,3 +192,16 @@ def test_transforms_are_idempotent_on_their_output(name: str) -> None:
     once = run(name, samples.get(name, "  Ａ  b\u3000C "))
     assert once is not None
     assert run(name, once) == once
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("上海", "上海市"), ("上海市", "上海市"), ("Shanghai", "上海市"), ("shanghai shi", "上海市"), ("Beijing City", "北京市"),
+    ("Guangdong Province", "广东省"), ("广东", "广东省"), ("CN-GD", "广东省"), ("  四川 ", "四川省"),
+    ("Shaanxi", "陕西省"), ("Shanxi", "山西省"), ("Inner Mongolia", "内蒙古自治区"), ("宁夏", "宁夏回族自治区"),
+    ("Xinjiang Uygur", "新疆维吾尔自治区"), ("Tibet", "西藏自治区"), ("Hong Kong", "香港特别行政区"),
+    ("Macau", "澳门特别行政区"), ("广西", "广西壮族自治区"),
+    # other countries' regions, and two-letter codes that are also US states (SC: Sichuan, South Carolina)
+    ("Bayern", "Bayern"), ("California", "California"), ("SC", "SC"), ("", None),
+])
+def test_province_cn_gives_one_spelling_of_a_chinese_province(value: str, expected: str | None) -> None:
+    assert get_transform("province_cn")(value) == expected
