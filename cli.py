@@ -511,6 +511,8 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
     triad.yaml) then move on. Exit 1 if a stream or a flow run failed. Ctrl-C lets
     the batch in progress commit and stops (exit 130); Ctrl-C again stops at once.
     SIGTERM (kill, a service manager, timeout) stops the same way (exit 143).
+    Columns shown only when not zero: deleted, still_parked, older and retried
+    (requests the system failed, timed out or throttled, sent again).
 
     \b
     Examples:
@@ -564,6 +566,8 @@ def sync_run(ctx: Context, connector_names: tuple[str, ...], entity_names: tuple
             cols.insert(cols.index("quarantined") + 1, "still_parked")
         if any(r.counts["older"] for r in reports):     # among the unchanged: older than the version taken in
             cols.insert(cols.index("unchanged") + 1, "older")
+        if any(r.counts["retried"] for r in reports):   # requests the system failed or throttled, sent again
+            cols.append("retried")
         render.table("dry run (nothing written)" if dry_run else "sync", cols,
                      [[r.as_dict()[c] for c in cols] for r in reports])
         for r in reports:
@@ -606,7 +610,9 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     Per connector and entity: written (records written; created: those of them new
     there), unchanged (settled without a write: the system holds those values already),
     failed (retried with backoff), dead, deferred (waiting for a read, a record or a
-    steward) and skipped (not to be sent, with the reason in `triad outbox list`).
+    steward) and skipped (not to be sent, with the reason in `triad outbox list`);
+    retried, when there were any: requests the system failed, timed out or
+    throttled and that were sent again.
 
     Ctrl-C lets the writes in flight finish and be recorded, then stops (exit 130);
     Ctrl-C again stops at once. SIGTERM stops the same way (exit 143).
@@ -646,6 +652,8 @@ def sync_push(ctx: Context, connector_names: tuple[str, ...]) -> None:
     def human() -> None:
         cols = ["connector", "entity", "status", "written", "created", "unchanged", "failed", "dead", "deferred",
                 "skipped"]
+        if any(r.counts["retried"] for r in reports):    # requests the system failed or throttled, sent again
+            cols.append("retried")
         render.table("push", cols, [[r.as_dict()[c] for c in cols] for r in reports])
         for r in reports:
             if r.error:

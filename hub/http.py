@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import requests
 
 from hub.errors import ConfigError, FatalError, LimitExceeded, RetriableError
+from hub.retry_tally import count_retry
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ class HttpClient:
             wait *= 0.5 + random.random()  # jitter so several workers do not retry in step
         log.info("retrying %s %s in %.2fs (attempt %d): %s", method, path, wait, attempt, failure,
                  extra={"connector": self.name})
+        count_retry()
         self.sleep(min(wait, self.policy.max_wait, QUICK_WAIT if _quick.get() else wait))
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -38,7 +38,8 @@ class StreamContext:
 
 
 STAT_KEYS = ("read", "created", "updated", "unchanged", "linked", "quarantined", "conflicts", "queued", "deleted",
-             "still_parked", "older")     # older: of the unchanged, rows whose values differ but whose time is older
+             "still_parked", "older",     # older: of the unchanged, rows whose values differ but whose time is older
+             "retried")                   # requests to the system sent again (it failed, timed out or throttled)
 
 
 @dataclass

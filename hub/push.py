@@ -38,6 +38,7 @@ from hub.liveness import worker_id
 from hub.push_claim import CLAIM, _claim, _claim_ids, _release, _serialize_claims
 from hub.push_deliver import _deliver
 from hub.push_settle import PushReport, _fail_all, _mark_done, _settle_failures
+from hub.retry_tally import counting_retries
 from hub.streams import ENTITY_ORDER, Parts
 
 # helpers other modules (hub.subscriptions) and tests take from here
@@ -129,7 +130,11 @@ def _deliver_claimed(engine: Engine, parts: Parts, name: str, entity: str, claim
                      report: PushReport) -> bool:
     """Deliver claimed rows; False when the system failed as a whole (the caller stops for now)."""
     try:
-        _deliver(engine, parts, name, entity, claimed, report)
+        with counting_retries() as retried:
+            try:
+                _deliver(engine, parts, name, entity, claimed, report)
+            finally:
+                report.counts["retried"] += retried[0]
     except LimitExceeded as exc:
         _fail_all(engine, claimed, str(exc), exc.retry_after, parts, report)
         report.status, report.error = "stopped", str(exc)

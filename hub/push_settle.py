@@ -32,9 +32,10 @@ class PushReport:
     connector: str
     entity: str
     status: str = "ok"
-    # unchanged: rows settled without a write (the system holds those values already)
+    # unchanged: rows settled without a write (the system holds those values already); retried: requests
+    # sent again (the system failed, timed out or throttled them)
     counts: dict[str, int] = field(default_factory=lambda: {"written": 0, "created": 0, "unchanged": 0, "failed": 0,
-                                                             "dead": 0, "deferred": 0, "skipped": 0})
+                                                             "dead": 0, "deferred": 0, "skipped": 0, "retried": 0})
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:

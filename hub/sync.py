@@ -27,6 +27,7 @@ from hub.errors import FatalError, LimitExceeded, RetriableError, TriadError
 from hub.liveness import dead_here, worker_id
 from hub.models import Outbox, Quarantine, StreamState, SyncRun
 from hub.pipeline import STAT_KEYS, BatchStats, StreamContext, process_batch
+from hub.retry_tally import counting_retries
 from hub.sqlutil import chunks, upsert
 from hub.streams import Parts, inbound_streams
 from hub.types import new_id, utcnow
@@ -159,65 +160,68 @@ def _run_stream(store: _Store, parts: Parts, name: str, entity: str, *, full: bo
             "id": report.id, "connector": name, "entity": entity, "kind": "sync", "status": "running",
             "dry_run": dry_run, "stats": report.counts, "cursor": None, "error": None, "user": user,
             "started_at": started, "finished_at": None}])
-    try:
-        ctx = StreamContext(system=name, entity=entity, mapping=parts.mapping(name, entity),
-                            rules=parts.rules(entity), exact_keys=parts.exact_keys(entity),
-                            out_systems=parts.out_systems(entity), delete_targets=parts.delete_targets(entity),
-                            run_id=report.id, now=started, validator=parts.validator(name, entity),
-                            synced=frozenset(parts.cfg.connectors[name].entities),
-                            matcher=_matcher(parts, entity), out_fields=parts.out_fields(entity))
-        _retry_parked(store, ctx, report, kinds=("unresolved_ref",))
-        with store.tx() as conn:
-            cursor = None if full else _cursor(conn, name, entity)
-        report.cursor = cursor
-        spec = parts.stream_spec(name, entity, started)
-        connector = parts.connector(name)
-        absence = _absence(parts, name, entity, ctx) if cursor is None else None
-        if not dry_run:   # tables loaded earlier (or by another worker) may not have been analyzed yet
-            planner_stats.refresh(store.engine)
-        for batch in connector.read(spec, cursor):
-            ctx.now = utcnow()
-            with store.tx() as conn:    # the batch, its cursor and the run's figures, or none of them
-                stats = process_batch(conn, ctx, batch.records, batch.deleted)
-                if absence is not None:
-                    absence.seen(conn, batch.records, ctx.now)
-                _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
-                if batch.cursor is not None:
-                    _save_cursor(conn, name, entity, batch.cursor, ctx.now)
-                if not dry_run:
-                    _renew_lease(conn, name, entity, owner)
-                report.absorb(stats)
-                report.note(*batch.notes)
-                report.cursor = batch.cursor if batch.cursor is not None else report.cursor
-                _save_run(conn, report)
-                planner_stats.count_now(conn)
-            if not dry_run:   # a load's later batches look their keys up in what the earlier ones wrote
+    with counting_retries() as retried:   # said with the run's figures: how often its system failed it
+        try:
+            ctx = StreamContext(system=name, entity=entity, mapping=parts.mapping(name, entity),
+                                rules=parts.rules(entity), exact_keys=parts.exact_keys(entity),
+                                out_systems=parts.out_systems(entity), delete_targets=parts.delete_targets(entity),
+                                run_id=report.id, now=started, validator=parts.validator(name, entity),
+                                synced=frozenset(parts.cfg.connectors[name].entities),
+                                matcher=_matcher(parts, entity), out_fields=parts.out_fields(entity))
+            _retry_parked(store, ctx, report, kinds=("unresolved_ref",))
+            with store.tx() as conn:
+                cursor = None if full else _cursor(conn, name, entity)
+            report.cursor = cursor
+            spec = parts.stream_spec(name, entity, started)
+            connector = parts.connector(name)
+            absence = _absence(parts, name, entity, ctx) if cursor is None else None
+            if not dry_run:   # tables loaded earlier (or by another worker) may not have been analyzed yet
                 planner_stats.refresh(store.engine)
-            if progress:
-                progress(name, entity, report.counts)
-            if cancel is not None and cancel.is_set():
-                report.status, report.error = "stopped", STOPPED_ON_REQUEST
-                break
-        else:
-            if absence is not None:   # a complete read: what it did not return is gone from the system
-                _flag_missing(store, ctx, report, absence, started, spec.batch_size, owner, progress)
-            report.status = "ok"
-    except LimitExceeded as exc:
-        report.status, report.error = "stopped", f"request limit reached, resumes next run: {exc}"
-        log.warning("stream %s/%s stopped: %s", name, entity, exc)
-    except (TriadError, Exception) as exc:  # one stream's failure must not stop the others
-        report.status, report.error = "error", _describe(exc)
-        log.error("stream %s/%s failed: %s", name, entity, report.error, exc_info=not isinstance(exc, TriadError))
-    except KeyboardInterrupt:   # Ctrl-C: the run ends as stopped (not "running" forever), then the command stops
-        report.status, report.error = "stopped", INTERRUPTED
-        raise
-    finally:
-        with store.tx() as conn:
-            _save_run(conn, report, finished=True)
-            if not dry_run:
-                _release_lease(conn, name, entity, owner)
-                if report.status == "ok":
-                    _wake_writes_waiting_for_a_read(conn, name, entity)
+            for batch in connector.read(spec, cursor):
+                ctx.now = utcnow()
+                with store.tx() as conn:    # the batch, its cursor and the run's figures, or none of them
+                    stats = process_batch(conn, ctx, batch.records, batch.deleted)
+                    if absence is not None:
+                        absence.seen(conn, batch.records, ctx.now)
+                    _mark_resolved(conn, stats.resolved_quarantine, ctx.now)
+                    if batch.cursor is not None:
+                        _save_cursor(conn, name, entity, batch.cursor, ctx.now)
+                    if not dry_run:
+                        _renew_lease(conn, name, entity, owner)
+                    report.absorb(stats)
+                    report.counts["retried"] = retried[0]
+                    report.note(*batch.notes)
+                    report.cursor = batch.cursor if batch.cursor is not None else report.cursor
+                    _save_run(conn, report)
+                    planner_stats.count_now(conn)
+                if not dry_run:   # a load's later batches look their keys up in what the earlier ones wrote
+                    planner_stats.refresh(store.engine)
+                if progress:
+                    progress(name, entity, report.counts)
+                if cancel is not None and cancel.is_set():
+                    report.status, report.error = "stopped", STOPPED_ON_REQUEST
+                    break
+            else:
+                if absence is not None:   # a complete read: what it did not return is gone from the system
+                    _flag_missing(store, ctx, report, absence, started, spec.batch_size, owner, progress)
+                report.status = "ok"
+        except LimitExceeded as exc:
+            report.status, report.error = "stopped", f"request limit reached, resumes next run: {exc}"
+            log.warning("stream %s/%s stopped: %s", name, entity, exc)
+        except (TriadError, Exception) as exc:  # one stream's failure must not stop the others
+            report.status, report.error = "error", _describe(exc)
+            log.error("stream %s/%s failed: %s", name, entity, report.error, exc_info=not isinstance(exc, TriadError))
+        except KeyboardInterrupt:   # Ctrl-C: the run ends as stopped (not "running" forever), then the command stops
+            report.status, report.error = "stopped", INTERRUPTED
+            raise
+        finally:
+            report.counts["retried"] = retried[0]
+            with store.tx() as conn:
+                _save_run(conn, report, finished=True)
+                if not dry_run:
+                    _release_lease(conn, name, entity, owner)
+                    if report.status == "ok":
+                        _wake_writes_waiting_for_a_read(conn, name, entity)
     return report
 
 
