@@ -140,6 +140,7 @@ def store_floor_rate(rows: list[list[str]], workdir: Path) -> float:
     a copy of the migrated hub database, with every value, id and JSON text prepared beforehand."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from hub.sqlite_checkpoint import BACKSTOP_PAGES
+    from hub.store import compact_json
     from hub.types import new_id
     shutil.copy(workdir / "hub.db", workdir / "floor.db")
     db = sqlite3.connect(workdir / "floor.db", isolation_level=None)
@@ -164,8 +165,8 @@ def store_floor_rate(rows: list[list[str]], workdir: Path) -> float:
     for r in rows:
         values = dict(zip(fields, r[:14]))
         rid = new_id()
-        text = json.dumps(values)
-        prov = json.dumps({"*": ["erp", "2026-10-01T00:00:00+00:00"]})
+        text = compact_json(values)      # as the store encodes JSON
+        prov = compact_json({"*": ["erp", "2026-10-01T00:00:00+00:00"]})
         prepared.append((rid, values, text, prov, new_id()))
     golden_sql = (f"INSERT INTO customer ({', '.join(fields)}, id, updated_at, provenance, version) "
                   f"VALUES ({', '.join('?' * len(fields))}, ?, ?, ?, 1)")
