@@ -79,6 +79,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def store_in_env(store_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``store_url`` (SQLite, then PostgreSQL) as $TRIAD_DATABASE_URL, and no other TRIAD_ setting of the caller's."""
+    monkeypatch.setenv("TRIAD_DATABASE_URL", store_url)
+    monkeypatch.delenv("TRIAD_CONFIG", raising=False)
+    monkeypatch.delenv("TRIAD_USER", raising=False)
+    return store_url
+
+
+@pytest.fixture
 def migrated(store_url: str):
     """An engine on a store migrated to head."""
     from hub.store import make_engine, upgrade

@@ -82,10 +82,7 @@ def test_an_owner_value_is_still_written_back_over_a_non_owner_change():
 # --- through the pipeline ---------------------------------------------------------------------------
 
 @pytest.fixture
-def project(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("TRIAD_DATABASE_URL", store_url)
-    monkeypatch.delenv("TRIAD_CONFIG", raising=False)
-    monkeypatch.delenv("TRIAD_USER", raising=False)
+def project(tmp_path: Path, store_in_env: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "p"
     assert CliRunner().invoke(main, ["init", str(root)]).exit_code == 0
     for s in "abc":

@@ -65,16 +65,14 @@ def accounts(root: Path, *rows: list[str]) -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in ("TRIAD_DATABASE_URL", "TRIAD_CONFIG", "TRIAD_USER"):
-        monkeypatch.delenv(var, raising=False)
+def project(tmp_path: Path, store_in_env: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The two systems' mappings and exports, on SQLite and on PostgreSQL (the store from the environment)."""
     root = tmp_path / "p"
     for d in ("crm", "erp"):
         (root / d).mkdir(parents=True)
     (root / "crm_customer.yaml").write_text(CRM_MAPPING, encoding="utf-8")
     (root / "erp_customer.yaml").write_text(ERP_MAPPING, encoding="utf-8")
     (root / "triad.yaml").write_text(
-        'store: {url: "sqlite:///triad.db"}\n'
         "connectors:\n"
         "  crm: {type: file, path: ./crm, direction: both, entities: {customer: {mapping: crm_customer.yaml}}}\n"
         "  erp: {type: file, path: ./erp, direction: both, entities: {customer: {mapping: erp_customer.yaml}}}\n"
