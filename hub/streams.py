@@ -114,7 +114,7 @@ class Parts:
     def out_fields(self, entity: str) -> dict[str, frozenset[str]]:
         """For each system taking writes of ``entity``, the canonical fields its mapping writes. A system
         whose mapping does not load is left out (it then takes every change; its own push says why)."""
-        found = {}
+        found: dict[str, frozenset[str]] = {}
         for target in self.out_systems(entity):
             try:
                 found[target] = frozenset(self.mapping(target, entity).writable_fields)

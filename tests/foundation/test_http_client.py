@@ -126,9 +126,12 @@ def test_a_refused_connection_says_so_and_a_check_asks_twice_a_second_apart(serv
     with answering_quickly(), pytest.raises(RetriableError, match="429"):
         c.request("POST", "/query", json={})
     assert script.calls == 2 and slept[1:] == [1.0]
-    slept.clear()                        # outside the block: the run's patience again
+    slept.clear()                        # outside the block: the run's patience again (three sends, two waits)
+    c = client(_closed_port_url(), attempts=3)
+    c.sleep = slept.append
     with pytest.raises(RetriableError, match="Connection refused"):
-        client(_closed_port_url(), attempts=3).request("POST", "/query", json={})
+        c.request("POST", "/query", json={})
+    assert slept == [pytest.approx(0.01, abs=0.01)] * 2
 
 
 def test_the_connectors_check_command_gives_its_verdict_in_seconds(tmp_path, monkeypatch):
