@@ -1,12 +1,12 @@
 """What the store already holds for a batch's rows: xref links, stored digests, merge bases."""
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Text, and_, bindparam, select, type_coerce, update
 
+from hub import store_json
 from hub.bulk import execute_many
 from hub.models import SourceState, Xref
 from hub.pipeline_types import BatchStats, StreamContext, _Item
@@ -66,7 +66,7 @@ def _attach_bases(items: list[_Item]) -> None:
     for item in items:
         if item.record_id is not None:
             stored = item.stored_base     # text on SQLite; PostgreSQL's driver hands jsonb over decoded
-            item.base = (json.loads(stored) if isinstance(stored, str) else stored) or {}
+            item.base = (store_json.loads(stored) if isinstance(stored, str) else stored) or {}
 
 
 def _remember_raw(conn: Connection, ctx: StreamContext, same: list[_Item]) -> None:

@@ -5,7 +5,6 @@ through psycopg 3. The schema is created only by the migrations.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from hub import store_json
 from hub.errors import ConfigError, TriadError, UsageError
 
 log = logging.getLogger(__name__)
@@ -24,13 +24,7 @@ def compact_json(value: Any) -> str:
     """JSON as the store keeps it: UTF-8 text as it is (a Chinese name takes 3 bytes a character, not the
     6 of a ``\\uXXXX`` escape) and no blanks between items. source_state and field_history hold every
     record's values as JSON, so this is most of the store's bytes: fewer pages to write and to cache."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:   # a lone surrogate (a raw webhook body, say): kept as its escape, as JSON allows
-            return json.dumps(value, separators=(",", ":"))
-    return text
+    return store_json.dumps(value)
 
 
 def normalize_url(url: str) -> str:
@@ -52,7 +46,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     except Exception as exc:
         raise ConfigError(f"store.url: cannot parse database URL: {exc}") from exc
     # bound values are customer data: kept out of error messages and logs
-    kwargs: dict = {"echo": echo, "future": True, "hide_parameters": True, "json_serializer": compact_json}
+    kwargs: dict = {"echo": echo, "future": True, "hide_parameters": True, "json_serializer": compact_json,
+                    "json_deserializer": store_json.loads}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
         db = parsed.database

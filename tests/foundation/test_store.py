@@ -106,3 +106,32 @@ def test_json_is_stored_as_compact_utf8_text_and_reads_back_the_same(migrated):
         if migrated.dialect.name == "sqlite":
             text = conn.exec_driver_sql("SELECT raw FROM quarantine WHERE id = 'q1'").scalar()
             assert text == '{"name":"上海测试贸易有限公司","city":"上海"}'
+
+
+def test_json_the_fast_path_cannot_write_or_read_exactly_goes_through_the_standard_library(migrated):
+    """orjson writes NaN as null, refuses integers beyond 64 bits and reads long integers as floats: such
+    values take the standard library's way, so a quarantined raw payload (a JSON-lines source may hold
+    any of them) reads back exactly as it went in; what JSON cannot hold is refused as before."""
+    import datetime as dt
+    import math
+
+    from hub.models import Quarantine
+    from hub.store_json import dumps, loads
+    assert dumps({"n": float("nan")}) == '{"n":NaN}' and math.isnan(loads('{"n":NaN}')["n"])
+    big = 2 ** 70 + 1     # not a float's value: a float read back would differ
+    assert dumps({"n": big}) == '{"n":1180591620717411303425}'
+    assert loads('{"n":1180591620717411303425}') == {"n": big} and type(loads(str(big))) is int
+    assert loads(b'{"a":"\\ud800"}') == {"a": "\ud800"}
+    assert dumps({1: "a"}) == '{"1":"a"}'
+    with pytest.raises(TypeError):
+        dumps({"at": dt.datetime(2026, 1, 1)})
+    qt = Quarantine.__table__
+    raws = {"q1": {"big": big, "long": -(10 ** 19 + 1), "none": None, "f": 1.5, "name": "上海"}}
+    if migrated.dialect.name == "sqlite":    # PostgreSQL's JSON refuses NaN and infinities
+        raws["q2"] = {"nan": float("inf")}
+    with migrated.begin() as conn:
+        conn.execute(insert(qt), [dict(id=qid, connector="erp", entity="customer", source_id=qid, raw_hash=qid,
+                                       kind="read", raw=raw, reasons=[], status="parked", created_at=NOW,
+                                       updated_at=NOW) for qid, raw in raws.items()])
+    with migrated.connect() as conn:
+        assert dict(conn.execute(select(qt.c.id, qt.c.raw)).all()) == raws
