@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import orjson
 
 # datetimes and dataclasses as the standard library treats them (it refuses them: a caller's bug, not data)
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-# an integer of 19 digits or more may not fit 64 bits, which orjson would read back as a float
-_LONG_DIGITS = re.compile(r"\d{19}")
 
 
 def dumps(value: Any) -> str:
@@ -34,12 +31,13 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     """The value of JSON text the store holds."""
-    if _LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "surrogatepass")):
-        return json.loads(text)
     try:
-        return orjson.loads(text)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:   # NaN, a lone surrogate's escape: valid for the standard library
         return json.loads(text)
+    # orjson reads an integer beyond 64 bits as a float; the store's own values hold no floats, so
+    # this look is all it costs them
+    return json.loads(text) if _has_float(value) else value
 
 
 def _dumps_stdlib(value: Any) -> str:
@@ -59,4 +57,19 @@ def _has_nonfinite(value: Any) -> bool:
         return any(_has_nonfinite(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(_has_nonfinite(v) for v in value)
+    return False
+
+
+def _has_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return False
+    for v in value:
+        kind = type(v)
+        if kind is float or ((kind is dict or kind is list) and _has_float(v)):
+            return True
     return False
