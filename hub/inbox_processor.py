@@ -33,7 +33,7 @@ from hub.sqlutil import chunks
 from hub.streams import ENTITY_ORDER, Parts
 from hub.sync import RunReport, _mark_resolved, _matcher, _retry_parked, _save_run
 from hub.types import new_id, utcnow
-from hub.values import encode_record, record_hash
+from hub.values import encode_record, values_hash
 
 log = logging.getLogger(__name__)
 
@@ -418,4 +418,4 @@ class Prevalidated:
 
 
 def _fingerprint(row: dict[str, Any]) -> str:
-    return record_hash(encode_record(row))
+    return values_hash(encode_record(row))

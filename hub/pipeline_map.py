@@ -13,7 +13,7 @@ from hub.column_fit import check_fits
 from hub.errors import MappingError
 from hub.pipeline_types import BatchStats, StreamContext, _Item
 from hub.quarantine import QuarantineWriter
-from hub.values import encode, encode_record, record_hash
+from hub.values import encode, encode_record, values_hash
 
 
 def _raw_digest(fingerprint: str, raw: dict[str, Any]) -> str | None:
@@ -112,7 +112,7 @@ def _map(ctx: StreamContext, raws: Sequence[dict[str, Any]], quarantine: "Quaran
                             [{"reason": "mapping", "field": f, "message": m} for f, m in problems])
             continue
         item = _Item(raw, rec.source_id, values, rec.values, rec.refs, encode(rec.source_ts), rec.deleted,
-                     record_hash(values, rec.deleted))
+                     values_hash(values, rec.deleted))
         item.quarantine_id = from_quarantine.get(rec.source_id)
         item.raw_hash = digests[n] if n < len(digests) else None
         if _supersedes(item, items.get(rec.source_id)):

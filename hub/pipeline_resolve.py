@@ -10,7 +10,7 @@ from hub.pipeline_types import StreamContext, _Item
 from hub.quarantine import QuarantineWriter
 from hub.sqlutil import among, key_parts
 from hub.types import new_id
-from hub.values import record_hash
+from hub.values import values_hash
 
 log = logging.getLogger("hub.pipeline")   # the batch's log lines keep one logger name
 
@@ -68,7 +68,7 @@ def _resolve_refs(conn: Connection, ctx: StreamContext, items: list[_Item],
             quarantine.park(item.raw, item.source_id, "unresolved_ref", missing)
         else:
             if item.refs:
-                item.hash = record_hash(item.values, item.deleted)
+                item.hash = values_hash(item.values, item.deleted)
             keep.append(item)
     return keep
 

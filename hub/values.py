@@ -11,6 +11,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from hub.canonical import ENTITIES, ORDER_LINE_FIELDS
 
 
@@ -101,3 +103,16 @@ def record_hash(values: dict[str, Any], deleted: bool = False) -> str:
     if deleted:
         payload += "|deleted"
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def values_hash(values: dict[str, Any], deleted: bool = False) -> str:
+    """The digest of a record's encoded values kept in ``source_state.row_hash``: an unchanged record
+    read again is skipped without a merge. Their sorted JSON, a tenth of the cost of :func:`record_hash`'s
+    repr (which checks every character of a Chinese name for printability)."""
+    try:
+        payload = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+    except TypeError:   # not an encoded record (an integer beyond 64 bits, an object): its repr
+        return record_hash(values, deleted)
+    if deleted:
+        payload += b"|deleted"
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
