@@ -39,8 +39,10 @@ def load(conn: Connection, entity: str, ids: Sequence[str], *, lock: bool = Fals
     fields = scalar_fields(entity)
     out: dict[str, GoldenRow] = {}
     ordered = sorted(set(ids))   # one lock order for every worker: no deadlocks
+    # the columns a GoldenRow holds: not updated_at, whose timestamp would be parsed for nothing
+    columns = [t.c.id, *(t.c[f] for f in fields), t.c.provenance, t.c.deleted_in, t.c.merged_into, t.c.version]
     for part in key_parts(conn, ordered):
-        stmt = select(t).where(among(conn, t.c.id, part)).order_by(t.c.id)
+        stmt = select(*columns).where(among(conn, t.c.id, part)).order_by(t.c.id)
         if lock and conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         for r in conn.execute(stmt).mappings():
