@@ -96,7 +96,7 @@ def phase(workdir: Path, name: str, args: list[str], warm: bool = False) -> dict
     """Run one `triad` command in a fresh process; wall time and that process's peak RSS.
 
     ``warm``: the clock starts after the imports a long-running worker or scheduler has already
-    done (the CLI, SQLAlchemy, great-expectations), so the figure is the sync run itself.
+    done (the CLI, SQLAlchemy, great-expectations), so the figure is the CLI command without them.
     """
     start = ("import cli; from hub.validation_suites import gx_module; gx_module(); t=time.perf_counter()\n"
              if warm else "t=time.perf_counter(); import cli\n") + "cli.skip_final_collection_at_exit()\n"
@@ -121,6 +121,42 @@ def phase(workdir: Path, name: str, args: list[str], warm: bool = False) -> dict
     runs = json.loads(p.stdout).get("runs", []) if p.stdout.strip() else []
     stats["runs"] = [{k: r[k] for k in ("read", "created", "updated", "unchanged", "quarantined")} for r in runs]
     return stats
+
+
+def worker_phase(workdir: Path, delta: str, n: int, first: int, version: int, step: int) -> dict:
+    """One sync cycle as `triad worker` runs it, in a process that has run one cycle already: imports,
+    config, the store's engine, the connectors and the validation suite are there (a worker keeps them
+    from cycle to cycle), and so is the engine's checkpoint thread, which copies the log back while the
+    worker waits for its next cycle. The process writes the delta file itself between the two cycles;
+    the clock runs around the second cycle's `run_sync` alone."""
+    code = ("import sys, json, time, importlib.util\n"
+            "from pathlib import Path\n"
+            "spec = importlib.util.spec_from_file_location('bench', sys.argv[1])\n"
+            "bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)\n"
+            "import cli; cli.skip_final_collection_at_exit()\n"
+            "from hub.context import Context\n"
+            "from hub.streams import Parts\n"
+            "from hub.sync import run_sync\n"
+            "ctx = Context()\n"
+            "engine, parts = ctx.engine(), Parts(ctx.config())\n"
+            "run_sync(engine, parts, user='bench')    # the cycle before\n"
+            "from hub.validation_suites import gx_module; gx_module()   # imported by an earlier cycle that validated\n"
+            "n, first, version, step = (int(a) for a in sys.argv[3:7])\n"
+            "bench.write_csv(Path('exports') / sys.argv[2], (bench.row(i, version=version) for i in range(first, n, step)))\n"
+            "t = time.perf_counter()\n"
+            "runs = run_sync(engine, parts, user='bench')\n"
+            "wall = time.perf_counter() - t\n"
+            "ctx.close()\n"
+            "print(json.dumps({'wall': wall, 'runs': [r.as_dict() for r in runs]}))\n")
+    env = dict(os.environ)
+    env.pop("TRIAD_DATABASE_URL", None)
+    p = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve()), delta, str(n), str(first),
+                        str(version), str(step)], cwd=workdir, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"incremental (worker) failed:\n{p.stderr[-3000:]}")
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    out["runs"] = [{k: r[k] for k in ("read", "created", "updated", "unchanged", "quarantined")} for r in out["runs"]]
+    return out
 
 
 def _median_run(runs: list[dict]) -> dict:
@@ -284,23 +320,26 @@ def main() -> None:
     noop = phase(workdir, "noop", ["sync", "run", "--full"])
     k = max(1, int(n * args.changed))
     step = max(1, n // k)
-    if not 1 <= args.repeat <= max(1, step // 2):
-        raise SystemExit(f"--repeat: 1 to {max(1, step // 2)} at --changed {args.changed} (each run changes other records)")
-    fresh_runs, warm_runs = [], []
-    for r in range(args.repeat):   # run r changes the records at offsets 2r (fresh) and 2r+1 (warm), a newer version each
+    if not 1 <= args.repeat <= max(1, step // 3):
+        raise SystemExit(f"--repeat: 1 to {max(1, step // 3)} at --changed {args.changed} (each run changes other records)")
+    fresh_runs, warm_runs, worker_runs = [], [], []
+    for r in range(args.repeat):   # run r changes the records at offsets 3r (fresh), 3r+1 (warm), 3r+2 (worker), a newer version each
         suffix = "" if r == 0 else f"_{r + 1}"
         write_csv(workdir / "exports" / f"customers_delta{suffix}.csv",
-                  (row(i, version=2 * r + 1) for i in range(2 * r, n, step)))
+                  (row(i, version=3 * r + 1) for i in range(3 * r, n, step)))
         # the file connector reads a file written in the 2 s before a read again the next time: the runs
         # after the first wait, so that they too read only their own file (the first runs are as they always were)
         time.sleep(2.1 if r else 0)
         fresh_runs.append(phase(workdir, "incremental", ["sync", "run"]))
         write_csv(workdir / "exports" / f"customers_delta2{suffix}.csv",
-                  (row(i, version=2 * r + 2) for i in range(2 * r + 1, n, step)))
+                  (row(i, version=3 * r + 2) for i in range(3 * r + 1, n, step)))
         time.sleep(2.1 if r else 0)
         warm_runs.append(phase(workdir, "incremental (warm)", ["sync", "run"], warm=True))
+        time.sleep(2.1)    # the worker's cycle before then skips the warm run's file
+        worker_runs.append(worker_phase(workdir, f"customers_delta3{suffix}.csv", n, 3 * r + 2, 3 * r + 3, step))
     incr = {**_median_run(fresh_runs), "rss_mb": max(r["rss_mb"] for r in fresh_runs)}
     warm = _median_run(warm_runs)
+    worker = _median_run(worker_runs)
 
     bound = 1 / (1 / floor + 1 / checks) if floor else None
     result = {
@@ -314,6 +353,9 @@ def main() -> None:
         "incremental_warm_s": round(warm["wall"], 2),
         "incremental_runs_s": [round(r["wall"], 2) for r in fresh_runs],
         "incremental_warm_runs_s": [round(r["wall"], 2) for r in warm_runs],
+        # the same sync as one cycle of a running `triad worker` (engine, connectors and suite kept)
+        "incremental_worker_s": round(worker["wall"], 2),
+        "incremental_worker_runs_s": [round(r["wall"], 2) for r in worker_runs],
         "raw_sqlite_rps": round(raw), "ratio_to_raw": round(n / initial["wall"] / raw, 3),
         "store_floor_rps": round(floor) if floor else None,
         "ratio_to_floor": round(n / initial["wall"] / floor, 3) if floor else None,
@@ -324,7 +366,7 @@ def main() -> None:
         "dlt_rps": round(peer) if peer else None,
         "ratio_to_dlt": round(n / initial["wall"] / peer, 2) if peer else None,
         "runs": {"initial": initial["runs"], "noop": noop["runs"], "incremental": incr["runs"],
-                 "incremental_warm": warm["runs"]},
+                 "incremental_warm": warm["runs"], "incremental_worker": worker["runs"]},
     }
     print(json.dumps(result, ensure_ascii=False))
     if not args.workdir:
